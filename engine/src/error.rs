@@ -1,0 +1,69 @@
+//! Rejections the engine returns to callers. Each variant says what was wrong in words a caller can
+//! act on; the gateway maps variants to gRPC status codes in one place (`gateway/src/error.rs`).
+//!
+//! These are business outcomes carried inside actor replies. An actor whose state can no longer be
+//! trusted does not return one of these: it stops, as ractor's supervision intends.
+
+/// What an engine operation may be refused with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} '{id}' not found")]
+    NotFound { kind: &'static str, id: String },
+
+    /// `field` is the request field's path as on the wire, e.g. `seats.seat_ids[2]`.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+
+    #[error("seats not available: {}", seat_ids.join(", "))]
+    SeatsTaken { seat_ids: Vec<String> },
+
+    #[error("section '{section_id}': {reason}")]
+    NotEnoughSeats { section_id: String, reason: String },
+
+    #[error("hold '{hold_id}' is {status}, not active")]
+    HoldNotActive {
+        hold_id: String,
+        status: &'static str,
+    },
+
+    #[error("hold '{hold_id}' was already confirmed as booking '{booking_id}'")]
+    HoldAlreadyConfirmed { hold_id: String, booking_id: String },
+
+    #[error("booking '{booking_id}' is already cancelled")]
+    BookingCancelled { booking_id: String },
+
+    #[error("event '{event_id}' is cancelled and off sale")]
+    EventCancelled { event_id: String },
+
+    #[error("permission denied: {reason}")]
+    PermissionDenied { reason: String },
+
+    /// A configured bound was hit. `limit` names the bound.
+    #[error("{limit}: {reason}")]
+    LimitExceeded { limit: &'static str, reason: String },
+
+    #[error("{kind} '{id}' already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+
+    /// The component that owns the data is not running (stopped actor, shutting down).
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String },
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,25 @@
+//! Turnstile's seat inventory engine.
+//!
+//! Layout:
+//! - [`seat_map`]: a venue's seats, validated and given dense indexes;
+//! - [`inventory`]: one event's inventory as plain data with a deterministic `decide` / `apply`
+//!   over [`inventory::Command`]s; no runtime, no I/O, tested on its own;
+//! - [`actor`]: the ractor actor that owns one event's inventory, serializes its changes and runs
+//!   its one expiry timer;
+//! - [`catalog`]: venues, performers and events (the descriptive data around inventories);
+//! - [`engine`]: the facade the gateway calls: routes requests to event actors, spawning them on
+//!   first use, and keeps the per-buyer booking directory;
+//! - [`limits`], [`ids`], [`error`], [`clock`]: bounds, identifiers, rejections and time.
+
+pub mod actor;
+pub mod catalog;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod inventory;
+pub mod limits;
+pub mod seat_map;
+
+pub use engine::Engine;
+pub use error::{Error, Result};

@@ -1,0 +1,70 @@
+//! Every bound of the engine in one place. A bound that is hit becomes a clear error naming it;
+//! nothing in the engine grows without one of these limits behind it.
+
+/// Reserved seats plus general-admission places in one venue (and so in one event's inventory).
+pub const SEATS_PER_EVENT_MAX: u32 = 200_000;
+/// Sections in one venue.
+pub const SECTIONS_PER_VENUE_MAX: usize = 1_000;
+/// Rows in one section.
+pub const ROWS_PER_SECTION_MAX: usize = 1_000;
+/// Seats in one row.
+pub const SEATS_PER_ROW_MAX: usize = 1_000;
+/// Length of a section, row or seat label. Labels build seat ids (`section:row:seat`).
+pub const LABEL_LENGTH_MAX: usize = 16;
+/// Length of a display name (venue, performer, event, section, price level).
+pub const NAME_LENGTH_MAX: usize = 200;
+/// Length of a free-text description, address or category.
+pub const TEXT_LENGTH_MAX: usize = 4_000;
+/// Performers billed on one event.
+pub const PERFORMERS_PER_EVENT_MAX: usize = 50;
+/// Price levels in one event.
+pub const PRICE_LEVELS_PER_EVENT_MAX: usize = 100;
+/// Largest price of one ticket, in minor units (10 million in major units).
+pub const PRICE_MINOR_MAX: i64 = 1_000_000_000;
+
+/// Seats in one hold, by explicit list or by quantity.
+pub const SEATS_PER_HOLD_MAX: u32 = 50;
+/// Live holds one buyer may have on one event at a time.
+pub const HOLDS_PER_BUYER_MAX: u32 = 10;
+/// Default for an event's per-buyer seat limit (live holds plus bookings).
+pub const BUYER_SEAT_LIMIT_DEFAULT: u32 = 8;
+/// Largest per-buyer seat limit an admin may set.
+pub const BUYER_SEAT_LIMIT_MAX: u32 = 1_000;
+
+/// Default hold lifetime: ten minutes, the time a buyer has to pay.
+pub const HOLD_TTL_MS_DEFAULT: u64 = 10 * 60 * 1_000;
+/// Shortest hold lifetime an admin may set.
+pub const HOLD_TTL_MS_MIN: u64 = 30 * 1_000;
+/// Longest hold lifetime an admin may set.
+pub const HOLD_TTL_MS_MAX: u64 = 60 * 60 * 1_000;
+/// How long an ended hold (confirmed, released, expired) stays readable and keeps its idempotency
+/// key, so that a late retry gets the first answer instead of a second hold.
+pub const HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// Length of an idempotency key or payment reference.
+pub const KEY_LENGTH_MAX: usize = 128;
+/// Requests waiting in one event actor's mailbox before new ones are refused.
+pub const MAILBOX_DEPTH_MAX: usize = 4_096;
+/// Default and largest page of a listing.
+pub const PAGE_SIZE_DEFAULT: u32 = 20;
+pub const PAGE_SIZE_MAX: u32 = 100;
+/// How long a caller waits for an event actor's reply before giving up.
+pub const ACTOR_CALL_TIMEOUT_MS: u64 = 10_000;
+
+const _: () = assert!(BUYER_SEAT_LIMIT_DEFAULT <= BUYER_SEAT_LIMIT_MAX);
+const _: () =
+    assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
+const _: () = assert!(HOLD_TTL_MS_MAX < HOLD_RETENTION_MS);
+const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
+const _: () = assert!(
+    (SECTIONS_PER_VENUE_MAX as u64) <= u16::MAX as u64,
+    "section indexes are u16"
+);
+const _: () = assert!(PRICE_LEVELS_PER_EVENT_MAX <= u16::MAX as usize);
+// A whole event's revenue must fit an i64 in minor units.
+const _: () = assert!((PRICE_MINOR_MAX as i128) * (SEATS_PER_EVENT_MAX as i128) < i64::MAX as i128);
+
+/// Venues, performers and events one node's catalog holds.
+pub const VENUES_MAX: usize = 100_000;
+pub const PERFORMERS_MAX: usize = 1_000_000;
+pub const EVENTS_MAX: usize = 2_000_000;

@@ -1,0 +1,12 @@
+//! Generated protobuf messages and gRPC stubs for `turnstile.v1`, plus the encoded file descriptor
+//! set that the gateway serves through gRPC reflection.
+
+#![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+
+pub mod v1 {
+    tonic::include_proto!("turnstile.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every proto file, imports included, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/turnstile_descriptor.bin"));
