@@ -29,9 +29,6 @@ pub enum Error {
     #[error("hold '{hold_id}' was already confirmed as booking '{booking_id}'")]
     HoldAlreadyConfirmed { hold_id: String, booking_id: String },
 
-    #[error("booking '{booking_id}' is already cancelled")]
-    BookingCancelled { booking_id: String },
-
     #[error("event '{event_id}' is cancelled and off sale")]
     EventCancelled { event_id: String },
 

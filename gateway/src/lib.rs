@@ -1,1 +1,18 @@
+//! The Turnstile gateway: the gRPC front of the engine and the `turnstile` command.
+//!
+//! Layout:
+//! - [`config`]: `cluster.toml`, strict and validated;
+//! - [`auth`]: HS256 bearer tokens (buyer or admin);
+//! - [`service`]: the Catalog, Booking and Admin services over the engine;
+//! - [`convert`]: protobuf <-> engine types;
+//! - [`error`]: the one mapping from engine rejections to gRPC status codes;
+//! - [`server`]: builds and runs the tonic server with health checking and reflection;
+//! - [`demo`]: the demo data set behind `turnstile serve --demo`.
 
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod demo;
+pub mod error;
+pub mod server;
+pub mod service;

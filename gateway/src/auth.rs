@@ -1,0 +1,137 @@
+//! Bearer tokens: HS256 JWTs with `sub` (the buyer), `role` (`user` or `admin`) and `exp`.
+//! The site's backend mints them; `turnstile token` mints one for development.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+use turnstile_engine::ids::BuyerId;
+use turnstile_engine::inventory::Caller;
+
+/// Longest accepted `sub` claim.
+const SUBJECT_LENGTH_MAX: usize = 128;
+/// Clock skew tolerated on `exp`, in seconds.
+const EXPIRY_LEEWAY_SECONDS: u64 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+pub struct Authenticator {
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    validation: Validation,
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+impl Authenticator {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = EXPIRY_LEEWAY_SECONDS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn mint(&self, subject: &str, role: Role, ttl_seconds: u64) -> String {
+        self.mint_claims(&Claims {
+            sub: subject.to_string(),
+            role,
+            exp: unix_seconds() + ttl_seconds,
+        })
+    }
+
+    pub fn mint_claims(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding_key)
+            .expect("HS256 encoding of plain claims cannot fail")
+    }
+
+    /// The caller named by the request's bearer token; `None` when there is no token at all.
+    pub fn caller(&self, metadata: &MetadataMap) -> Result<Option<Caller>, Status> {
+        let Some(header) = metadata.get("authorization") else {
+            return Ok(None);
+        };
+        let header = header
+            .to_str()
+            .map_err(|_| Status::unauthenticated("authorization header is not printable ASCII"))?;
+        let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        else {
+            return Err(Status::unauthenticated(
+                "authorization header must be 'Bearer <token>'",
+            ));
+        };
+        let claims =
+            jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding_key, &self.validation)
+                .map_err(|error| {
+                    Status::unauthenticated(match error.kind() {
+                        ErrorKind::ExpiredSignature => "token has expired".to_string(),
+                        ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
+                        ErrorKind::InvalidAlgorithm => {
+                            "token must be signed with HS256".to_string()
+                        }
+                        ErrorKind::MissingRequiredClaim(claim) => {
+                            format!("token lacks the '{claim}' claim")
+                        }
+                        ErrorKind::Json(_) => {
+                            "token claims must be sub, role (user or admin) and exp".to_string()
+                        }
+                        _ => format!("token is malformed: {error}"),
+                    })
+                })?
+                .claims;
+        if claims.sub.is_empty() || claims.sub.len() > SUBJECT_LENGTH_MAX {
+            return Err(Status::unauthenticated(format!(
+                "token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes"
+            )));
+        }
+        Ok(Some(Caller {
+            buyer: BuyerId::new(claims.sub),
+            admin: claims.role == Role::Admin,
+        }))
+    }
+
+    /// A caller is required.
+    pub fn require_caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        self.caller(metadata)?.ok_or_else(|| {
+            Status::unauthenticated(
+                "missing authorization header: send 'authorization: Bearer <token>'",
+            )
+        })
+    }
+
+    /// An admin caller is required.
+    pub fn require_admin(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        let caller = self.require_caller(metadata)?;
+        if !caller.admin {
+            return Err(Status::permission_denied(
+                "this call needs a token with role 'admin'",
+            ));
+        }
+        Ok(caller)
+    }
+}

@@ -1,0 +1,211 @@
+//! `cluster.toml`: the operator's configuration. Strict: unknown keys are errors, every field has a
+//! default, and `validate` names the key that is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Environment variable that overrides `auth.secret`.
+pub const AUTH_SECRET_ENV: &str = "TURNSTILE_AUTH_SECRET";
+/// Shortest accepted HS256 secret, in bytes.
+const AUTH_SECRET_BYTES_MIN: usize = 16;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+    /// Every node of the cluster. A single-node deployment lists itself.
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub id: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret shared with the backends that mint buyer tokens.
+    pub secret: String,
+    /// Whether GetEvent and SearchEvents answer callers without a token.
+    pub anonymous_catalog_reads: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request message the server decodes, in bytes.
+    pub request_bytes_max: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as "info" or "turnstile=debug"; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub id: String,
+    pub address: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node: NodeConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: "node-1".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("data/node-1"),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            anonymous_catalog_reads: true,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            request_bytes_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads and validates a config file, then applies the environment override of the secret.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })?;
+        config.apply_environment();
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn apply_environment(&mut self) {
+        if let Ok(secret) = std::env::var(AUTH_SECRET_ENV) {
+            if !secret.is_empty() {
+                self.auth.secret = secret;
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.id.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "node.id",
+                reason: "must not be empty".into(),
+            });
+        }
+        if self.auth.secret.len() < AUTH_SECRET_BYTES_MIN {
+            return Err(ConfigError::Invalid {
+                key: "auth.secret",
+                reason: format!(
+                    "must be at least {AUTH_SECRET_BYTES_MIN} bytes (set it in the file or in {AUTH_SECRET_ENV})"
+                ),
+            });
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.limits.request_bytes_max) {
+            return Err(ConfigError::Invalid {
+                key: "limits.request_bytes_max",
+                reason: "must be between 1 KiB and 64 MiB".into(),
+            });
+        }
+        let mut ids = std::collections::HashSet::new();
+        for node in &self.nodes {
+            if !ids.insert(node.id.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "nodes.id",
+                    reason: format!("node '{}' is listed twice", node.id),
+                });
+            }
+        }
+        if !self.nodes.is_empty() && !ids.contains(self.node.id.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "node.id",
+                reason: format!("'{}' is not one of the [[nodes]]", self.node.id),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_cluster_toml_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let config: Config = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.nodes.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let error = toml::from_str::<Config>("[node]\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("listen_addr"), "{error}");
+        let config: Config = toml::from_str("[auth]\nsecret = \"short\"\n").unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().starts_with("auth.secret"), "{error}");
+    }
+}

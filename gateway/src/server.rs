@@ -1,0 +1,104 @@
+//! Starts the gRPC server: the three Turnstile services, standard health checking and server
+//! reflection, on a listener the caller binds (tests bind 127.0.0.1:0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use turnstile_engine::Engine;
+use turnstile_proto::v1::admin_service_server::AdminServiceServer;
+use turnstile_proto::v1::booking_service_server::BookingServiceServer;
+use turnstile_proto::v1::catalog_service_server::CatalogServiceServer;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::service::Gateway;
+
+/// A running server. Dropping it does not stop the server; call `shutdown`.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub engine: Engine,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Server {
+    /// Serves until `shutdown` is called.
+    pub async fn start(
+        config: &Config,
+        engine: Engine,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let gateway = Gateway {
+            engine: engine.clone(),
+            authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
+            anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
+        };
+        let request_bytes_max = config.limits.request_bytes_max;
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<CatalogServiceServer<Gateway>>()
+            .await;
+        health_reporter
+            .set_serving::<BookingServiceServer<Gateway>>()
+            .await;
+        health_reporter
+            .set_serving::<AdminServiceServer<Gateway>>()
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let router = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                CatalogServiceServer::new(gateway.clone())
+                    .max_decoding_message_size(request_bytes_max),
+            )
+            .add_service(
+                BookingServiceServer::new(gateway.clone())
+                    .max_decoding_message_size(request_bytes_max),
+            )
+            .add_service(
+                AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max),
+            );
+
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async {
+                let _ = shutdown_signal.await;
+            },
+        ));
+        tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");
+        Ok(Self {
+            local_addr,
+            engine,
+            shutdown,
+            task,
+        })
+    }
+
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}

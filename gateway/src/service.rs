@@ -1,0 +1,386 @@
+//! The gRPC services. Each method authenticates, converts the request, calls the engine and
+//! converts the answer; errors go through `error::status`.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use tonic::{Request, Response, Status};
+use turnstile_engine::catalog::{EventSpec, EventUpdate, PerformerSpec, VenueSpec};
+use turnstile_engine::engine::BookingCursor;
+use turnstile_engine::ids::{BookingId, EventId, HoldId, PerformerId, VenueId};
+use turnstile_engine::inventory::Selection;
+use turnstile_engine::{limits, Engine};
+use turnstile_proto::v1 as pb;
+use turnstile_proto::v1::admin_service_server::AdminService;
+use turnstile_proto::v1::booking_service_server::BookingService;
+use turnstile_proto::v1::catalog_service_server::CatalogService;
+
+use crate::auth::Authenticator;
+use crate::convert;
+use crate::error::{invalid, status};
+
+/// Shared by the three services.
+#[derive(Clone)]
+pub struct Gateway {
+    pub engine: Engine,
+    pub authenticator: Arc<Authenticator>,
+    pub anonymous_catalog_reads: bool,
+}
+
+impl Gateway {
+    fn check_catalog_reader<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = self.authenticator.caller(request.metadata())?;
+        if caller.is_none() && !self.anonymous_catalog_reads {
+            return Err(Status::unauthenticated(
+                "this server requires a token for catalog reads",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn page_size(requested: u32) -> Result<usize, Status> {
+    match requested {
+        0 => Ok(limits::PAGE_SIZE_DEFAULT as usize),
+        size if size <= limits::PAGE_SIZE_MAX => Ok(size as usize),
+        size => Err(invalid(
+            "page_size",
+            format!("at most {}, got {size}", limits::PAGE_SIZE_MAX),
+        )),
+    }
+}
+
+fn encode_cursor((booked_at_ms, booking_id): &BookingCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{booked_at_ms}:{booking_id}"))
+}
+
+fn decode_cursor(token: &str) -> Result<Option<BookingCursor>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        invalid(
+            "page_token",
+            "is not a token from a previous ListBookings page",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (booked_at_ms, booking_id) = text.split_once(':').ok_or_else(bad)?;
+    let booked_at_ms = booked_at_ms.parse::<u64>().map_err(|_| bad())?;
+    let booking_id = BookingId::new(booking_id);
+    booking_id.event_id().ok_or_else(bad)?;
+    Ok(Some((booked_at_ms, booking_id)))
+}
+
+#[tonic::async_trait]
+impl CatalogService for Gateway {
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        self.check_catalog_reader(&request)?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let details = self
+            .engine
+            .event_details(&event_id, request.include_seats)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::event_details(&details)))
+    }
+
+    async fn search_events(
+        &self,
+        request: Request<pb::SearchEventsRequest>,
+    ) -> Result<Response<pb::SearchEventsResponse>, Status> {
+        self.check_catalog_reader(&request)?;
+        Err(Status::unimplemented("SearchEvents is not built yet"))
+    }
+}
+
+#[tonic::async_trait]
+impl BookingService for Gateway {
+    async fn hold_seats(
+        &self,
+        request: Request<pb::HoldSeatsRequest>,
+    ) -> Result<Response<pb::HoldSeatsResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let selection = match request.selection {
+            Some(pb::hold_seats_request::Selection::Seats(list)) => Selection::Seats(list.seat_ids),
+            Some(pb::hold_seats_request::Selection::BestAvailable(best)) => {
+                Selection::BestAvailable {
+                    section_id: best.section_id,
+                    quantity: i64::from(best.quantity),
+                }
+            }
+            None => return Err(invalid("selection", "set either seats or best_available")),
+        };
+        let hold = self
+            .engine
+            .place_hold(
+                caller,
+                &event_id,
+                selection,
+                convert::optional_key(request.idempotency_key),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::HoldSeatsResponse {
+            hold: Some(convert::hold(&hold)),
+        }))
+    }
+
+    async fn get_hold(
+        &self,
+        request: Request<pb::GetHoldRequest>,
+    ) -> Result<Response<pb::GetHoldResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        let hold = self
+            .engine
+            .get_hold(caller, &hold_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetHoldResponse {
+            hold: Some(convert::hold(&hold)),
+        }))
+    }
+
+    async fn release_hold(
+        &self,
+        request: Request<pb::ReleaseHoldRequest>,
+    ) -> Result<Response<pb::ReleaseHoldResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        let hold = self
+            .engine
+            .release_hold(caller, &hold_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReleaseHoldResponse {
+            hold: Some(convert::hold(&hold)),
+        }))
+    }
+
+    async fn confirm_hold(
+        &self,
+        request: Request<pb::ConfirmHoldRequest>,
+    ) -> Result<Response<pb::ConfirmHoldResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let request = request.into_inner();
+        let hold_id = HoldId::new(convert::id("hold_id", &request.hold_id)?);
+        let booking = self
+            .engine
+            .confirm_hold(
+                caller,
+                &hold_id,
+                request.payment_reference,
+                convert::optional_key(request.idempotency_key),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ConfirmHoldResponse {
+            booking: Some(convert::booking(&booking)),
+        }))
+    }
+
+    async fn get_booking(
+        &self,
+        request: Request<pb::GetBookingRequest>,
+    ) -> Result<Response<pb::GetBookingResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
+        let booking = self
+            .engine
+            .get_booking(caller, &booking_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetBookingResponse {
+            booking: Some(convert::booking(&booking)),
+        }))
+    }
+
+    async fn list_bookings(
+        &self,
+        request: Request<pb::ListBookingsRequest>,
+    ) -> Result<Response<pb::ListBookingsResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let request = request.into_inner();
+        let page_size = page_size(request.page_size)?;
+        let cursor = decode_cursor(&request.page_token)?;
+        let (bookings, next) = self
+            .engine
+            .list_bookings(&caller.buyer, cursor.as_ref(), page_size);
+        Ok(Response::new(pb::ListBookingsResponse {
+            bookings: bookings.iter().map(convert::booking).collect(),
+            next_page_token: next.as_ref().map(encode_cursor).unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_booking(
+        &self,
+        request: Request<pb::CancelBookingRequest>,
+    ) -> Result<Response<pb::CancelBookingResponse>, Status> {
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
+        let booking = self
+            .engine
+            .cancel_booking(caller, &booking_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CancelBookingResponse {
+            booking: Some(convert::booking(&booking)),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Gateway {
+    async fn create_venue(
+        &self,
+        request: Request<pb::CreateVenueRequest>,
+    ) -> Result<Response<pb::CreateVenueResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let request = request.into_inner();
+        let spec = VenueSpec {
+            name: request.name,
+            city: request.city,
+            address: request.address,
+            sections: convert::section_specs(request.sections),
+        };
+        let venue = self.engine.create_venue(spec).map_err(status)?;
+        Ok(Response::new(pb::CreateVenueResponse {
+            venue: Some(convert::venue(&venue)),
+        }))
+    }
+
+    async fn create_performer(
+        &self,
+        request: Request<pb::CreatePerformerRequest>,
+    ) -> Result<Response<pb::CreatePerformerResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let request = request.into_inner();
+        let spec = PerformerSpec {
+            name: request.name,
+            description: request.description,
+            genre: request.genre,
+        };
+        let performer = self.engine.create_performer(spec).map_err(status)?;
+        Ok(Response::new(pb::CreatePerformerResponse {
+            performer: Some(convert::performer(&performer)),
+        }))
+    }
+
+    async fn create_event(
+        &self,
+        request: Request<pb::CreateEventRequest>,
+    ) -> Result<Response<pb::CreateEventResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let request = request.into_inner();
+        let starts_at_ms = convert::required_time("starts_at", request.starts_at.as_ref())?;
+        let ends_at_ms = convert::required_time("ends_at", request.ends_at.as_ref())?;
+        let (currency, price_levels) = convert::price_levels(request.price_levels)?;
+        let spec = EventSpec {
+            name: request.name,
+            description: request.description,
+            category: request.category,
+            venue_id: VenueId::new(request.venue_id),
+            performer_ids: request
+                .performer_ids
+                .into_iter()
+                .map(PerformerId::new)
+                .collect(),
+            starts_at_ms,
+            ends_at_ms,
+            currency,
+            price_levels,
+            hold_ttl_ms: (request.hold_ttl_seconds > 0)
+                .then(|| u64::from(request.hold_ttl_seconds) * 1_000),
+            buyer_seat_limit: (request.buyer_seat_limit > 0).then_some(request.buyer_seat_limit),
+        };
+        let event = self.engine.create_event(spec).map_err(status)?;
+        Ok(Response::new(pb::CreateEventResponse {
+            event: Some(convert::event(&event, None)),
+        }))
+    }
+
+    async fn update_event(
+        &self,
+        request: Request<pb::UpdateEventRequest>,
+    ) -> Result<Response<pb::UpdateEventResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let update = EventUpdate {
+            name: request.name,
+            description: request.description,
+            category: request.category,
+            starts_at_ms: request
+                .starts_at
+                .as_ref()
+                .map(|at| convert::unix_ms("starts_at", at))
+                .transpose()?,
+            ends_at_ms: request
+                .ends_at
+                .as_ref()
+                .map(|at| convert::unix_ms("ends_at", at))
+                .transpose()?,
+            hold_ttl_ms: request
+                .hold_ttl_seconds
+                .map(|seconds| u64::from(seconds) * 1_000),
+            buyer_seat_limit: request.buyer_seat_limit,
+        };
+        let details = self
+            .engine
+            .update_event(&event_id, update)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::UpdateEventResponse {
+            event: Some(convert::event(&details.info, Some(&details.overview))),
+        }))
+    }
+
+    async fn cancel_event(
+        &self,
+        request: Request<pb::CancelEventRequest>,
+    ) -> Result<Response<pb::CancelEventResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let (details, holds_released, bookings_cancelled) =
+            self.engine.cancel_event(&event_id).await.map_err(status)?;
+        Ok(Response::new(pb::CancelEventResponse {
+            event: Some(convert::event(&details.info, Some(&details.overview))),
+            holds_released,
+            bookings_cancelled,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_rejected() {
+        let cursor = (
+            1_700_000_000_123,
+            BookingId::new("bkg_00000000000000aa_00000000000000bb"),
+        );
+        assert_eq!(
+            decode_cursor(&encode_cursor(&cursor)).unwrap(),
+            Some(cursor)
+        );
+        assert_eq!(decode_cursor("").unwrap(), None);
+        for garbage in ["%%%", "bm90IGEgdG9rZW4", "MTIzOmJrZ194"] {
+            let error = decode_cursor(garbage).unwrap_err();
+            assert!(
+                error.message().starts_with("page_token"),
+                "{garbage}: {error:?}"
+            );
+        }
+    }
+}

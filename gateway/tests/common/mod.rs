@@ -1,0 +1,202 @@
+//! A real server on 127.0.0.1:0 and real gRPC clients, shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+use turnstile::auth::{Authenticator, Role};
+use turnstile::config::Config;
+use turnstile::server::Server;
+use turnstile_engine::Engine;
+use turnstile_proto::v1 as pb;
+use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+use turnstile_proto::v1::booking_service_client::BookingServiceClient;
+use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
+
+pub const SECRET: &str = "integration-test-secret-0123456789";
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub channel: Channel,
+    pub authenticator: Authenticator,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let mut config = Config::default();
+        config.auth.secret = SECRET.into();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::start(&config, Engine::new(), listener)
+            .await
+            .unwrap();
+        let channel = Channel::from_shared(format!("http://{}", server.local_addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        Self {
+            server: Some(server),
+            channel,
+            authenticator: Authenticator::new(SECRET.as_bytes()),
+        }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.authenticator.mint(user, Role::User, 3_600)
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.authenticator.mint("admin", Role::Admin, 3_600)
+    }
+
+    pub fn catalog(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel.clone())
+    }
+
+    pub fn booking(&self) -> BookingServiceClient<Channel> {
+        BookingServiceClient::new(self.channel.clone())
+    }
+
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+pub fn timestamp(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+/// Section "S" of `rows` rows by `seats_per_row` seats, plus a general-admission "GA" section.
+pub fn venue_request(
+    rows: usize,
+    seats_per_row: usize,
+    general_admission: u32,
+) -> pb::CreateVenueRequest {
+    let mut sections = vec![pb::Section {
+        section_id: "S".into(),
+        name: "Stalls".into(),
+        rows: (0..rows)
+            .map(|row| pb::Row {
+                label: format!("R{row}"),
+                seat_labels: (1..=seats_per_row).map(|seat| seat.to_string()).collect(),
+            })
+            .collect(),
+        general_admission_capacity: 0,
+    }];
+    if general_admission > 0 {
+        sections.push(pb::Section {
+            section_id: "GA".into(),
+            name: "Standing".into(),
+            rows: vec![],
+            general_admission_capacity: general_admission,
+        });
+    }
+    pb::CreateVenueRequest {
+        name: "Test Hall".into(),
+        city: "Porto".into(),
+        address: "".into(),
+        sections,
+    }
+}
+
+pub fn event_request(venue: &pb::Venue, buyer_seat_limit: u32) -> pb::CreateEventRequest {
+    let mut levels = vec![pb::PriceLevel {
+        price_level_id: "STD".into(),
+        name: "Standard".into(),
+        price: Some(pb::Money {
+            amount_minor: 2_500,
+            currency: "EUR".into(),
+        }),
+        section_ids: vec!["S".into()],
+    }];
+    if venue
+        .sections
+        .iter()
+        .any(|section| section.section_id == "GA")
+    {
+        levels.push(pb::PriceLevel {
+            price_level_id: "GA".into(),
+            name: "Standing".into(),
+            price: Some(pb::Money {
+                amount_minor: 1_500,
+                currency: "EUR".into(),
+            }),
+            section_ids: vec!["GA".into()],
+        });
+    }
+    pb::CreateEventRequest {
+        name: "Test Night".into(),
+        description: "A test".into(),
+        category: "concert".into(),
+        venue_id: venue.venue_id.clone(),
+        performer_ids: vec![],
+        starts_at: Some(timestamp(2_000_000_000)),
+        ends_at: Some(timestamp(2_000_010_000)),
+        price_levels: levels,
+        hold_ttl_seconds: 0,
+        buyer_seat_limit,
+    }
+}
+
+/// Creates a venue and an event through the admin API; returns the event id.
+pub async fn create_event(
+    server: &TestServer,
+    rows: usize,
+    seats_per_row: usize,
+    general_admission: u32,
+    buyer_seat_limit: u32,
+) -> String {
+    let admin = server.admin_token();
+    let venue = server
+        .admin()
+        .create_venue(authed(
+            &admin,
+            venue_request(rows, seats_per_row, general_admission),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .venue
+        .unwrap();
+    server
+        .admin()
+        .create_event(authed(&admin, event_request(&venue, buyer_seat_limit)))
+        .await
+        .unwrap()
+        .into_inner()
+        .event
+        .unwrap()
+        .event_id
+}
+
+pub fn seats(ids: &[String]) -> Option<pb::hold_seats_request::Selection> {
+    Some(pb::hold_seats_request::Selection::Seats(pb::SeatList {
+        seat_ids: ids.to_vec(),
+    }))
+}
+
+pub fn best(section_id: &str, quantity: i32) -> Option<pb::hold_seats_request::Selection> {
+    Some(pb::hold_seats_request::Selection::BestAvailable(
+        pb::BestAvailable {
+            section_id: section_id.into(),
+            quantity,
+        },
+    ))
+}
