@@ -1,0 +1,850 @@
+//! The store: a command log, checkpoints and records in one redb database, written by a single
+//! writer thread that commits many callers' writes in one transaction (group commit).
+//!
+//! Callers `submit` a job (the writes of one command, tagged with its stream, e.g. an event id) and
+//! a callback. The writer takes every job waiting in its queue, up to a bound, writes them in one
+//! transaction and commits it with one fsync, then runs each job's callback. It never waits for
+//! more jobs to arrive: a lone job is committed at once, and jobs that arrive during a commit form
+//! the next group. Callbacks run in submission order, so a reply is never sent before the replies
+//! to the jobs submitted ahead of it.
+//!
+//! When a commit fails, every job in it fails and its streams are *poisoned*: later jobs of those
+//! streams fail too until the owner rebuilds the stream from the log and clears the poison. An
+//! owner therefore never acknowledges a change that a failed change came before.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use crate::frame::{self, put_bytes, take_bytes, take_u64};
+use crate::tables::{
+    BUYER_BOOKINGS, CHECKPOINTS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS,
+};
+
+/// Jobs waiting for the writer before `submit` refuses more.
+pub const QUEUE_DEPTH_MAX: usize = 65_536;
+/// Jobs committed in one transaction at most.
+pub const JOBS_PER_COMMIT_MAX: usize = 8_192;
+/// The term of entries written by a single node. A replication layer supplies its own.
+pub const SINGLE_NODE_TERM: u64 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error in {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("corrupt record: {what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("the storage queue is full ({QUEUE_DEPTH_MAX} writes waiting); retry shortly")]
+    Full,
+    #[error("the store is stopped")]
+    Stopped,
+    #[error(
+        "an earlier write of '{0}' failed; it must be rebuilt from the log before it writes again"
+    )]
+    Poisoned(String),
+}
+
+/// One write of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Appends an entry to the log, on the job's stream.
+    Append { payload: Vec<u8> },
+    /// Stores a record (catalog entry, booking) under `(kind, key)`, replacing any earlier one.
+    Put {
+        kind: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    /// Lists a booking under its buyer, newest first.
+    IndexBooking {
+        buyer: String,
+        booked_at_ms: u64,
+        booking_id: String,
+    },
+    /// Stores the stream's state as of its last appended entry; entries behind every stream's
+    /// checkpoint are purged.
+    Checkpoint { state: Vec<u8> },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Log indexes given to the job's `Append`s, in order.
+    pub indexes: Vec<u64>,
+}
+
+/// Runs on the writer thread once the job is durable (or has failed). Keep it short.
+pub type Done = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub index: u64,
+    pub term: u64,
+    pub stream: String,
+    pub payload: Vec<u8>,
+}
+
+/// Counters of the writer, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commits: AtomicU64,
+    pub jobs: AtomicU64,
+    pub entries: AtomicU64,
+    pub commit_micros: AtomicU64,
+}
+
+enum Job {
+    Batch {
+        stream: String,
+        writes: Vec<Write>,
+        done: Done,
+    },
+    ClearPoison {
+        stream: String,
+    },
+    SaveVote {
+        vote: Vec<u8>,
+        done: Done,
+    },
+    TruncateFrom {
+        index: u64,
+        done: Done,
+    },
+    Stop,
+}
+
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    stats: Stats,
+}
+
+impl Shared {
+    fn io(&self, error: impl std::fmt::Display) -> StoreError {
+        StoreError::Io {
+            path: self.path.display().to_string(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+pub struct Store {
+    shared: Arc<Shared>,
+    sender: SyncSender<Job>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn entry_key(index: u64) -> [u8; 8] {
+    index.to_le_bytes()
+}
+
+fn encode_entry(index: u64, term: u64, stream: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + 4 + stream.len() + payload.len());
+    body.extend_from_slice(&term.to_le_bytes());
+    put_bytes(&mut body, stream.as_bytes());
+    body.extend_from_slice(payload);
+    frame::seal(&entry_key(index), &body)
+}
+
+fn decode_entry(path: &Path, index: u64, stored: &[u8]) -> Result<LogEntry, StoreError> {
+    let what = format!("{} log entry {index}", path.display());
+    let body = frame::open(&entry_key(index), stored, &what)?;
+    let (term, rest) = take_u64(body, &what)?;
+    let (stream, payload) = take_bytes(rest, &what)?;
+    let stream = String::from_utf8(stream.to_vec()).map_err(|_| StoreError::Corrupt {
+        what: what.clone(),
+        reason: "stream name is not UTF-8".into(),
+    })?;
+    Ok(LogEntry {
+        index,
+        term,
+        stream,
+        payload: payload.to_vec(),
+    })
+}
+
+fn record_key(kind: &str, key: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(kind.len() + key.len() + 1);
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+/// What the writer remembers between commits to know which entries checkpoints cover.
+#[derive(Default)]
+struct LogCursor {
+    last_index: u64,
+    purged_index: u64,
+    last_index_by_stream: HashMap<String, u64>,
+    /// First entry of each stream not covered by its checkpoint, both ways round so the lowest
+    /// (the purge bound) is at hand.
+    dirty_by_stream: HashMap<String, u64>,
+    dirty_order: BTreeSet<(u64, String)>,
+}
+
+impl LogCursor {
+    fn mark_appended(&mut self, stream: &str, index: u64) {
+        self.last_index = index;
+        self.last_index_by_stream.insert(stream.to_string(), index);
+        if !self.dirty_by_stream.contains_key(stream) {
+            self.dirty_by_stream.insert(stream.to_string(), index);
+            self.dirty_order.insert((index, stream.to_string()));
+        }
+    }
+
+    fn mark_checkpointed(&mut self, stream: &str) {
+        if let Some(first) = self.dirty_by_stream.remove(stream) {
+            self.dirty_order.remove(&(first, stream.to_string()));
+        }
+    }
+
+    /// Entries up to this index are covered by checkpoints.
+    fn purge_bound(&self) -> u64 {
+        match self.dirty_order.first() {
+            Some((first_dirty, _)) => first_dirty - 1,
+            None => self.last_index,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, checks the log and starts the writer.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Io {
+            path: dir.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        let path = dir.join(crate::DATABASE_FILE);
+        let db = Database::create(&path).map_err(|error| StoreError::Io {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        Self::start(db, path)
+    }
+
+    /// Opens a database on a caller's storage backend (fault-injection tests).
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        label: &str,
+    ) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|error| StoreError::Io {
+                path: label.to_string(),
+                reason: error.to_string(),
+            })?;
+        Self::start(db, PathBuf::from(label))
+    }
+
+    fn start(db: Database, path: PathBuf) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            db,
+            path,
+            stats: Stats::default(),
+        });
+        {
+            let transaction = shared.db.begin_write().map_err(|error| shared.io(error))?;
+            for result in [
+                transaction.open_table(LOG).map(drop),
+                transaction.open_table(META).map(drop),
+                transaction.open_table(CHECKPOINTS).map(drop),
+                transaction.open_table(RECORDS).map(drop),
+                transaction.open_table(BUYER_BOOKINGS).map(drop),
+            ] {
+                result.map_err(|error| shared.io(error))?;
+            }
+            transaction.commit().map_err(|error| shared.io(error))?;
+        }
+        let cursor = Self::read_cursor(&shared)?;
+        let (sender, receiver) = sync_channel(QUEUE_DEPTH_MAX);
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("turnstile-log-writer".into())
+            .spawn(move || {
+                Writer {
+                    shared: writer_shared,
+                    cursor,
+                    poisoned: HashSet::new(),
+                }
+                .run(receiver)
+            })
+            .map_err(|error| shared.io(error))?;
+        Ok(Self {
+            shared,
+            sender,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Rebuilds the writer's view of the log: which streams have entries beyond their checkpoints.
+    fn read_cursor(shared: &Shared) -> Result<LogCursor, StoreError> {
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let mut cursor = LogCursor {
+            purged_index: read_purged(shared, &transaction)?,
+            ..LogCursor::default()
+        };
+        cursor.last_index = cursor.purged_index;
+        let mut checkpointed_at = HashMap::new();
+        let checkpoints = transaction
+            .open_table(CHECKPOINTS)
+            .map_err(|error| shared.io(error))?;
+        for item in checkpoints.iter().map_err(|error| shared.io(error))? {
+            let (stream, value) = item.map_err(|error| shared.io(error))?;
+            let (index, _) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
+            checkpointed_at.insert(stream.value().to_string(), index);
+        }
+        let log = transaction
+            .open_table(LOG)
+            .map_err(|error| shared.io(error))?;
+        for item in log.iter().map_err(|error| shared.io(error))? {
+            let (index, value) = item.map_err(|error| shared.io(error))?;
+            let entry = decode_entry(&shared.path, index.value(), value.value())?;
+            if entry.index <= cursor.purged_index {
+                continue;
+            }
+            let covered = checkpointed_at
+                .get(&entry.stream)
+                .is_some_and(|at| *at >= entry.index);
+            cursor.last_index = entry.index;
+            cursor
+                .last_index_by_stream
+                .insert(entry.stream.clone(), entry.index);
+            if !covered && !cursor.dirty_by_stream.contains_key(&entry.stream) {
+                cursor
+                    .dirty_by_stream
+                    .insert(entry.stream.clone(), entry.index);
+                cursor.dirty_order.insert((entry.index, entry.stream));
+            }
+        }
+        Ok(cursor)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Queues a job; `done` runs once its writes are durable or have failed. Never blocks: when
+    /// the queue is full, `done` runs at once with `StoreError::Full`.
+    pub fn submit(&self, stream: &str, writes: Vec<Write>, done: Done) {
+        let job = Job::Batch {
+            stream: stream.to_string(),
+            writes,
+            done,
+        };
+        match self.sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Job::Batch { done, .. })) => done(Err(StoreError::Full)),
+            Err(TrySendError::Disconnected(Job::Batch { done, .. })) => {
+                done(Err(StoreError::Stopped))
+            }
+            Err(_) => unreachable!("a batch was sent"),
+        }
+    }
+
+    /// Submits and waits on the calling thread. For start-up, tools and tests, not async code.
+    pub fn write_blocking(
+        &self,
+        stream: &str,
+        writes: Vec<Write>,
+    ) -> Result<Committed, StoreError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.submit(
+            stream,
+            writes,
+            Box::new(move |result| drop(sender.send(result))),
+        );
+        receiver.recv().map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Lets a rebuilt stream write again.
+    pub fn clear_poison(&self, stream: &str) {
+        let _ = self.sender.send(Job::ClearPoison {
+            stream: stream.to_string(),
+        });
+    }
+
+    pub fn save_vote(&self, vote: Vec<u8>) -> Result<(), StoreError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let done: Done = Box::new(move |result| drop(sender.send(result)));
+        self.sender
+            .send(Job::SaveVote { vote, done })
+            .map_err(|_| StoreError::Stopped)?;
+        receiver.recv().map_err(|_| StoreError::Stopped)?.map(drop)
+    }
+
+    pub fn read_vote(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let meta = transaction
+            .open_table(META)
+            .map_err(|error| shared.io(error))?;
+        let Some(value) = meta.get(META_VOTE).map_err(|error| shared.io(error))? else {
+            return Ok(None);
+        };
+        let what = format!("{} vote", shared.path.display());
+        Ok(Some(
+            frame::open(META_VOTE.as_bytes(), value.value(), &what)?.to_vec(),
+        ))
+    }
+
+    /// Removes entries from `index` on (a replication layer's conflict truncation).
+    pub fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let done: Done = Box::new(move |result| drop(sender.send(result)));
+        self.sender
+            .send(Job::TruncateFrom { index, done })
+            .map_err(|_| StoreError::Stopped)?;
+        receiver.recv().map_err(|_| StoreError::Stopped)?.map(drop)
+    }
+
+    /// The index of the last entry, or of the purge point if the log is empty.
+    pub fn last_index(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let purged = read_purged(shared, &transaction)?;
+        let log = transaction
+            .open_table(LOG)
+            .map_err(|error| shared.io(error))?;
+        let last = log
+            .last()
+            .map_err(|error| shared.io(error))?
+            .map(|(index, _)| index.value());
+        Ok(last.unwrap_or(purged).max(purged))
+    }
+
+    pub fn purged_index(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        read_purged(shared, &transaction)
+    }
+
+    pub fn log_len(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let log = transaction
+            .open_table(LOG)
+            .map_err(|error| shared.io(error))?;
+        log.len().map_err(|error| shared.io(error))
+    }
+
+    /// Calls `visit` with every entry after `after`, in order, each checked as it is read.
+    pub fn for_each_entry<E: From<StoreError>>(
+        &self,
+        after: u64,
+        mut visit: impl FnMut(LogEntry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let log = transaction
+            .open_table(LOG)
+            .map_err(|error| shared.io(error))?;
+        let mut expected = None;
+        for item in log
+            .range(after.saturating_add(1)..)
+            .map_err(|error| shared.io(error))?
+        {
+            let (index, value) = item.map_err(|error| shared.io(error))?;
+            let index = index.value();
+            if let Some(expected) = expected {
+                if index != expected {
+                    return Err(StoreError::Corrupt {
+                        what: format!("{} log", shared.path.display()),
+                        reason: format!("entry {expected} is missing (next is {index})"),
+                    }
+                    .into());
+                }
+            }
+            expected = Some(index + 1);
+            visit(decode_entry(&shared.path, index, value.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Every stream's checkpoint: (stream, log index it covers, state).
+    pub fn checkpoints(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let table = transaction
+            .open_table(CHECKPOINTS)
+            .map_err(|error| shared.io(error))?;
+        let mut checkpoints = Vec::new();
+        for item in table.iter().map_err(|error| shared.io(error))? {
+            let (stream, value) = item.map_err(|error| shared.io(error))?;
+            let (index, state) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
+            checkpoints.push((stream.value().to_string(), index, state.to_vec()));
+        }
+        Ok(checkpoints)
+    }
+
+    /// Every record of one kind: (key, value).
+    pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let table = transaction
+            .open_table(RECORDS)
+            .map_err(|error| shared.io(error))?;
+        let mut records = Vec::new();
+        let range = table
+            .range((kind, "")..)
+            .map_err(|error| shared.io(error))?;
+        for item in range {
+            let (key, value) = item.map_err(|error| shared.io(error))?;
+            let (record_kind, record_key) = key.value();
+            if record_kind != kind {
+                break;
+            }
+            let what = format!("{} record {kind}/{record_key}", shared.path.display());
+            let body = frame::open(&self::record_key(kind, record_key), value.value(), &what)?;
+            records.push((record_key.to_string(), body.to_vec()));
+        }
+        Ok(records)
+    }
+
+    pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let table = transaction
+            .open_table(RECORDS)
+            .map_err(|error| shared.io(error))?;
+        let Some(value) = table.get((kind, key)).map_err(|error| shared.io(error))? else {
+            return Ok(None);
+        };
+        let what = format!("{} record {kind}/{key}", shared.path.display());
+        Ok(Some(
+            frame::open(&record_key(kind, key), value.value(), &what)?.to_vec(),
+        ))
+    }
+
+    /// A buyer's booking ids, newest first, after the cursor `(booked at ms, booking id)`.
+    pub fn buyer_bookings(
+        &self,
+        buyer: &str,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let shared = &self.shared;
+        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let table = transaction
+            .open_table(BUYER_BOOKINGS)
+            .map_err(|error| shared.io(error))?;
+        let start = match after {
+            Some((booked_at_ms, booking_id)) => (buyer, u64::MAX - booked_at_ms, booking_id),
+            None => (buyer, 0, ""),
+        };
+        let mut page = Vec::new();
+        for item in table.range(start..).map_err(|error| shared.io(error))? {
+            let (key, _) = item.map_err(|error| shared.io(error))?;
+            let (key_buyer, inverted_ms, booking_id) = key.value();
+            if key_buyer != buyer {
+                break;
+            }
+            if let Some((booked_at_ms, after_id)) = after {
+                if inverted_ms == u64::MAX - booked_at_ms && booking_id == after_id {
+                    continue;
+                }
+            }
+            page.push((u64::MAX - inverted_ms, booking_id.to_string()));
+            if page.len() == limit {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Copies a consistent snapshot of the whole database to a new file at `to`.
+    pub fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        crate::backup::copy_database(&self.shared.db, &self.shared.path, to)
+    }
+
+    /// Stops the writer after the jobs already queued.
+    pub fn close(&self) {
+        let _ = self.sender.send(Job::Stop);
+        if let Some(writer) = self.writer.lock().expect("writer handle").take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn read_purged(shared: &Shared, transaction: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let meta = transaction
+        .open_table(META)
+        .map_err(|error| shared.io(error))?;
+    let Some(value) = meta
+        .get(META_PURGED_INDEX)
+        .map_err(|error| shared.io(error))?
+    else {
+        return Ok(0);
+    };
+    let what = format!("{} purge point", shared.path.display());
+    let body = frame::open(META_PURGED_INDEX.as_bytes(), value.value(), &what)?;
+    Ok(take_u64(body, &what)?.0)
+}
+
+fn decode_checkpoint<'a>(
+    path: &Path,
+    stream: &str,
+    stored: &'a [u8],
+) -> Result<(u64, &'a [u8]), StoreError> {
+    let what = format!("{} checkpoint of {stream}", path.display());
+    let body = frame::open(stream.as_bytes(), stored, &what)?;
+    take_u64(body, &what)
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    cursor: LogCursor,
+    poisoned: HashSet<String>,
+}
+
+/// A job taken into the current group.
+struct Pending {
+    stream: String,
+    done: Done,
+    committed: Committed,
+}
+
+impl Writer {
+    fn run(mut self, receiver: Receiver<Job>) {
+        let mut stopping = false;
+        while !stopping {
+            let Ok(first) = receiver.recv() else { break };
+            let mut group = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Batch {
+                        stream,
+                        writes,
+                        done,
+                    } => {
+                        group.push((stream, writes, done));
+                        if group.len() < JOBS_PER_COMMIT_MAX {
+                            next = receiver.try_recv().ok();
+                        }
+                    }
+                    control => {
+                        // Control jobs run in order: after the group ahead of them.
+                        self.commit_group(std::mem::take(&mut group));
+                        stopping = self.control(control);
+                        if !stopping {
+                            next = receiver.try_recv().ok();
+                        }
+                    }
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    /// Returns true when the writer must stop.
+    fn control(&mut self, job: Job) -> bool {
+        match job {
+            Job::ClearPoison { stream } => {
+                self.poisoned.remove(&stream);
+            }
+            Job::SaveVote { vote, done } => {
+                let result = self.transact(|transaction| {
+                    let mut meta = transaction.open_table(META)?;
+                    meta.insert(
+                        META_VOTE,
+                        frame::seal(META_VOTE.as_bytes(), &vote).as_slice(),
+                    )?;
+                    Ok(())
+                });
+                done(result.map(|()| Committed::default()));
+            }
+            Job::TruncateFrom { index, done } => {
+                let from = index.max(self.cursor.purged_index + 1);
+                let result = self.transact(|transaction| {
+                    let mut log = transaction.open_table(LOG)?;
+                    log.retain_in(from.., |_, _| false)?;
+                    Ok(())
+                });
+                if result.is_ok() {
+                    // Rebuild the cursor from what is now stored.
+                    match Store::read_cursor(&self.shared) {
+                        Ok(cursor) => self.cursor = cursor,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot reread the log after truncation")
+                        }
+                    }
+                }
+                done(result.map(|()| Committed::default()));
+            }
+            Job::Stop => return true,
+            Job::Batch { .. } => unreachable!("batches are grouped"),
+        }
+        false
+    }
+
+    fn transact(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let transaction = self
+            .shared
+            .db
+            .begin_write()
+            .map_err(|error| self.shared.io(error))?;
+        work(&transaction).map_err(|error| self.shared.io(error))?;
+        transaction.commit().map_err(|error| self.shared.io(error))
+    }
+
+    fn commit_group(&mut self, group: Vec<(String, Vec<Write>, Done)>) {
+        if group.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut accepted = Vec::with_capacity(group.len());
+        for (stream, writes, done) in group {
+            if self.poisoned.contains(&stream) {
+                done(Err(StoreError::Poisoned(stream)));
+            } else {
+                accepted.push((stream, writes, done));
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let job_count = accepted.len() as u64;
+        let mut next_index = self.cursor.last_index;
+        let mut appended: Vec<(String, u64)> = Vec::new();
+        let mut group_last_index: HashMap<String, u64> = HashMap::new();
+        let mut checkpointed: Vec<String> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::with_capacity(accepted.len());
+        let result = (|| -> Result<(), redb::Error> {
+            let transaction = self.shared.db.begin_write()?;
+            {
+                let mut log = transaction.open_table(LOG)?;
+                let mut checkpoints = transaction.open_table(CHECKPOINTS)?;
+                let mut records = transaction.open_table(RECORDS)?;
+                let mut buyer_bookings = transaction.open_table(BUYER_BOOKINGS)?;
+                for (stream, writes, done) in accepted {
+                    let mut committed = Committed::default();
+                    for write in writes {
+                        match write {
+                            Write::Append { payload } => {
+                                next_index += 1;
+                                let entry =
+                                    encode_entry(next_index, SINGLE_NODE_TERM, &stream, &payload);
+                                log.insert(next_index, entry.as_slice())?;
+                                committed.indexes.push(next_index);
+                                appended.push((stream.clone(), next_index));
+                                group_last_index.insert(stream.clone(), next_index);
+                            }
+                            Write::Put { kind, key, value } => {
+                                let sealed = frame::seal(&record_key(&kind, &key), &value);
+                                records.insert((kind.as_str(), key.as_str()), sealed.as_slice())?;
+                            }
+                            Write::IndexBooking {
+                                buyer,
+                                booked_at_ms,
+                                booking_id,
+                            } => {
+                                buyer_bookings.insert(
+                                    (buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()),
+                                    (),
+                                )?;
+                            }
+                            Write::Checkpoint { state } => {
+                                let index = group_last_index
+                                    .get(&stream)
+                                    .or_else(|| self.cursor.last_index_by_stream.get(&stream))
+                                    .copied()
+                                    .unwrap_or(self.cursor.purged_index);
+                                let mut body = Vec::with_capacity(8 + state.len());
+                                body.extend_from_slice(&index.to_le_bytes());
+                                body.extend_from_slice(&state);
+                                checkpoints.insert(
+                                    stream.as_str(),
+                                    frame::seal(stream.as_bytes(), &body).as_slice(),
+                                )?;
+                                checkpointed.push(stream.clone());
+                            }
+                        }
+                    }
+                    pending.push(Pending {
+                        stream,
+                        done,
+                        committed,
+                    });
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                for (stream, index) in &appended {
+                    self.cursor.mark_appended(stream, *index);
+                }
+                for stream in &checkpointed {
+                    self.cursor.mark_checkpointed(stream);
+                }
+                let stats = &self.shared.stats;
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.jobs.fetch_add(job_count, Ordering::Relaxed);
+                stats
+                    .entries
+                    .fetch_add(appended.len() as u64, Ordering::Relaxed);
+                stats
+                    .commit_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                if !checkpointed.is_empty() {
+                    self.purge();
+                }
+                for job in pending {
+                    (job.done)(Ok(job.committed));
+                }
+            }
+            Err(error) => {
+                let error = self.shared.io(error);
+                tracing::error!(%error, jobs = pending.len(), "log commit failed; its streams are poisoned");
+                for job in pending {
+                    if !job.stream.is_empty() {
+                        self.poisoned.insert(job.stream.clone());
+                    }
+                    (job.done)(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Drops entries that every stream's checkpoint covers.
+    fn purge(&mut self) {
+        let bound = self.cursor.purge_bound();
+        if bound <= self.cursor.purged_index {
+            return;
+        }
+        let from = self.cursor.purged_index + 1;
+        let result = self.transact(|transaction| {
+            let mut log = transaction.open_table(LOG)?;
+            log.retain_in(from..=bound, |_, _| false)?;
+            let mut meta = transaction.open_table(META)?;
+            let sealed = frame::seal(META_PURGED_INDEX.as_bytes(), &bound.to_le_bytes());
+            meta.insert(META_PURGED_INDEX, sealed.as_slice())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.cursor.purged_index = bound,
+            // Purging is housekeeping: the entries stay and the next checkpoint tries again.
+            Err(error) => tracing::warn!(%error, "log purge failed"),
+        }
+    }
+}
