@@ -17,27 +17,21 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::engine::BookingDirectory;
+use turnstile_storage::{Store, Write};
+
 use crate::error::Result;
 use crate::ids::{BookingId, HoldId};
 use crate::inventory::{
-    AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory,
-    Outcome, Request, SeatStatus, Terms,
+    AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, Request,
+    SeatStatus, Terms,
 };
 
 /// Requests that only read.
 #[derive(Clone, Debug)]
 pub enum Query {
-    Hold {
-        hold_id: HoldId,
-        caller: Caller,
-    },
-    Booking {
-        booking_id: BookingId,
-        caller: Caller,
-    },
-    Overview {
-        include_seats: bool,
-    },
+    Hold { hold_id: HoldId, caller: Caller },
+    Booking { booking_id: BookingId, caller: Caller },
+    Overview { include_seats: bool },
 }
 
 /// The live state of an event as its actor sees it.
@@ -57,10 +51,7 @@ pub enum Answer {
     Hold(HoldView),
     Booking(BookingView),
     Overview(EventOverview),
-    EventCancelled {
-        holds_released: u32,
-        bookings_cancelled: u32,
-    },
+    EventCancelled { holds_released: u32, bookings_cancelled: u32 },
 }
 
 pub enum EventMsg {
@@ -77,12 +68,20 @@ pub enum EventMsg {
     },
     /// The expiry timer fired.
     ExpireDue,
+    /// Write a checkpoint if anything changed since the last one.
+    Checkpoint,
+    /// A write of this actor failed: its memory is ahead of the log. Stop, to be rebuilt.
+    Poisoned,
 }
 
 pub struct EventArguments {
     pub inventory: Inventory,
     pub clock: Clock,
     pub directory: Arc<BookingDirectory>,
+    /// `None` runs in memory only.
+    pub store: Option<Arc<Store>>,
+    /// Commands between automatic checkpoints.
+    pub checkpoint_commands: u64,
 }
 
 pub struct EventActor;
@@ -91,17 +90,23 @@ pub struct EventState {
     inventory: Inventory,
     clock: Clock,
     directory: Arc<BookingDirectory>,
+    store: Option<Arc<Store>>,
+    /// The event id as the log's stream name.
+    stream: String,
+    commands_since_checkpoint: u64,
+    checkpoint_commands: u64,
     /// The armed wake-up: its deadline (Unix ms) and the task that will send `ExpireDue`.
     timer: Option<(u64, JoinHandle<Result<(), MessagingErr<EventMsg>>>)>,
 }
 
+/// Record kind of stored bookings.
+pub const BOOKING_RECORD: &str = "booking";
+
+type Reply = RpcReplyPort<Result<Answer>>;
+
 impl EventState {
-    fn execute(&mut self, request: &Request) -> Result<Answer> {
+    fn execute(&mut self, myself: &ActorRef<EventMsg>, request: &Request, reply: Reply) {
         let now_ms = self.clock.now_ms();
-        let outcome = match self.inventory.decide(request, now_ms, rand::random())? {
-            Decision::Apply(command) => self.commit(&command),
-            Decision::Answered(outcome) => outcome,
-        };
         let caller = match request {
             Request::PlaceHold { caller, .. }
             | Request::ConfirmHold { caller, .. }
@@ -109,54 +114,130 @@ impl EventState {
             | Request::CancelBooking { caller, .. } => Some(caller),
             Request::UpdateTerms { .. } | Request::CancelEvent => None,
         };
-        self.answer(outcome, caller)
+        match self.inventory.decide(request, now_ms, rand::random()) {
+            // A rejection acknowledges nothing: it may go at once.
+            Err(error) => drop(reply.send(Err(error))),
+            Ok(Decision::Answered(outcome)) => {
+                // A retry's first answer may still be on its way to disk: answer behind it.
+                let answer = self.answer(outcome, caller);
+                self.persist(myself, Vec::new(), Vec::new(), Some((reply, answer)));
+            }
+            Ok(Decision::Apply(command)) => {
+                let (outcome, writes, bookings) = self.commit(&command);
+                let answer = self.answer(outcome, caller);
+                self.persist(myself, writes, bookings, Some((reply, answer)));
+            }
+        }
     }
 
-    /// Applies a decided command and publishes its effects. The durable log slots in here: the
-    /// command is written before anything is published or answered.
-    fn commit(&mut self, command: &Command) -> Outcome {
+    /// Applies a decided command; returns its outcome, the writes that make it durable and the
+    /// bookings it changed.
+    fn commit(&mut self, command: &Command) -> (Outcome, Vec<Write>, Vec<BookingView>) {
         let outcome = self.inventory.apply(command);
-        let changed_bookings: &[BookingId] = match &outcome {
+        self.commands_since_checkpoint += 1;
+        let mut writes = vec![Write::Append { payload: postcard::to_stdvec(command).expect("commands serialize") }];
+        let changed: &[BookingId] = match &outcome {
             Outcome::Booking(booking_id) => std::slice::from_ref(booking_id),
-            Outcome::EventCancelled {
-                bookings_cancelled, ..
-            } => bookings_cancelled,
+            Outcome::EventCancelled { bookings_cancelled, .. } => bookings_cancelled,
             Outcome::Hold(_) | Outcome::HoldsExpired { .. } | Outcome::TermsUpdated => &[],
         };
-        for booking_id in changed_bookings {
-            let view = self
-                .inventory
-                .booking_view(booking_id, None)
-                .expect("booking just changed");
-            self.directory.publish(view);
+        let mut bookings = Vec::with_capacity(changed.len());
+        for booking_id in changed {
+            let view = self.inventory.booking_view(booking_id, None).expect("booking just changed");
+            writes.push(Write::Put {
+                kind: BOOKING_RECORD.into(),
+                key: booking_id.to_string(),
+                value: postcard::to_stdvec(&view).expect("bookings serialize"),
+            });
+            if matches!(command, Command::ConfirmHold { .. }) {
+                writes.push(Write::IndexBooking {
+                    buyer: view.buyer.to_string(),
+                    booked_at_ms: view.booked_at_ms,
+                    booking_id: booking_id.to_string(),
+                });
+            }
+            bookings.push(view);
         }
-        outcome
+        (outcome, writes, bookings)
     }
 
+    /// Makes writes durable, then publishes the bookings and sends the reply. Without a store,
+    /// does both at once. If the writes fail, the reply is an error and the actor is stopped.
+    fn persist(
+        &mut self,
+        myself: &ActorRef<EventMsg>,
+        writes: Vec<Write>,
+        bookings: Vec<BookingView>,
+        reply: Option<(Reply, Result<Answer>)>,
+    ) {
+        let Some(store) = &self.store else {
+            for booking in bookings {
+                self.directory.publish(booking);
+            }
+            if let Some((port, answer)) = reply {
+                let _ = port.send(answer);
+            }
+            return;
+        };
+        let poison_target = myself.clone();
+        let event_id = self.inventory.event_id().clone();
+        store.submit(
+            &self.stream,
+            writes,
+            Box::new(move |result| match result {
+                Ok(_) => {
+                    if let Some((port, answer)) = reply {
+                        let _ = port.send(answer);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%event_id, %error, "a change of this event was not stored; rebuilding it");
+                    if let Some((port, _)) = reply {
+                        let reason = format!("the change was not stored ({error}); it did not happen");
+                        let _ = port.send(Err(crate::Error::Unavailable { reason }));
+                    }
+                    let _ = poison_target.cast(EventMsg::Poisoned);
+                }
+            }),
+        );
+        if self.commands_since_checkpoint >= self.checkpoint_commands {
+            self.checkpoint(myself);
+        }
+    }
+
+    /// Stores the whole inventory so recovery can start from here and the log behind it can go.
+    fn checkpoint(&mut self, myself: &ActorRef<EventMsg>) {
+        let Some(store) = &self.store else { return };
+        if self.commands_since_checkpoint == 0 {
+            return;
+        }
+        self.commands_since_checkpoint = 0;
+        let poison_target = myself.clone();
+        store.submit(
+            &self.stream,
+            vec![Write::Checkpoint { state: self.inventory.checkpoint() }],
+            Box::new(move |result| {
+                if let Err(error) = result {
+                    tracing::error!(%error, "checkpoint not stored; rebuilding the event");
+                    let _ = poison_target.cast(EventMsg::Poisoned);
+                }
+            }),
+        );
+    }
     fn answer(&self, outcome: Outcome, caller: Option<&Caller>) -> Result<Answer> {
         Ok(match outcome {
             Outcome::Hold(hold_id) => Answer::Hold(self.inventory.hold_view(&hold_id, caller)?),
-            Outcome::Booking(booking_id) => {
-                Answer::Booking(self.inventory.booking_view(&booking_id, caller)?)
+            Outcome::Booking(booking_id) => Answer::Booking(self.inventory.booking_view(&booking_id, caller)?),
+            Outcome::EventCancelled { holds_released, bookings_cancelled } => {
+                Answer::EventCancelled { holds_released, bookings_cancelled: bookings_cancelled.len() as u32 }
             }
-            Outcome::EventCancelled {
-                holds_released,
-                bookings_cancelled,
-            } => Answer::EventCancelled {
-                holds_released,
-                bookings_cancelled: bookings_cancelled.len() as u32,
-            },
-            Outcome::HoldsExpired { .. } | Outcome::TermsUpdated => {
-                Answer::Overview(self.overview(false))
-            }
+            Outcome::HoldsExpired { .. } | Outcome::TermsUpdated => Answer::Overview(self.overview(false)),
         })
     }
 
     fn read(&self, query: &Query) -> Result<Answer> {
         Ok(match query {
-            Query::Hold { hold_id, caller } => {
-                Answer::Hold(self.inventory.hold_view(hold_id, Some(caller))?)
-            }
+            Query::Hold { hold_id, caller } => Answer::Hold(self.inventory.hold_view(hold_id, Some(caller))?),
             Query::Booking { booking_id, caller } => {
                 Answer::Booking(self.inventory.booking_view(booking_id, Some(caller))?)
             }
@@ -183,19 +264,17 @@ impl EventState {
         }
     }
 
-    fn expire_due(&mut self) {
+    fn expire_due(&mut self, myself: &ActorRef<EventMsg>) {
         let now_ms = self.clock.now_ms();
-        if self
-            .timer
-            .as_ref()
-            .is_some_and(|(deadline, _)| *deadline <= now_ms)
-        {
+        if self.timer.as_ref().is_some_and(|(deadline, _)| *deadline <= now_ms) {
             self.timer = None;
         }
         if let Some(command) = self.inventory.expiry_due(now_ms) {
-            if let Outcome::HoldsExpired { hold_ids } = self.commit(&command) {
+            let (outcome, writes, bookings) = self.commit(&command);
+            if let Outcome::HoldsExpired { hold_ids } = outcome {
                 tracing::debug!(event_id = %self.inventory.event_id(), expired = hold_ids.len(), "holds expired");
             }
+            self.persist(myself, writes, bookings, None);
         }
     }
 
@@ -209,10 +288,7 @@ impl EventState {
             handle.abort();
         }
         if let Some(deadline) = next_deadline {
-            let delay = self
-                .clock
-                .instant_at(deadline)
-                .saturating_duration_since(Instant::now());
+            let delay = self.clock.instant_at(deadline).saturating_duration_since(Instant::now());
             let handle = myself.send_after(delay, || EventMsg::ExpireDue);
             self.timer = Some((deadline, handle));
         }
@@ -230,9 +306,13 @@ impl Actor for EventActor {
         arguments: Self::Arguments,
     ) -> std::result::Result<Self::State, ActorProcessingErr> {
         let mut state = EventState {
+            stream: arguments.inventory.event_id().to_string(),
             inventory: arguments.inventory,
             clock: arguments.clock,
             directory: arguments.directory,
+            store: arguments.store,
+            commands_since_checkpoint: 0,
+            checkpoint_commands: arguments.checkpoint_commands.max(1),
             timer: None,
         };
         state.rearm(&myself);
@@ -257,29 +337,24 @@ impl Actor for EventActor {
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
         match message {
-            EventMsg::Execute {
-                request,
-                permit,
-                reply,
-            } => {
-                let answer = state.execute(&request);
+            EventMsg::Execute { request, permit, reply } => {
+                state.execute(&myself, &request, reply);
                 drop(permit);
-                // A caller that gave up waiting is not an error of this actor.
-                let _ = reply.send(answer);
                 state.rearm(&myself);
             }
-            EventMsg::Read {
-                query,
-                permit,
-                reply,
-            } => {
+            EventMsg::Read { query, permit, reply } => {
                 let answer = state.read(&query);
                 drop(permit);
                 let _ = reply.send(answer);
             }
             EventMsg::ExpireDue => {
-                state.expire_due();
+                state.expire_due(&myself);
                 state.rearm(&myself);
+            }
+            EventMsg::Checkpoint => state.checkpoint(&myself),
+            EventMsg::Poisoned => {
+                // Memory is ahead of the log: this state must not serve another request.
+                return Err(format!("event {} lost a write; stopping to rebuild from the log", state.stream).into());
             }
         }
         Ok(())

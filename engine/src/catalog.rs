@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{EventId, PerformerId, VenueId};
@@ -29,6 +30,38 @@ pub struct Venue {
     pub seat_map: Arc<SeatMap>,
 }
 
+/// A venue as stored: the admin's spec, from which the seat map is rebuilt.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VenueRecord {
+    pub venue_id: VenueId,
+    pub name: String,
+    pub city: String,
+    pub address: String,
+    pub sections: Vec<SectionSpec>,
+}
+
+impl Venue {
+    pub fn record(&self) -> VenueRecord {
+        VenueRecord {
+            venue_id: self.venue_id.clone(),
+            name: self.name.clone(),
+            city: self.city.clone(),
+            address: self.address.clone(),
+            sections: self.seat_map.specs(),
+        }
+    }
+
+    pub fn from_record(record: VenueRecord) -> Result<Self> {
+        Ok(Self {
+            seat_map: Arc::new(SeatMap::build(&record.sections)?),
+            venue_id: record.venue_id,
+            name: record.name,
+            city: record.city,
+            address: record.address,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct PerformerSpec {
     pub name: String,
@@ -36,7 +69,7 @@ pub struct PerformerSpec {
     pub genre: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Performer {
     pub performer_id: PerformerId,
     pub name: String,
@@ -73,7 +106,7 @@ pub struct EventUpdate {
     pub buyer_seat_limit: Option<u32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EventInfo {
     pub event_id: EventId,
     pub name: String,
@@ -116,10 +149,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn venue(&self, venue_id: &VenueId) -> Result<Arc<Venue>> {
-        self.venues
-            .get(venue_id)
-            .map(|venue| venue.clone())
-            .ok_or_else(|| Error::not_found("venue", venue_id.as_str()))
+        self.venues.get(venue_id).map(|venue| venue.clone()).ok_or_else(|| Error::not_found("venue", venue_id.as_str()))
     }
 
     pub fn performer(&self, performer_id: &PerformerId) -> Result<Arc<Performer>> {
@@ -130,20 +160,15 @@ impl Catalog {
     }
 
     pub fn event(&self, event_id: &EventId) -> Result<Arc<EventInfo>> {
-        self.events
-            .get(event_id)
-            .map(|event| event.clone())
-            .ok_or_else(|| Error::not_found("event", event_id.as_str()))
+        self.events.get(event_id).map(|event| event.clone()).ok_or_else(|| Error::not_found("event", event_id.as_str()))
     }
 
     pub fn events(&self) -> Vec<Arc<EventInfo>> {
-        self.events
-            .iter()
-            .map(|entry| entry.value().clone())
-            .collect()
+        self.events.iter().map(|entry| entry.value().clone()).collect()
     }
 
-    pub fn create_venue(&self, spec: VenueSpec, nonce: u64) -> Result<Arc<Venue>> {
+    /// Validates a new venue; [`Catalog::insert_venue`] adds it.
+    pub fn build_venue(&self, spec: VenueSpec, nonce: u64) -> Result<Arc<Venue>> {
         validate_name("name", &spec.name, true)?;
         validate_name("city", &spec.city, false)?;
         validate_text("address", &spec.address, limits::TEXT_LENGTH_MAX)?;
@@ -154,18 +179,20 @@ impl Catalog {
                 reason: format!("at most {} venues", limits::VENUES_MAX),
             });
         }
-        let venue = Arc::new(Venue {
+        Ok(Arc::new(Venue {
             venue_id: VenueId::mint(nonce),
             name: spec.name,
             city: spec.city,
             address: spec.address,
             seat_map: Arc::new(seat_map),
-        });
-        insert_new(&self.venues, venue.venue_id.clone(), venue.clone(), "venue")?;
-        Ok(venue)
+        }))
     }
 
-    pub fn create_performer(&self, spec: PerformerSpec, nonce: u64) -> Result<Arc<Performer>> {
+    pub fn insert_venue(&self, venue: Arc<Venue>) -> Result<()> {
+        insert_new(&self.venues, venue.venue_id.clone(), venue, "venue")
+    }
+
+    pub fn build_performer(&self, spec: PerformerSpec, nonce: u64) -> Result<Arc<Performer>> {
         validate_name("name", &spec.name, true)?;
         validate_text("description", &spec.description, limits::TEXT_LENGTH_MAX)?;
         validate_name("genre", &spec.genre, false)?;
@@ -175,22 +202,19 @@ impl Catalog {
                 reason: format!("at most {} performers", limits::PERFORMERS_MAX),
             });
         }
-        let performer = Arc::new(Performer {
+        Ok(Arc::new(Performer {
             performer_id: PerformerId::mint(nonce),
             name: spec.name,
             description: spec.description,
             genre: spec.genre,
-        });
-        insert_new(
-            &self.performers,
-            performer.performer_id.clone(),
-            performer.clone(),
-            "performer",
-        )?;
-        Ok(performer)
+        }))
     }
 
-    pub fn create_event(&self, spec: EventSpec, nonce: u64, now_ms: u64) -> Result<Arc<EventInfo>> {
+    pub fn insert_performer(&self, performer: Arc<Performer>) -> Result<()> {
+        insert_new(&self.performers, performer.performer_id.clone(), performer, "performer")
+    }
+
+    pub fn build_event(&self, spec: EventSpec, nonce: u64, now_ms: u64) -> Result<Arc<EventInfo>> {
         validate_name("name", &spec.name, true)?;
         validate_text("description", &spec.description, limits::TEXT_LENGTH_MAX)?;
         validate_name("category", &spec.category, false)?;
@@ -204,10 +228,7 @@ impl Catalog {
         if spec.performer_ids.len() > limits::PERFORMERS_PER_EVENT_MAX {
             return Err(Error::invalid(
                 "performer_ids",
-                format!(
-                    "at most {} performers per event",
-                    limits::PERFORMERS_PER_EVENT_MAX
-                ),
+                format!("at most {} performers per event", limits::PERFORMERS_PER_EVENT_MAX),
             ));
         }
         for (position, performer_id) in spec.performer_ids.iter().enumerate() {
@@ -228,9 +249,7 @@ impl Catalog {
             currency: spec.currency,
             price_levels: spec.price_levels,
             hold_ttl_ms: spec.hold_ttl_ms.unwrap_or(limits::HOLD_TTL_MS_DEFAULT),
-            buyer_seat_limit: spec
-                .buyer_seat_limit
-                .unwrap_or(limits::BUYER_SEAT_LIMIT_DEFAULT),
+            buyer_seat_limit: spec.buyer_seat_limit.unwrap_or(limits::BUYER_SEAT_LIMIT_DEFAULT),
         };
         terms.section_levels(&venue.seat_map)?;
         if self.events.len() >= limits::EVENTS_MAX {
@@ -239,7 +258,7 @@ impl Catalog {
                 reason: format!("at most {} events", limits::EVENTS_MAX),
             });
         }
-        let event = Arc::new(EventInfo {
+        Ok(Arc::new(EventInfo {
             event_id: EventId::mint(nonce),
             name: spec.name,
             description: spec.description,
@@ -251,8 +270,29 @@ impl Catalog {
             terms,
             status: EventStatus::OnSale,
             created_at_ms: now_ms,
-        });
-        insert_new(&self.events, event.event_id.clone(), event.clone(), "event")?;
+        }))
+    }
+
+    pub fn insert_event(&self, event: Arc<EventInfo>) -> Result<()> {
+        insert_new(&self.events, event.event_id.clone(), event, "event")
+    }
+
+    /// Validates and adds a venue in one step (no storage involved).
+    pub fn create_venue(&self, spec: VenueSpec, nonce: u64) -> Result<Arc<Venue>> {
+        let venue = self.build_venue(spec, nonce)?;
+        self.insert_venue(venue.clone())?;
+        Ok(venue)
+    }
+
+    pub fn create_performer(&self, spec: PerformerSpec, nonce: u64) -> Result<Arc<Performer>> {
+        let performer = self.build_performer(spec, nonce)?;
+        self.insert_performer(performer.clone())?;
+        Ok(performer)
+    }
+
+    pub fn create_event(&self, spec: EventSpec, nonce: u64, now_ms: u64) -> Result<Arc<EventInfo>> {
+        let event = self.build_event(spec, nonce, now_ms)?;
+        self.insert_event(event.clone())?;
         Ok(event)
     }
 
@@ -275,15 +315,8 @@ impl Catalog {
     }
 
     /// Replaces an event's record with `edit` applied to a copy of it.
-    pub fn edit_event(
-        &self,
-        event_id: &EventId,
-        edit: impl FnOnce(&mut EventInfo),
-    ) -> Result<Arc<EventInfo>> {
-        let mut entry = self
-            .events
-            .get_mut(event_id)
-            .ok_or_else(|| Error::not_found("event", event_id.as_str()))?;
+    pub fn edit_event(&self, event_id: &EventId, edit: impl FnOnce(&mut EventInfo)) -> Result<Arc<EventInfo>> {
+        let mut entry = self.events.get_mut(event_id).ok_or_else(|| Error::not_found("event", event_id.as_str()))?;
         let mut event = EventInfo::clone(&entry);
         edit(&mut event);
         *entry = Arc::new(event);
@@ -298,10 +331,7 @@ fn insert_new<K: std::hash::Hash + Eq + std::fmt::Display + Clone, V>(
     kind: &'static str,
 ) -> Result<()> {
     match map.entry(key.clone()) {
-        dashmap::mapref::entry::Entry::Occupied(_) => Err(Error::AlreadyExists {
-            kind,
-            id: key.to_string(),
-        }),
+        dashmap::mapref::entry::Entry::Occupied(_) => Err(Error::AlreadyExists { kind, id: key.to_string() }),
         dashmap::mapref::entry::Entry::Vacant(slot) => {
             slot.insert(value);
             Ok(())

@@ -16,14 +16,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn start() -> Self {
-        let base_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_millis() as u64)
-            .unwrap_or(0);
-        Self {
-            base_unix_ms,
-            base_instant: Instant::now(),
-        }
+        let base_unix_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0);
+        Self { base_unix_ms, base_instant: Instant::now() }
     }
 
     /// Now, in Unix milliseconds. Never goes backwards.

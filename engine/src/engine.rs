@@ -8,17 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::{OnceCell, Semaphore};
+use turnstile_storage::{Store, StoreError, Write};
 
-use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, Query};
+use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, Query, BOOKING_RECORD};
 use crate::catalog::{
-    Catalog, EventInfo, EventSpec, EventUpdate, Performer, PerformerSpec, Venue, VenueSpec,
+    Catalog, EventInfo, EventSpec, EventUpdate, Performer, PerformerSpec, Venue, VenueRecord, VenueSpec,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
-use crate::inventory::{BookingView, Caller, EventStatus, HoldView, Inventory, Request, Selection};
+use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, Request, Selection};
 use crate::limits;
 
 /// Position in a buyer's booking list, newest first: `(booked at, booking id)`.
@@ -34,10 +35,7 @@ pub struct BookingDirectory {
 impl BookingDirectory {
     pub fn publish(&self, booking: BookingView) {
         let key = (Reverse(booking.booked_at_ms), booking.booking_id.clone());
-        self.by_buyer
-            .entry(booking.buyer.clone())
-            .or_default()
-            .insert(key, booking);
+        self.by_buyer.entry(booking.buyer.clone()).or_default().insert(key, booking);
     }
 
     /// One page of a buyer's bookings after `cursor`, and the cursor of the next page if any.
@@ -63,8 +61,7 @@ impl BookingDirectory {
         };
         let next = if page.len() > page_size {
             page.truncate(page_size);
-            page.last()
-                .map(|last| (last.booked_at_ms, last.booking_id.clone()))
+            page.last().map(|last| (last.booked_at_ms, last.booking_id.clone()))
         } else {
             None
         };
@@ -88,11 +85,35 @@ pub struct EventDetails {
     pub overview: EventOverview,
 }
 
+/// Record kinds of the catalog in the store.
+const VENUE_RECORD: &str = "venue";
+const PERFORMER_RECORD: &str = "performer";
+const EVENT_RECORD: &str = "event";
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Commands an event applies between automatic checkpoints.
+    pub checkpoint_commands: u64,
+    /// How often every event that changed is checkpointed, so the log behind it can be purged.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { checkpoint_commands: 10_000, checkpoint_interval: Duration::from_secs(30) }
+    }
+}
+
 struct EngineInner {
     catalog: Catalog,
+    /// Bookings by buyer when running in memory; with a store, the store's index serves.
     directory: Arc<BookingDirectory>,
     actors: DashMap<EventId, Arc<OnceCell<EventHandle>>>,
     clock: Clock,
+    store: Option<Arc<Store>>,
+    /// Inventories rebuilt from the store, waiting for their actor to be spawned.
+    recovered: DashMap<EventId, Inventory>,
+    options: EngineOptions,
 }
 
 impl Drop for EngineInner {
@@ -117,15 +138,112 @@ impl Default for Engine {
     }
 }
 
+fn storage_error(error: StoreError) -> Error {
+    match error {
+        StoreError::Full => Error::LimitExceeded { limit: "storage_queue", reason: error.to_string() },
+        other => Error::Unavailable { reason: other.to_string() },
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    postcard::from_bytes(bytes)
+        .map_err(|error| Error::Unavailable { reason: format!("{what} does not decode: {error}") })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("catalog records serialize")
+}
+
 impl Engine {
+    /// An engine that keeps everything in memory: nothing survives a restart.
     pub fn new() -> Self {
+        Self::build(None, EngineOptions::default())
+    }
+
+    fn build(store: Option<Arc<Store>>, options: EngineOptions) -> Self {
         Self {
             inner: Arc::new(EngineInner {
                 catalog: Catalog::default(),
                 directory: Arc::new(BookingDirectory::default()),
                 actors: DashMap::new(),
                 clock: Clock::start(),
+                store,
+                recovered: DashMap::new(),
+                options,
             }),
+        }
+    }
+
+    /// An engine whose every change is written ahead to the store in `data_dir`: opens it, loads
+    /// the catalog, rebuilds every event from its checkpoint and the log after it, and restarts
+    /// the timers of events with live holds (expiring those whose deadline passed meanwhile).
+    pub async fn open(data_dir: &std::path::Path, options: EngineOptions) -> Result<Self> {
+        let store = Arc::new(Store::open(data_dir).map_err(storage_error)?);
+        Self::open_store(store, options).await
+    }
+
+    pub async fn open_store(store: Arc<Store>, options: EngineOptions) -> Result<Self> {
+        let engine = Self::build(Some(store.clone()), options);
+        let catalog = &engine.inner.catalog;
+        for (_, bytes) in store.records(VENUE_RECORD).map_err(storage_error)? {
+            let record: VenueRecord = decode(&bytes, "venue record")?;
+            catalog.insert_venue(Arc::new(Venue::from_record(record)?))?;
+        }
+        for (_, bytes) in store.records(PERFORMER_RECORD).map_err(storage_error)? {
+            catalog.insert_performer(Arc::new(decode::<Performer>(&bytes, "performer record")?))?;
+        }
+        for (_, bytes) in store.records(EVENT_RECORD).map_err(storage_error)? {
+            catalog.insert_event(Arc::new(decode::<EventInfo>(&bytes, "event record")?))?;
+        }
+        let inventories = recover_inventories(&store, catalog, None)?;
+        let mut with_live_holds = Vec::new();
+        for (event_id, inventory) in inventories {
+            if inventory.status() == &EventStatus::Cancelled {
+                // The cancellation is in the log; the catalog record may predate it.
+                catalog.edit_event(&event_id, |event| event.status = EventStatus::Cancelled)?;
+            }
+            if inventory.next_deadline_ms().is_some() {
+                with_live_holds.push(event_id.clone());
+            }
+            engine.inner.recovered.insert(event_id, inventory);
+        }
+        for event_id in with_live_holds {
+            engine.handle(&event_id).await?;
+        }
+        engine.start_checkpoint_sweep();
+        Ok(engine)
+    }
+
+    fn start_checkpoint_sweep(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.options.checkpoint_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                for entry in inner.actors.iter() {
+                    if let Some(handle) = entry.value().get() {
+                        let _ = handle.actor.cast(EventMsg::Checkpoint);
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.inner.store.as_ref()
+    }
+
+    /// Makes catalog writes durable before the change is visible or acknowledged.
+    async fn persist(&self, writes: Vec<Write>) -> Result<()> {
+        let Some(store) = &self.inner.store else { return Ok(()) };
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        store.submit("", writes, Box::new(move |result| drop(sender.send(result))));
+        match receiver.await {
+            Ok(result) => result.map(drop).map_err(storage_error),
+            Err(_) => Err(Error::Unavailable { reason: "the store stopped".into() }),
         }
     }
 
@@ -137,34 +255,69 @@ impl Engine {
         self.inner.clock.now_ms()
     }
 
-    pub fn create_venue(&self, spec: VenueSpec) -> Result<Arc<Venue>> {
-        self.inner.catalog.create_venue(spec, rand::random())
+    pub async fn create_venue(&self, spec: VenueSpec) -> Result<Arc<Venue>> {
+        self.create_venue_with_nonce(spec, rand::random()).await
     }
 
-    pub fn create_performer(&self, spec: PerformerSpec) -> Result<Arc<Performer>> {
-        self.inner.catalog.create_performer(spec, rand::random())
+    /// `nonce` fixes the minted id (demo data uses stable ids).
+    pub async fn create_venue_with_nonce(&self, spec: VenueSpec, nonce: u64) -> Result<Arc<Venue>> {
+        let venue = self.inner.catalog.build_venue(spec, nonce)?;
+        self.persist(vec![Write::Put {
+            kind: VENUE_RECORD.into(),
+            key: venue.venue_id.to_string(),
+            value: encode(&venue.record()),
+        }])
+        .await?;
+        self.inner.catalog.insert_venue(venue.clone())?;
+        Ok(venue)
     }
 
-    pub fn create_event(&self, spec: EventSpec) -> Result<Arc<EventInfo>> {
-        self.inner
-            .catalog
-            .create_event(spec, rand::random(), self.now_ms())
+    pub async fn create_performer(&self, spec: PerformerSpec) -> Result<Arc<Performer>> {
+        self.create_performer_with_nonce(spec, rand::random()).await
     }
 
-    pub async fn update_event(
-        &self,
-        event_id: &EventId,
-        update: EventUpdate,
-    ) -> Result<EventDetails> {
+    pub async fn create_performer_with_nonce(&self, spec: PerformerSpec, nonce: u64) -> Result<Arc<Performer>> {
+        let performer = self.inner.catalog.build_performer(spec, nonce)?;
+        self.persist(vec![Write::Put {
+            kind: PERFORMER_RECORD.into(),
+            key: performer.performer_id.to_string(),
+            value: encode(&*performer),
+        }])
+        .await?;
+        self.inner.catalog.insert_performer(performer.clone())?;
+        Ok(performer)
+    }
+
+    pub async fn create_event(&self, spec: EventSpec) -> Result<Arc<EventInfo>> {
+        self.create_event_with_nonce(spec, rand::random()).await
+    }
+
+    pub async fn create_event_with_nonce(&self, spec: EventSpec, nonce: u64) -> Result<Arc<EventInfo>> {
+        let event = self.inner.catalog.build_event(spec, nonce, self.now_ms())?;
+        self.persist_event(&event).await?;
+        self.inner.catalog.insert_event(event.clone())?;
+        Ok(event)
+    }
+
+    async fn persist_event(&self, event: &EventInfo) -> Result<()> {
+        self.persist(vec![Write::Put {
+            kind: EVENT_RECORD.into(),
+            key: event.event_id.to_string(),
+            value: encode(event),
+        }])
+        .await
+    }
+
+    pub async fn update_event(&self, event_id: &EventId, update: EventUpdate) -> Result<EventDetails> {
         self.inner.catalog.validate_update(event_id, &update)?;
-        let request = Request::UpdateTerms {
-            hold_ttl_ms: update.hold_ttl_ms,
-            buyer_seat_limit: update.buyer_seat_limit,
-        };
+        let request =
+            Request::UpdateTerms { hold_ttl_ms: update.hold_ttl_ms, buyer_seat_limit: update.buyer_seat_limit };
         let Answer::Overview(overview) = self.execute(event_id, request).await? else {
             unreachable!("an update answers with the overview")
         };
-        self.inner.catalog.edit_event(event_id, |event| {
+        let mut edited = EventInfo::clone(&*self.inner.catalog.event(event_id)?);
+        {
+            let event = &mut edited;
             if let Some(name) = update.name {
                 event.name = name;
             }
@@ -181,35 +334,28 @@ impl Engine {
                 event.ends_at_ms = ends_at_ms;
             }
             event.terms = overview.terms.clone();
-        })?;
+        }
+        self.persist_event(&edited).await?;
+        self.inner.catalog.edit_event(event_id, |event| *event = edited)?;
         self.event_details(event_id, false).await
     }
 
     /// Takes the event off sale; returns it with the number of holds released and bookings
     /// cancelled.
     pub async fn cancel_event(&self, event_id: &EventId) -> Result<(EventDetails, u32, u32)> {
-        let Answer::EventCancelled {
-            holds_released,
-            bookings_cancelled,
-        } = self.execute(event_id, Request::CancelEvent).await?
+        let Answer::EventCancelled { holds_released, bookings_cancelled } =
+            self.execute(event_id, Request::CancelEvent).await?
         else {
             unreachable!("a cancellation answers with its counts")
         };
-        self.inner
-            .catalog
-            .edit_event(event_id, |event| event.status = EventStatus::Cancelled)?;
-        Ok((
-            self.event_details(event_id, false).await?,
-            holds_released,
-            bookings_cancelled,
-        ))
+        let mut edited = EventInfo::clone(&*self.inner.catalog.event(event_id)?);
+        edited.status = EventStatus::Cancelled;
+        self.persist_event(&edited).await?;
+        self.inner.catalog.edit_event(event_id, |event| *event = edited)?;
+        Ok((self.event_details(event_id, false).await?, holds_released, bookings_cancelled))
     }
 
-    pub async fn event_details(
-        &self,
-        event_id: &EventId,
-        include_seats: bool,
-    ) -> Result<EventDetails> {
+    pub async fn event_details(&self, event_id: &EventId, include_seats: bool) -> Result<EventDetails> {
         let info = self.inner.catalog.event(event_id)?;
         let venue = self.inner.catalog.venue(&info.venue_id)?;
         let performers = info
@@ -217,18 +363,10 @@ impl Engine {
             .iter()
             .map(|performer_id| self.inner.catalog.performer(performer_id))
             .collect::<Result<Vec<_>>>()?;
-        let Answer::Overview(overview) = self
-            .read(event_id, Query::Overview { include_seats })
-            .await?
-        else {
+        let Answer::Overview(overview) = self.read(event_id, Query::Overview { include_seats }).await? else {
             unreachable!("an overview query answers with the overview")
         };
-        Ok(EventDetails {
-            info,
-            venue,
-            performers,
-            overview,
-        })
+        Ok(EventDetails { info, venue, performers, overview })
     }
 
     pub async fn place_hold(
@@ -238,40 +376,22 @@ impl Engine {
         selection: Selection,
         idempotency_key: Option<String>,
     ) -> Result<HoldView> {
-        let request = Request::PlaceHold {
-            caller,
-            selection,
-            idempotency_key,
-        };
+        let request = Request::PlaceHold { caller, selection, idempotency_key };
         expect_hold(self.execute(event_id, request).await?)
     }
 
     pub async fn get_hold(&self, caller: Caller, hold_id: &HoldId) -> Result<HoldView> {
         let event_id = hold_event(hold_id)?;
         expect_hold(
-            self.read_owned(
-                &event_id,
-                Query::Hold {
-                    hold_id: hold_id.clone(),
-                    caller,
-                },
-                "hold",
-                hold_id.as_str(),
-            )
-            .await?,
+            self.read_owned(&event_id, Query::Hold { hold_id: hold_id.clone(), caller }, "hold", hold_id.as_str())
+                .await?,
         )
     }
 
     pub async fn release_hold(&self, caller: Caller, hold_id: &HoldId) -> Result<HoldView> {
         let event_id = hold_event(hold_id)?;
-        let request = Request::ReleaseHold {
-            caller,
-            hold_id: hold_id.clone(),
-        };
-        expect_hold(
-            self.execute_owned(&event_id, request, "hold", hold_id.as_str())
-                .await?,
-        )
+        let request = Request::ReleaseHold { caller, hold_id: hold_id.clone() };
+        expect_hold(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
     }
 
     pub async fn confirm_hold(
@@ -282,53 +402,45 @@ impl Engine {
         idempotency_key: Option<String>,
     ) -> Result<BookingView> {
         let event_id = hold_event(hold_id)?;
-        let request = Request::ConfirmHold {
-            caller,
-            hold_id: hold_id.clone(),
-            payment_reference,
-            idempotency_key,
-        };
-        expect_booking(
-            self.execute_owned(&event_id, request, "hold", hold_id.as_str())
-                .await?,
-        )
+        let request = Request::ConfirmHold { caller, hold_id: hold_id.clone(), payment_reference, idempotency_key };
+        expect_booking(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
     }
 
     pub async fn get_booking(&self, caller: Caller, booking_id: &BookingId) -> Result<BookingView> {
         let event_id = booking_event(booking_id)?;
-        let query = Query::Booking {
-            booking_id: booking_id.clone(),
-            caller,
-        };
-        expect_booking(
-            self.read_owned(&event_id, query, "booking", booking_id.as_str())
-                .await?,
-        )
+        let query = Query::Booking { booking_id: booking_id.clone(), caller };
+        expect_booking(self.read_owned(&event_id, query, "booking", booking_id.as_str()).await?)
     }
 
-    pub async fn cancel_booking(
-        &self,
-        caller: Caller,
-        booking_id: &BookingId,
-    ) -> Result<BookingView> {
+    pub async fn cancel_booking(&self, caller: Caller, booking_id: &BookingId) -> Result<BookingView> {
         let event_id = booking_event(booking_id)?;
-        let request = Request::CancelBooking {
-            caller,
-            booking_id: booking_id.clone(),
-        };
-        expect_booking(
-            self.execute_owned(&event_id, request, "booking", booking_id.as_str())
-                .await?,
-        )
+        let request = Request::CancelBooking { caller, booking_id: booking_id.clone() };
+        expect_booking(self.execute_owned(&event_id, request, "booking", booking_id.as_str()).await?)
     }
 
+    /// One page of a buyer's bookings, newest first.
     pub fn list_bookings(
         &self,
         buyer: &BuyerId,
         cursor: Option<&BookingCursor>,
         page_size: usize,
-    ) -> (Vec<BookingView>, Option<BookingCursor>) {
-        self.inner.directory.list(buyer, cursor, page_size)
+    ) -> Result<(Vec<BookingView>, Option<BookingCursor>)> {
+        let Some(store) = &self.inner.store else {
+            return Ok(self.inner.directory.list(buyer, cursor, page_size));
+        };
+        let after = cursor.map(|(booked_at_ms, booking_id)| (*booked_at_ms, booking_id.as_str()));
+        let ids = store.buyer_bookings(buyer.as_str(), after, page_size + 1)?;
+        let mut page = Vec::with_capacity(page_size.min(ids.len()));
+        for (_, booking_id) in ids.iter().take(page_size) {
+            let bytes = store.record(BOOKING_RECORD, booking_id)?.ok_or_else(|| Error::Unavailable {
+                reason: format!("booking '{booking_id}' is indexed for its buyer but not stored"),
+            })?;
+            page.push(decode::<BookingView>(&bytes, "booking record")?);
+        }
+        let next = (ids.len() > page_size)
+            .then(|| page.last().map(|last| (last.booked_at_ms, last.booking_id.clone())))
+            .flatten();
+        Ok((page, next))
     }
 
     // -------------------------------------------------------------------------------------------
@@ -337,37 +449,49 @@ impl Engine {
 
     async fn handle(&self, event_id: &EventId) -> Result<EventHandle> {
         let info = self.inner.catalog.event(event_id)?;
-        let cell = self
-            .inner
-            .actors
-            .entry(event_id.clone())
-            .or_default()
-            .clone();
+        let cell = self.inner.actors.entry(event_id.clone()).or_default().clone();
+        if let Some(handle) = cell.get() {
+            if !matches!(handle.actor.get_status(), ActorStatus::Stopping | ActorStatus::Stopped) {
+                return Ok(handle.clone());
+            }
+            // The actor stopped (a write failed): rebuild its event from the log, once.
+            let removed = self.inner.actors.remove_if(event_id, |_, current| Arc::ptr_eq(current, &cell));
+            if removed.is_some() {
+                if let Some(store) = &self.inner.store {
+                    for (rebuilt_id, inventory) in recover_inventories(store, &self.inner.catalog, Some(event_id))? {
+                        self.inner.recovered.insert(rebuilt_id, inventory);
+                    }
+                    store.clear_poison(event_id.as_str());
+                }
+                tracing::warn!(%event_id, "event actor rebuilt from the log");
+            }
+            return Box::pin(self.handle(event_id)).await;
+        }
         let handle = cell
             .get_or_try_init(|| async {
-                let venue = self.inner.catalog.venue(&info.venue_id)?;
-                let mut inventory =
-                    Inventory::new(event_id.clone(), venue.seat_map.clone(), info.terms.clone())?;
-                if info.status == EventStatus::Cancelled {
-                    inventory.apply(&crate::inventory::Command::CancelEvent {
-                        now_ms: self.now_ms(),
-                    });
-                }
+                let inventory = match self.inner.recovered.remove(event_id) {
+                    Some((_, inventory)) => inventory,
+                    None => {
+                        let venue = self.inner.catalog.venue(&info.venue_id)?;
+                        let mut inventory =
+                            Inventory::new(event_id.clone(), venue.seat_map.clone(), info.terms.clone())?;
+                        if info.status == EventStatus::Cancelled {
+                            inventory.apply(&Command::CancelEvent { now_ms: self.now_ms() });
+                        }
+                        inventory
+                    }
+                };
                 let arguments = EventArguments {
                     inventory,
                     clock: self.inner.clock,
                     directory: self.inner.directory.clone(),
+                    store: self.inner.store.clone(),
+                    checkpoint_commands: self.inner.options.checkpoint_commands,
                 };
-                let (actor, _join) =
-                    Actor::spawn(None, EventActor, arguments)
-                        .await
-                        .map_err(|error| Error::Unavailable {
-                            reason: format!("event actor failed to start: {error}"),
-                        })?;
-                Ok::<_, Error>(EventHandle {
-                    actor,
-                    mailbox: Arc::new(Semaphore::new(limits::MAILBOX_DEPTH_MAX)),
-                })
+                let (actor, _join) = Actor::spawn(None, EventActor, arguments)
+                    .await
+                    .map_err(|error| Error::Unavailable { reason: format!("event actor failed to start: {error}") })?;
+                Ok::<_, Error>(EventHandle { actor, mailbox: Arc::new(Semaphore::new(limits::MAILBOX_DEPTH_MAX)) })
             })
             .await?;
         Ok(handle.clone())
@@ -376,56 +500,31 @@ impl Engine {
     async fn call(
         &self,
         event_id: &EventId,
-        message: impl FnOnce(
-            tokio::sync::OwnedSemaphorePermit,
-            RpcReplyPort<Result<Answer>>,
-        ) -> EventMsg,
+        message: impl FnOnce(tokio::sync::OwnedSemaphorePermit, RpcReplyPort<Result<Answer>>) -> EventMsg,
     ) -> Result<Answer> {
         let handle = self.handle(event_id).await?;
-        let permit =
-            handle
-                .mailbox
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| Error::LimitExceeded {
-                    limit: "mailbox_depth",
-                    reason: format!(
-                        "event '{event_id}' has {} requests waiting; retry shortly",
-                        limits::MAILBOX_DEPTH_MAX
-                    ),
-                })?;
+        let permit = handle.mailbox.clone().try_acquire_owned().map_err(|_| Error::LimitExceeded {
+            limit: "mailbox_depth",
+            reason: format!("event '{event_id}' has {} requests waiting; retry shortly", limits::MAILBOX_DEPTH_MAX),
+        })?;
         let timeout = Some(Duration::from_millis(limits::ACTOR_CALL_TIMEOUT_MS));
-        match handle
-            .actor
-            .call(|reply| message(permit, reply), timeout)
-            .await
-        {
+        match handle.actor.call(|reply| message(permit, reply), timeout).await {
             Ok(ractor::rpc::CallResult::Success(answer)) => answer,
-            Ok(ractor::rpc::CallResult::Timeout) => Err(Error::Unavailable {
-                reason: format!("event '{event_id}' did not answer in time"),
-            }),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(Error::Unavailable {
-                reason: format!("event '{event_id}' is not running"),
-            }),
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                Err(Error::Unavailable { reason: format!("event '{event_id}' did not answer in time") })
+            }
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(Error::Unavailable { reason: format!("event '{event_id}' is not running") })
+            }
         }
     }
 
     async fn execute(&self, event_id: &EventId, request: Request) -> Result<Answer> {
-        self.call(event_id, |permit, reply| EventMsg::Execute {
-            request,
-            permit,
-            reply,
-        })
-        .await
+        self.call(event_id, |permit, reply| EventMsg::Execute { request, permit, reply }).await
     }
 
     async fn read(&self, event_id: &EventId, query: Query) -> Result<Answer> {
-        self.call(event_id, |permit, reply| EventMsg::Read {
-            query,
-            permit,
-            reply,
-        })
-        .await
+        self.call(event_id, |permit, reply| EventMsg::Read { query, permit, reply }).await
     }
 
     /// For requests that name a hold or booking: an unknown event means an unknown hold or
@@ -437,22 +536,66 @@ impl Engine {
         kind: &'static str,
         id: &str,
     ) -> Result<Answer> {
-        self.execute(event_id, request)
-            .await
-            .map_err(|error| rename_missing_event(error, kind, id))
+        self.execute(event_id, request).await.map_err(|error| rename_missing_event(error, kind, id))
     }
 
-    async fn read_owned(
-        &self,
-        event_id: &EventId,
-        query: Query,
-        kind: &'static str,
-        id: &str,
-    ) -> Result<Answer> {
-        self.read(event_id, query)
-            .await
-            .map_err(|error| rename_missing_event(error, kind, id))
+    async fn read_owned(&self, event_id: &EventId, query: Query, kind: &'static str, id: &str) -> Result<Answer> {
+        self.read(event_id, query).await.map_err(|error| rename_missing_event(error, kind, id))
     }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        storage_error(error)
+    }
+}
+
+/// Rebuilds events from the store: each from its checkpoint, then the log entries after it.
+/// `only` limits the work to one event (rebuilding one actor).
+fn recover_inventories(
+    store: &Store,
+    catalog: &Catalog,
+    only: Option<&EventId>,
+) -> Result<std::collections::HashMap<EventId, Inventory>> {
+    use std::collections::hash_map::Entry;
+    let path = store.path().display().to_string();
+    let mut inventories: std::collections::HashMap<EventId, (u64, Inventory)> = std::collections::HashMap::new();
+    let fresh = |event_id: &EventId| -> Result<Inventory> {
+        let info = catalog.event(event_id).map_err(|_| Error::Unavailable {
+            reason: format!("{path}: the log names event '{event_id}', which the catalog does not have"),
+        })?;
+        let venue = catalog.venue(&info.venue_id)?;
+        Inventory::new(event_id.clone(), venue.seat_map.clone(), info.terms.clone())
+    };
+    for (stream, index, state) in store.checkpoints()? {
+        let event_id = EventId::new(stream);
+        if only.is_some_and(|only| only != &event_id) {
+            continue;
+        }
+        let seat_map = fresh(&event_id)?.seat_map().clone();
+        let inventory = Inventory::restore(&state, seat_map)
+            .map_err(|reason| Error::Unavailable { reason: format!("{path}: checkpoint of '{event_id}': {reason}") })?;
+        inventories.insert(event_id, (index, inventory));
+    }
+    store.for_each_entry::<Error>(0, |entry| {
+        let event_id = EventId::new(entry.stream);
+        if only.is_some_and(|only| only != &event_id) {
+            return Ok(());
+        }
+        let command: Command = decode(&entry.payload, &format!("{path} log entry {}", entry.index))?;
+        let slot = match inventories.entry(event_id) {
+            Entry::Occupied(occupied) => occupied.into_mut(),
+            Entry::Vacant(vacant) => {
+                let inventory = fresh(vacant.key())?;
+                vacant.insert((0, inventory))
+            }
+        };
+        if entry.index > slot.0 {
+            slot.1.apply(&command);
+        }
+        Ok(())
+    })?;
+    Ok(inventories.into_iter().map(|(event_id, (_, inventory))| (event_id, inventory)).collect())
 }
 
 fn rename_missing_event(error: Error, kind: &'static str, id: &str) -> Error {
@@ -463,15 +606,11 @@ fn rename_missing_event(error: Error, kind: &'static str, id: &str) -> Error {
 }
 
 fn hold_event(hold_id: &HoldId) -> Result<EventId> {
-    hold_id
-        .event_id()
-        .ok_or_else(|| Error::not_found("hold", hold_id.as_str()))
+    hold_id.event_id().ok_or_else(|| Error::not_found("hold", hold_id.as_str()))
 }
 
 fn booking_event(booking_id: &BookingId) -> Result<EventId> {
-    booking_id
-        .event_id()
-        .ok_or_else(|| Error::not_found("booking", booking_id.as_str()))
+    booking_id.event_id().ok_or_else(|| Error::not_found("booking", booking_id.as_str()))
 }
 
 fn expect_hold(answer: Answer) -> Result<HoldView> {

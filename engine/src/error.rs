@@ -21,10 +21,7 @@ pub enum Error {
     NotEnoughSeats { section_id: String, reason: String },
 
     #[error("hold '{hold_id}' is {status}, not active")]
-    HoldNotActive {
-        hold_id: String,
-        status: &'static str,
-    },
+    HoldNotActive { hold_id: String, status: &'static str },
 
     #[error("hold '{hold_id}' was already confirmed as booking '{booking_id}'")]
     HoldAlreadyConfirmed { hold_id: String, booking_id: String },
@@ -49,17 +46,11 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self::InvalidArgument { field: field.into(), reason: reason.into() }
     }
 
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        Self::NotFound {
-            kind,
-            id: id.into(),
-        }
+        Self::NotFound { kind, id: id.into() }
     }
 }
 

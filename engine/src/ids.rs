@@ -9,7 +9,8 @@ use std::fmt;
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -77,9 +78,7 @@ impl EventId {
 fn owning_event(id: &str, prefix: &str) -> Option<EventId> {
     let rest = id.strip_prefix(prefix)?;
     let (event_key, suffix) = rest.split_once('_')?;
-    let well_formed = |part: &str| {
-        part.len() == SUFFIX_HEX_DIGITS && part.bytes().all(|byte| byte.is_ascii_hexdigit())
-    };
+    let well_formed = |part: &str| part.len() == SUFFIX_HEX_DIGITS && part.bytes().all(|byte| byte.is_ascii_hexdigit());
     if !well_formed(event_key) || !well_formed(suffix) {
         return None;
     }
@@ -88,11 +87,7 @@ fn owning_event(id: &str, prefix: &str) -> Option<EventId> {
 
 impl HoldId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self(format!(
-            "{HOLD_PREFIX}{}_{}",
-            event_id.key(),
-            hex_suffix(nonce)
-        ))
+        Self(format!("{HOLD_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
     }
 
     /// The event that owns this hold, or `None` if the id is not one this engine mints.
@@ -103,11 +98,7 @@ impl HoldId {
 
 impl BookingId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self(format!(
-            "{BOOKING_PREFIX}{}_{}",
-            event_id.key(),
-            hex_suffix(nonce)
-        ))
+        Self(format!("{BOOKING_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
     }
 
     /// The event that owns this booking, or `None` if the id is not one this engine mints.
@@ -131,18 +122,9 @@ mod tests {
 
     #[test]
     fn malformed_ids_have_no_event() {
-        for bad in [
-            "",
-            "hld_",
-            "hld_zz_zz",
-            "bkg_0000000000000abc_0000000000000007",
-            "hld_0000000000000abc",
-        ] {
+        for bad in ["", "hld_", "hld_zz_zz", "bkg_0000000000000abc_0000000000000007", "hld_0000000000000abc"] {
             assert_eq!(HoldId::new(bad).event_id(), None, "{bad}");
         }
-        assert_eq!(
-            BookingId::new("hld_0000000000000abc_0000000000000007").event_id(),
-            None
-        );
+        assert_eq!(BookingId::new("hld_0000000000000abc_0000000000000007").event_id(), None);
     }
 }

@@ -12,13 +12,15 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::limits;
 use crate::seat_map::{validate_label, validate_name, SeatMap};
 
 /// A reserved seat's state. One byte per seat: a 100,000-seat stadium is 100 kB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum SeatStatus {
     Available = 0,
@@ -26,7 +28,7 @@ pub enum SeatStatus {
     Booked = 2,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceLevel {
     pub price_level_id: String,
     pub name: String,
@@ -35,7 +37,7 @@ pub struct PriceLevel {
 }
 
 /// The commercial terms of an event: what the inventory needs besides the seat map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Terms {
     /// ISO 4217 code shared by every price level of the event.
     pub currency: String,
@@ -63,10 +65,7 @@ pub fn validate_buyer_seat_limit(field: &str, buyer_seat_limit: u32) -> Result<(
     if !(1..=limits::BUYER_SEAT_LIMIT_MAX).contains(&buyer_seat_limit) {
         return Err(Error::invalid(
             field,
-            format!(
-                "must be between 1 and {}, got {buyer_seat_limit}",
-                limits::BUYER_SEAT_LIMIT_MAX
-            ),
+            format!("must be between 1 and {}, got {buyer_seat_limit}", limits::BUYER_SEAT_LIMIT_MAX),
         ));
     }
     Ok(())
@@ -74,10 +73,7 @@ pub fn validate_buyer_seat_limit(field: &str, buyer_seat_limit: u32) -> Result<(
 
 pub fn validate_currency(field: &str, currency: &str) -> Result<()> {
     if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Err(Error::invalid(
-            field,
-            format!("'{currency}' is not a three-letter ISO 4217 code"),
-        ));
+        return Err(Error::invalid(field, format!("'{currency}' is not a three-letter ISO 4217 code")));
     }
     Ok(())
 }
@@ -86,22 +82,18 @@ impl Terms {
     /// Checks the terms against the seat map and returns each section's price level index.
     /// Every section must be priced by exactly one level.
     pub fn section_levels(&self, seat_map: &SeatMap) -> Result<Vec<u16>> {
-        validate_currency("price_levels.price.currency", &self.currency)?;
+        // Levels first: with none, the currency (taken from the first level) is empty too, and
+        // the caller must hear about the levels they left out, not a currency they never sent.
+        if self.price_levels.is_empty() {
+            return Err(Error::invalid("price_levels", "an event needs at least one price level"));
+        }
+        validate_currency("price_levels[0].price.currency", &self.currency)?;
         validate_hold_ttl_ms("hold_ttl_seconds", self.hold_ttl_ms)?;
         validate_buyer_seat_limit("buyer_seat_limit", self.buyer_seat_limit)?;
-        if self.price_levels.is_empty() {
-            return Err(Error::invalid(
-                "price_levels",
-                "an event needs at least one price level",
-            ));
-        }
         if self.price_levels.len() > limits::PRICE_LEVELS_PER_EVENT_MAX {
             return Err(Error::invalid(
                 "price_levels",
-                format!(
-                    "at most {} price levels",
-                    limits::PRICE_LEVELS_PER_EVENT_MAX
-                ),
+                format!("at most {} price levels", limits::PRICE_LEVELS_PER_EVENT_MAX),
             ));
         }
         let mut section_levels = vec![u16::MAX; seat_map.sections.len()];
@@ -119,26 +111,16 @@ impl Terms {
             if !(0..=limits::PRICE_MINOR_MAX).contains(&level.amount_minor) {
                 return Err(Error::invalid(
                     format!("{field}.price.amount_minor"),
-                    format!(
-                        "must be between 0 and {}, got {}",
-                        limits::PRICE_MINOR_MAX,
-                        level.amount_minor
-                    ),
+                    format!("must be between 0 and {}, got {}", limits::PRICE_MINOR_MAX, level.amount_minor),
                 ));
             }
             if level.section_ids.is_empty() {
-                return Err(Error::invalid(
-                    format!("{field}.section_ids"),
-                    "a price level needs at least one section",
-                ));
+                return Err(Error::invalid(format!("{field}.section_ids"), "a price level needs at least one section"));
             }
             for (position, section_id) in level.section_ids.iter().enumerate() {
                 let section_field = format!("{field}.section_ids[{position}]");
                 let Some(section) = seat_map.section_index(section_id) else {
-                    return Err(Error::invalid(
-                        section_field,
-                        format!("no section '{section_id}' in the venue"),
-                    ));
+                    return Err(Error::invalid(section_field, format!("no section '{section_id}' in the venue")));
                 };
                 if section_levels[section as usize] != u16::MAX {
                     return Err(Error::invalid(
@@ -152,10 +134,7 @@ impl Terms {
         if let Some(unpriced) = section_levels.iter().position(|&level| level == u16::MAX) {
             return Err(Error::invalid(
                 "price_levels",
-                format!(
-                    "section '{}' has no price level",
-                    seat_map.sections[unpriced].section_id
-                ),
+                format!("section '{}' has no price level", seat_map.sections[unpriced].section_id),
             ));
         }
         Ok(section_levels)
@@ -163,7 +142,7 @@ impl Terms {
 }
 
 /// The places a hold or booking takes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Places {
     /// Reserved seats by index, in the order they were asked for or chosen.
     Seats(Vec<u32>),
@@ -181,14 +160,14 @@ impl Places {
 }
 
 /// The price of one place in one section, fixed when the hold is placed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPrice {
     pub section: u16,
     pub level: u16,
     pub amount_minor: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldStatus {
     Active,
     Confirmed,
@@ -210,13 +189,13 @@ impl HoldStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BookingStatus {
     Confirmed,
     Cancelled,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct HoldRecord {
     buyer: BuyerId,
     places: Places,
@@ -229,7 +208,7 @@ struct HoldRecord {
     idempotency_key: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct BookingRecord {
     hold_id: HoldId,
     buyer: BuyerId,
@@ -241,21 +220,21 @@ struct BookingRecord {
     status: BookingStatus,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct SectionCounts {
     held: u32,
     booked: u32,
 }
 
 /// What one buyer has on this event; enforces the per-buyer limits.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct BuyerUsage {
     /// Seats in active holds plus confirmed bookings.
     seats: u32,
     active_holds: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventStatus {
     OnSale,
     Cancelled,
@@ -285,34 +264,16 @@ pub enum Selection {
 /// A caller's request to change the inventory, before it is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    PlaceHold {
-        caller: Caller,
-        selection: Selection,
-        idempotency_key: Option<String>,
-    },
-    ConfirmHold {
-        caller: Caller,
-        hold_id: HoldId,
-        payment_reference: String,
-        idempotency_key: Option<String>,
-    },
-    ReleaseHold {
-        caller: Caller,
-        hold_id: HoldId,
-    },
-    CancelBooking {
-        caller: Caller,
-        booking_id: BookingId,
-    },
-    UpdateTerms {
-        hold_ttl_ms: Option<u64>,
-        buyer_seat_limit: Option<u32>,
-    },
+    PlaceHold { caller: Caller, selection: Selection, idempotency_key: Option<String> },
+    ConfirmHold { caller: Caller, hold_id: HoldId, payment_reference: String, idempotency_key: Option<String> },
+    ReleaseHold { caller: Caller, hold_id: HoldId },
+    CancelBooking { caller: Caller, booking_id: BookingId },
+    UpdateTerms { hold_ttl_ms: Option<u64>, buyer_seat_limit: Option<u32> },
     CancelEvent,
 }
 
 /// A change to the inventory: the unit of the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     PlaceHold {
         hold_id: HoldId,
@@ -366,17 +327,12 @@ pub enum Decision {
 pub enum Outcome {
     Hold(HoldId),
     Booking(BookingId),
-    HoldsExpired {
-        hold_ids: Vec<HoldId>,
-    },
+    HoldsExpired { hold_ids: Vec<HoldId> },
     TermsUpdated,
-    EventCancelled {
-        holds_released: u32,
-        bookings_cancelled: Vec<BookingId>,
-    },
+    EventCancelled { holds_released: u32, bookings_cancelled: Vec<BookingId> },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketView {
     pub section_id: String,
     /// `None` for general admission.
@@ -399,7 +355,7 @@ pub struct HoldView {
     pub booking_id: Option<BookingId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingView {
     pub booking_id: BookingId,
     pub event_id: EventId,
@@ -426,8 +382,12 @@ pub struct AvailabilityView {
     pub booked: u32,
 }
 
+/// Serializable for checkpoints; the seat map is not part of the state (it belongs to the venue)
+/// and is put back by [`Inventory::restore`].
+#[derive(Serialize, Deserialize)]
 pub struct Inventory {
     event_id: EventId,
+    #[serde(skip, default = "SeatMap::empty_shared")]
     seat_map: Arc<SeatMap>,
     terms: Terms,
     /// Price level index of each section, from the terms.
@@ -454,10 +414,7 @@ pub struct Inventory {
 fn check_key(field: &str, key: &Option<String>) -> Result<()> {
     if let Some(key) = key {
         if key.len() > limits::KEY_LENGTH_MAX {
-            return Err(Error::invalid(
-                field,
-                format!("is longer than {} bytes", limits::KEY_LENGTH_MAX),
-            ));
+            return Err(Error::invalid(field, format!("is longer than {} bytes", limits::KEY_LENGTH_MAX)));
         }
     }
     Ok(())
@@ -491,6 +448,29 @@ impl Inventory {
         &self.event_id
     }
 
+    /// The state as bytes, for a checkpoint.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("an inventory always serializes")
+    }
+
+    /// Rebuilds an inventory from checkpoint bytes and its venue's seat map, and checks it.
+    pub fn restore(bytes: &[u8], seat_map: Arc<SeatMap>) -> std::result::Result<Self, String> {
+        let mut inventory: Inventory =
+            postcard::from_bytes(bytes).map_err(|error| format!("checkpoint does not decode: {error}"))?;
+        if inventory.seats.len() != seat_map.seat_count as usize || inventory.counts.len() != seat_map.sections.len() {
+            return Err(format!(
+                "checkpoint has {} seats in {} sections, the venue {} in {}",
+                inventory.seats.len(),
+                inventory.counts.len(),
+                seat_map.seat_count,
+                seat_map.sections.len()
+            ));
+        }
+        inventory.seat_map = seat_map;
+        inventory.check_invariants()?;
+        Ok(inventory)
+    }
+
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -514,9 +494,7 @@ impl Inventory {
 
     /// The command the expiry timer issues at `now_ms`, if any hold is due.
     pub fn expiry_due(&self, now_ms: u64) -> Option<Command> {
-        let due = self
-            .next_deadline_ms()
-            .is_some_and(|deadline| deadline <= now_ms);
+        let due = self.next_deadline_ms().is_some_and(|deadline| deadline <= now_ms);
         due.then_some(Command::ExpireHolds { now_ms })
     }
 
@@ -527,34 +505,15 @@ impl Inventory {
     /// `nonce` seeds the ids minted for a new hold or booking.
     pub fn decide(&self, request: &Request, now_ms: u64, nonce: u64) -> Result<Decision> {
         match request {
-            Request::PlaceHold {
-                caller,
-                selection,
-                idempotency_key,
-            } => self.decide_place_hold(caller, selection, idempotency_key, now_ms, nonce),
-            Request::ConfirmHold {
-                caller,
-                hold_id,
-                payment_reference,
-                idempotency_key,
-            } => self.decide_confirm_hold(
-                caller,
-                hold_id,
-                payment_reference,
-                idempotency_key,
-                now_ms,
-                nonce,
-            ),
-            Request::ReleaseHold { caller, hold_id } => {
-                self.decide_release_hold(caller, hold_id, now_ms)
+            Request::PlaceHold { caller, selection, idempotency_key } => {
+                self.decide_place_hold(caller, selection, idempotency_key, now_ms, nonce)
             }
-            Request::CancelBooking { caller, booking_id } => {
-                self.decide_cancel_booking(caller, booking_id, now_ms)
+            Request::ConfirmHold { caller, hold_id, payment_reference, idempotency_key } => {
+                self.decide_confirm_hold(caller, hold_id, payment_reference, idempotency_key, now_ms, nonce)
             }
-            Request::UpdateTerms {
-                hold_ttl_ms,
-                buyer_seat_limit,
-            } => {
+            Request::ReleaseHold { caller, hold_id } => self.decide_release_hold(caller, hold_id, now_ms),
+            Request::CancelBooking { caller, booking_id } => self.decide_cancel_booking(caller, booking_id, now_ms),
+            Request::UpdateTerms { hold_ttl_ms, buyer_seat_limit } => {
                 if let Some(hold_ttl_ms) = hold_ttl_ms {
                     validate_hold_ttl_ms("hold_ttl_seconds", *hold_ttl_ms)?;
                 }
@@ -568,9 +527,7 @@ impl Inventory {
             }
             Request::CancelEvent => {
                 if self.status == EventStatus::Cancelled {
-                    return Err(Error::EventCancelled {
-                        event_id: self.event_id.to_string(),
-                    });
+                    return Err(Error::EventCancelled { event_id: self.event_id.to_string() });
                 }
                 Ok(Decision::Apply(Command::CancelEvent { now_ms }))
             }
@@ -592,16 +549,13 @@ impl Inventory {
             }
         }
         if self.status == EventStatus::Cancelled {
-            return Err(Error::EventCancelled {
-                event_id: self.event_id.to_string(),
-            });
+            return Err(Error::EventCancelled { event_id: self.event_id.to_string() });
         }
         let places = match selection {
             Selection::Seats(seat_ids) => Places::Seats(self.parse_seat_list(seat_ids)?),
-            Selection::BestAvailable {
-                section_id,
-                quantity,
-            } => self.best_available(section_id, *quantity, &caller.buyer)?,
+            Selection::BestAvailable { section_id, quantity } => {
+                self.best_available(section_id, *quantity, &caller.buyer)?
+            }
         };
         self.check_buyer_limits(&caller.buyer, places.count())?;
         if let Places::Seats(seats) = &places {
@@ -634,34 +588,21 @@ impl Inventory {
 
     fn parse_seat_list(&self, seat_ids: &[String]) -> Result<Vec<u32>> {
         if seat_ids.is_empty() {
-            return Err(Error::invalid(
-                "seats.seat_ids",
-                "must name at least one seat",
-            ));
+            return Err(Error::invalid("seats.seat_ids", "must name at least one seat"));
         }
         if seat_ids.len() > limits::SEATS_PER_HOLD_MAX as usize {
             return Err(Error::invalid(
                 "seats.seat_ids",
-                format!(
-                    "at most {} seats per hold, got {}",
-                    limits::SEATS_PER_HOLD_MAX,
-                    seat_ids.len()
-                ),
+                format!("at most {} seats per hold, got {}", limits::SEATS_PER_HOLD_MAX, seat_ids.len()),
             ));
         }
         let mut seats = Vec::with_capacity(seat_ids.len());
         let mut seen = std::collections::HashSet::with_capacity(seat_ids.len());
         for (position, seat_id) in seat_ids.iter().enumerate() {
             let field = format!("seats.seat_ids[{position}]");
-            let seat = self
-                .seat_map
-                .seat_index(seat_id)
-                .map_err(|reason| Error::invalid(&field, reason))?;
+            let seat = self.seat_map.seat_index(seat_id).map_err(|reason| Error::invalid(&field, reason))?;
             if !seen.insert(seat) {
-                return Err(Error::invalid(
-                    field,
-                    format!("seat '{seat_id}' is listed twice"),
-                ));
+                return Err(Error::invalid(field, format!("seat '{seat_id}' is listed twice")));
             }
             seats.push(seat);
         }
@@ -694,10 +635,7 @@ impl Inventory {
 
     fn lock_prices(&self, places: &Places) -> Vec<LockedPrice> {
         let mut sections: Vec<u16> = match places {
-            Places::Seats(seats) => seats
-                .iter()
-                .map(|&seat| self.seat_map.position(seat).section)
-                .collect(),
+            Places::Seats(seats) => seats.iter().map(|&seat| self.seat_map.position(seat).section).collect(),
             Places::General { section, .. } => vec![*section],
         };
         sections.sort_unstable();
@@ -706,11 +644,7 @@ impl Inventory {
             .into_iter()
             .map(|section| {
                 let level = self.section_levels[section as usize];
-                LockedPrice {
-                    section,
-                    level,
-                    amount_minor: self.terms.price_levels[level as usize].amount_minor,
-                }
+                LockedPrice { section, level, amount_minor: self.terms.price_levels[level as usize].amount_minor }
             })
             .collect()
     }
@@ -726,18 +660,12 @@ impl Inventory {
             ));
         };
         if quantity < 1 {
-            return Err(Error::invalid(
-                "best_available.quantity",
-                format!("must be at least 1, got {quantity}"),
-            ));
+            return Err(Error::invalid("best_available.quantity", format!("must be at least 1, got {quantity}")));
         }
         if quantity > i64::from(limits::SEATS_PER_HOLD_MAX) {
             return Err(Error::invalid(
                 "best_available.quantity",
-                format!(
-                    "at most {} seats per hold, got {quantity}",
-                    limits::SEATS_PER_HOLD_MAX
-                ),
+                format!("at most {} seats per hold, got {quantity}", limits::SEATS_PER_HOLD_MAX),
             ));
         }
         let quantity = quantity as u32;
@@ -753,17 +681,13 @@ impl Inventory {
             });
         }
         if section.is_general_admission() {
-            return Ok(Places::General {
-                section: section_index,
-                quantity,
-            });
+            return Ok(Places::General { section: section_index, quantity });
         }
         // (stranded seats, row, distance from the row's middle in half seats), first seat
         let mut best: Option<((u32, usize, u32), u32)> = None;
         for (row_index, row) in section.rows.iter().enumerate() {
             let row_length = row.seat_labels.len() as u32;
-            let row_seats =
-                &self.seats[row.first_seat as usize..(row.first_seat + row_length) as usize];
+            let row_seats = &self.seats[row.first_seat as usize..(row.first_seat + row_length) as usize];
             let mut run_start = 0u32;
             while run_start < row_length {
                 if row_seats[run_start as usize] != SeatStatus::Available {
@@ -793,14 +717,10 @@ impl Inventory {
             }
         }
         match best {
-            Some((_, first_seat)) => {
-                Ok(Places::Seats((first_seat..first_seat + quantity).collect()))
-            }
+            Some((_, first_seat)) => Ok(Places::Seats((first_seat..first_seat + quantity).collect())),
             None => Err(Error::NotEnoughSeats {
                 section_id: section_id.to_string(),
-                reason: format!(
-                    "no {quantity} adjacent seats in one row ({available} seats available)"
-                ),
+                reason: format!("no {quantity} adjacent seats in one row ({available} seats available)"),
             }),
         }
     }
@@ -824,24 +744,16 @@ impl Inventory {
                 format!("is longer than {} bytes", limits::KEY_LENGTH_MAX),
             ));
         }
-        let hold = self
-            .holds
-            .get(hold_id)
-            .ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
+        let hold = self.holds.get(hold_id).ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
         if hold.buyer != caller.buyer {
-            return Err(Error::PermissionDenied {
-                reason: format!("hold '{hold_id}' belongs to another buyer"),
-            });
+            return Err(Error::PermissionDenied { reason: format!("hold '{hold_id}' belongs to another buyer") });
         }
         if let Some(key) = idempotency_key {
             if let Some(booking_id) = self.confirm_keys.get(&(caller.buyer.clone(), key.clone())) {
                 if &self.bookings[booking_id].hold_id != hold_id {
                     return Err(Error::invalid(
                         "idempotency_key",
-                        format!(
-                            "was already used to confirm another hold ('{}')",
-                            self.bookings[booking_id].hold_id
-                        ),
+                        format!("was already used to confirm another hold ('{}')", self.bookings[booking_id].hold_id),
                     ));
                 }
                 return Ok(Decision::Answered(Outcome::Booking(booking_id.clone())));
@@ -850,17 +762,11 @@ impl Inventory {
         match hold.status {
             HoldStatus::Active if hold.expires_at_ms <= now_ms => {
                 // The timer has not run yet, but the deadline has passed: the hold is dead.
-                return Err(Error::HoldNotActive {
-                    hold_id: hold_id.to_string(),
-                    status: HoldStatus::Expired.name(),
-                });
+                return Err(Error::HoldNotActive { hold_id: hold_id.to_string(), status: HoldStatus::Expired.name() });
             }
             HoldStatus::Active => {}
             HoldStatus::Confirmed => {
-                let booking_id = hold
-                    .booking_id
-                    .clone()
-                    .expect("a confirmed hold has a booking");
+                let booking_id = hold.booking_id.clone().expect("a confirmed hold has a booking");
                 if self.bookings[&booking_id].payment_reference == payment_reference {
                     return Ok(Decision::Answered(Outcome::Booking(booking_id)));
                 }
@@ -869,12 +775,7 @@ impl Inventory {
                     booking_id: booking_id.to_string(),
                 });
             }
-            status => {
-                return Err(Error::HoldNotActive {
-                    hold_id: hold_id.to_string(),
-                    status: status.name(),
-                })
-            }
+            status => return Err(Error::HoldNotActive { hold_id: hold_id.to_string(), status: status.name() }),
         }
         let mut booking_nonce = nonce;
         let mut booking_id = BookingId::mint(&self.event_id, booking_nonce);
@@ -891,59 +792,30 @@ impl Inventory {
         }))
     }
 
-    fn decide_release_hold(
-        &self,
-        caller: &Caller,
-        hold_id: &HoldId,
-        now_ms: u64,
-    ) -> Result<Decision> {
-        let hold = self
-            .holds
-            .get(hold_id)
-            .ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
+    fn decide_release_hold(&self, caller: &Caller, hold_id: &HoldId, now_ms: u64) -> Result<Decision> {
+        let hold = self.holds.get(hold_id).ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
         if !caller.may_touch(&hold.buyer) {
-            return Err(Error::PermissionDenied {
-                reason: format!("hold '{hold_id}' belongs to another buyer"),
-            });
+            return Err(Error::PermissionDenied { reason: format!("hold '{hold_id}' belongs to another buyer") });
         }
         match hold.status {
-            HoldStatus::Active => Ok(Decision::Apply(Command::ReleaseHold {
-                hold_id: hold_id.clone(),
-                now_ms,
-            })),
+            HoldStatus::Active => Ok(Decision::Apply(Command::ReleaseHold { hold_id: hold_id.clone(), now_ms })),
             // Releasing twice is a retry: the first answer stands.
             HoldStatus::Released => Ok(Decision::Answered(Outcome::Hold(hold_id.clone()))),
-            status => Err(Error::HoldNotActive {
-                hold_id: hold_id.to_string(),
-                status: status.name(),
-            }),
+            status => Err(Error::HoldNotActive { hold_id: hold_id.to_string(), status: status.name() }),
         }
     }
 
-    fn decide_cancel_booking(
-        &self,
-        caller: &Caller,
-        booking_id: &BookingId,
-        now_ms: u64,
-    ) -> Result<Decision> {
-        let booking = self
-            .bookings
-            .get(booking_id)
-            .ok_or_else(|| Error::not_found("booking", booking_id.as_str()))?;
+    fn decide_cancel_booking(&self, caller: &Caller, booking_id: &BookingId, now_ms: u64) -> Result<Decision> {
+        let booking = self.bookings.get(booking_id).ok_or_else(|| Error::not_found("booking", booking_id.as_str()))?;
         if !caller.may_touch(&booking.buyer) {
-            return Err(Error::PermissionDenied {
-                reason: format!("booking '{booking_id}' belongs to another buyer"),
-            });
+            return Err(Error::PermissionDenied { reason: format!("booking '{booking_id}' belongs to another buyer") });
         }
         match booking.status {
-            BookingStatus::Confirmed => Ok(Decision::Apply(Command::CancelBooking {
-                booking_id: booking_id.clone(),
-                now_ms,
-            })),
-            // Cancelling twice is a retry: the first answer stands.
-            BookingStatus::Cancelled => {
-                Ok(Decision::Answered(Outcome::Booking(booking_id.clone())))
+            BookingStatus::Confirmed => {
+                Ok(Decision::Apply(Command::CancelBooking { booking_id: booking_id.clone(), now_ms }))
             }
+            // Cancelling twice is a retry: the first answer stands.
+            BookingStatus::Cancelled => Ok(Decision::Answered(Outcome::Booking(booking_id.clone()))),
         }
     }
 
@@ -955,24 +827,12 @@ impl Inventory {
     pub fn apply(&mut self, command: &Command) -> Outcome {
         self.version += 1;
         let outcome = match command {
-            Command::PlaceHold {
-                hold_id,
-                buyer,
-                places,
-                prices,
-                placed_at_ms,
-                expires_at_ms,
-                idempotency_key,
-            } => {
-                assert!(
-                    !self.holds.contains_key(hold_id),
-                    "hold {hold_id} placed twice"
-                );
+            Command::PlaceHold { hold_id, buyer, places, prices, placed_at_ms, expires_at_ms, idempotency_key } => {
+                assert!(!self.holds.contains_key(hold_id), "hold {hold_id} placed twice");
                 self.take_places(places, SeatStatus::Available, SeatStatus::Held);
                 self.adjust_buyer(buyer, i64::from(places.count()), 1);
                 if let Some(key) = idempotency_key {
-                    self.hold_keys
-                        .insert((buyer.clone(), key.clone()), hold_id.clone());
+                    self.hold_keys.insert((buyer.clone(), key.clone()), hold_id.clone());
                 }
                 self.deadlines.insert((*expires_at_ms, hold_id.clone()));
                 self.holds.insert(
@@ -990,27 +850,14 @@ impl Inventory {
                 );
                 Outcome::Hold(hold_id.clone())
             }
-            Command::ConfirmHold {
-                hold_id,
-                booking_id,
-                payment_reference,
-                idempotency_key,
-                now_ms,
-            } => {
+            Command::ConfirmHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
                 let hold = self.end_hold(hold_id, HoldStatus::Confirmed, *now_ms);
                 self.take_places(&hold.places, SeatStatus::Held, SeatStatus::Booked);
-                self.holds
-                    .get_mut(hold_id)
-                    .expect("hold just ended")
-                    .booking_id = Some(booking_id.clone());
+                self.holds.get_mut(hold_id).expect("hold just ended").booking_id = Some(booking_id.clone());
                 if let Some(key) = idempotency_key {
-                    self.confirm_keys
-                        .insert((hold.buyer.clone(), key.clone()), booking_id.clone());
+                    self.confirm_keys.insert((hold.buyer.clone(), key.clone()), booking_id.clone());
                 }
-                assert!(
-                    !self.bookings.contains_key(booking_id),
-                    "booking {booking_id} made twice"
-                );
+                assert!(!self.bookings.contains_key(booking_id), "booking {booking_id} made twice");
                 self.bookings.insert(
                     booking_id.clone(),
                     BookingRecord {
@@ -1045,15 +892,8 @@ impl Inventory {
                 Outcome::HoldsExpired { hold_ids }
             }
             Command::CancelBooking { booking_id, now_ms } => {
-                let booking = self
-                    .bookings
-                    .get_mut(booking_id)
-                    .expect("cancelled booking exists");
-                assert_eq!(
-                    booking.status,
-                    BookingStatus::Confirmed,
-                    "booking {booking_id} cancelled twice"
-                );
+                let booking = self.bookings.get_mut(booking_id).expect("cancelled booking exists");
+                assert_eq!(booking.status, BookingStatus::Confirmed, "booking {booking_id} cancelled twice");
                 booking.status = BookingStatus::Cancelled;
                 booking.cancelled_at_ms = Some(*now_ms);
                 let (buyer, places) = (booking.buyer.clone(), booking.places.clone());
@@ -1061,10 +901,7 @@ impl Inventory {
                 self.adjust_buyer(&buyer, -i64::from(places.count()), 0);
                 Outcome::Booking(booking_id.clone())
             }
-            Command::UpdateTerms {
-                hold_ttl_ms,
-                buyer_seat_limit,
-            } => {
+            Command::UpdateTerms { hold_ttl_ms, buyer_seat_limit } => {
                 if let Some(hold_ttl_ms) = hold_ttl_ms {
                     self.terms.hold_ttl_ms = *hold_ttl_ms;
                 }
@@ -1075,11 +912,7 @@ impl Inventory {
             }
             Command::CancelEvent { now_ms } => {
                 self.status = EventStatus::Cancelled;
-                let active: Vec<HoldId> = self
-                    .deadlines
-                    .iter()
-                    .map(|(_, hold_id)| hold_id.clone())
-                    .collect();
+                let active: Vec<HoldId> = self.deadlines.iter().map(|(_, hold_id)| hold_id.clone()).collect();
                 for hold_id in &active {
                     let hold = self.end_hold(hold_id, HoldStatus::Cancelled, *now_ms);
                     self.take_places(&hold.places, SeatStatus::Held, SeatStatus::Available);
@@ -1099,17 +932,10 @@ impl Inventory {
                     self.take_places(&places, SeatStatus::Booked, SeatStatus::Available);
                     self.adjust_buyer(&buyer, -i64::from(places.count()), 0);
                 }
-                Outcome::EventCancelled {
-                    holds_released: active.len() as u32,
-                    bookings_cancelled: cancelled,
-                }
+                Outcome::EventCancelled { holds_released: active.len() as u32, bookings_cancelled: cancelled }
             }
         };
-        debug_assert!(
-            self.check_invariants().is_ok(),
-            "{:?}",
-            self.check_invariants()
-        );
+        debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
         outcome
     }
 
@@ -1121,17 +947,13 @@ impl Inventory {
                 SeatStatus::Booked => &mut counts.booked,
                 SeatStatus::Available => return,
             };
-            *counter =
-                u32::try_from(i64::from(*counter) + delta).expect("section counter in range");
+            *counter = u32::try_from(i64::from(*counter) + delta).expect("section counter in range");
         };
         match places {
             Places::Seats(seats) => {
                 for &seat in seats {
                     let status = &mut self.seats[seat as usize];
-                    assert_eq!(
-                        *status, from,
-                        "seat {seat} is {status:?}, expected {from:?}"
-                    );
+                    assert_eq!(*status, from, "seat {seat} is {status:?}, expected {from:?}");
                     *status = to;
                     let section = self.seat_map.position(seat).section as usize;
                     adjust(&mut self.counts[section], from, -1);
@@ -1145,8 +967,7 @@ impl Inventory {
                 adjust(&mut self.counts[section], to, delta);
                 let counts = self.counts[section];
                 assert!(
-                    counts.held + counts.booked
-                        <= self.seat_map.sections[section].general_admission_capacity,
+                    counts.held + counts.booked <= self.seat_map.sections[section].general_admission_capacity,
                     "general admission section {section} oversold"
                 );
             }
@@ -1156,35 +977,22 @@ impl Inventory {
     /// Ends an active hold; returns a copy of its record as it was.
     fn end_hold(&mut self, hold_id: &HoldId, status: HoldStatus, now_ms: u64) -> HoldRecord {
         let hold = self.holds.get_mut(hold_id).expect("ended hold exists");
-        assert_eq!(
-            hold.status,
-            HoldStatus::Active,
-            "hold {hold_id} ended twice"
-        );
+        assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} ended twice");
         hold.status = status;
         let record = hold.clone();
-        assert!(
-            self.deadlines
-                .remove(&(record.expires_at_ms, hold_id.clone())),
-            "active hold has a deadline"
-        );
+        assert!(self.deadlines.remove(&(record.expires_at_ms, hold_id.clone())), "active hold has a deadline");
         self.ended_holds.push_back((now_ms, hold_id.clone()));
         // A confirmed hold's seats stay counted against the buyer: they move into a booking.
-        let seats_freed = if status == HoldStatus::Confirmed {
-            0
-        } else {
-            i64::from(record.places.count())
-        };
+        let seats_freed = if status == HoldStatus::Confirmed { 0 } else { i64::from(record.places.count()) };
         self.adjust_buyer(&record.buyer, -seats_freed, -1);
         record
     }
 
     fn adjust_buyer(&mut self, buyer: &BuyerId, seats_delta: i64, holds_delta: i64) {
         let usage = self.buyers.entry(buyer.clone()).or_default();
-        usage.seats =
-            u32::try_from(i64::from(usage.seats) + seats_delta).expect("buyer seat count in range");
-        usage.active_holds = u32::try_from(i64::from(usage.active_holds) + holds_delta)
-            .expect("buyer hold count in range");
+        usage.seats = u32::try_from(i64::from(usage.seats) + seats_delta).expect("buyer seat count in range");
+        usage.active_holds =
+            u32::try_from(i64::from(usage.active_holds) + holds_delta).expect("buyer hold count in range");
         if usage.seats == 0 && usage.active_holds == 0 {
             self.buyers.remove(buyer);
         }
@@ -1210,93 +1018,64 @@ impl Inventory {
         let mut expected = vec![SectionCounts::default(); self.counts.len()];
         let mut seat_owner = vec![0u8; self.seats.len()];
         let mut usage: HashMap<&BuyerId, BuyerUsage> = HashMap::new();
-        let mut count_places =
-            |places: &Places, status: SeatStatus, marker: u8| -> std::result::Result<(), String> {
-                match places {
-                    Places::Seats(seats) => {
-                        for &seat in seats {
-                            if self.seats[seat as usize] != status {
-                                return Err(format!(
-                                    "seat {seat} is {:?}, its record says {status:?}",
-                                    self.seats[seat as usize]
-                                ));
-                            }
-                            if seat_owner[seat as usize] != 0 {
-                                return Err(format!("seat {seat} is in two live records"));
-                            }
-                            seat_owner[seat as usize] = marker;
-                            let section = self.seat_map.position(seat).section as usize;
-                            match status {
-                                SeatStatus::Held => expected[section].held += 1,
-                                _ => expected[section].booked += 1,
-                            }
+        let mut count_places = |places: &Places, status: SeatStatus, marker: u8| -> std::result::Result<(), String> {
+            match places {
+                Places::Seats(seats) => {
+                    for &seat in seats {
+                        if self.seats[seat as usize] != status {
+                            return Err(format!(
+                                "seat {seat} is {:?}, its record says {status:?}",
+                                self.seats[seat as usize]
+                            ));
+                        }
+                        if seat_owner[seat as usize] != 0 {
+                            return Err(format!("seat {seat} is in two live records"));
+                        }
+                        seat_owner[seat as usize] = marker;
+                        let section = self.seat_map.position(seat).section as usize;
+                        match status {
+                            SeatStatus::Held => expected[section].held += 1,
+                            _ => expected[section].booked += 1,
                         }
                     }
-                    Places::General { section, quantity } => match status {
-                        SeatStatus::Held => expected[*section as usize].held += quantity,
-                        _ => expected[*section as usize].booked += quantity,
-                    },
                 }
-                Ok(())
-            };
-        for hold in self
-            .holds
-            .values()
-            .filter(|hold| hold.status == HoldStatus::Active)
-        {
+                Places::General { section, quantity } => match status {
+                    SeatStatus::Held => expected[*section as usize].held += quantity,
+                    _ => expected[*section as usize].booked += quantity,
+                },
+            }
+            Ok(())
+        };
+        for hold in self.holds.values().filter(|hold| hold.status == HoldStatus::Active) {
             count_places(&hold.places, SeatStatus::Held, 1)?;
             let entry = usage.entry(&hold.buyer).or_default();
             entry.seats += hold.places.count();
             entry.active_holds += 1;
         }
-        for booking in self
-            .bookings
-            .values()
-            .filter(|booking| booking.status == BookingStatus::Confirmed)
-        {
+        for booking in self.bookings.values().filter(|booking| booking.status == BookingStatus::Confirmed) {
             count_places(&booking.places, SeatStatus::Booked, 2)?;
             usage.entry(&booking.buyer).or_default().seats += booking.places.count();
         }
         if expected != self.counts {
-            return Err(format!(
-                "section counters {:?} do not match records {:?}",
-                self.counts, expected
-            ));
+            return Err(format!("section counters {:?} do not match records {:?}", self.counts, expected));
         }
         for (seat, status) in self.seats.iter().enumerate() {
             if *status != SeatStatus::Available && seat_owner[seat] == 0 {
-                return Err(format!(
-                    "seat {seat} is {status:?} but no live record has it"
-                ));
+                return Err(format!("seat {seat} is {status:?} but no live record has it"));
             }
         }
         if usage.len() != self.buyers.len() {
-            return Err(format!(
-                "{} buyers tracked, {} have seats",
-                self.buyers.len(),
-                usage.len()
-            ));
+            return Err(format!("{} buyers tracked, {} have seats", self.buyers.len(), usage.len()));
         }
         for (buyer, expected_usage) in usage {
             let actual = self.buyers.get(buyer).copied().unwrap_or_default();
-            if (actual.seats, actual.active_holds)
-                != (expected_usage.seats, expected_usage.active_holds)
-            {
-                return Err(format!(
-                    "buyer {buyer} usage {actual:?}, records say {expected_usage:?}"
-                ));
+            if (actual.seats, actual.active_holds) != (expected_usage.seats, expected_usage.active_holds) {
+                return Err(format!("buyer {buyer} usage {actual:?}, records say {expected_usage:?}"));
             }
         }
-        let active = self
-            .holds
-            .values()
-            .filter(|hold| hold.status == HoldStatus::Active)
-            .count();
+        let active = self.holds.values().filter(|hold| hold.status == HoldStatus::Active).count();
         if active != self.deadlines.len() {
-            return Err(format!(
-                "{active} active holds, {} deadlines",
-                self.deadlines.len()
-            ));
+            return Err(format!("{active} active holds, {} deadlines", self.deadlines.len()));
         }
         Ok(())
     }
@@ -1307,36 +1086,23 @@ impl Inventory {
 
     fn tickets(&self, places: &Places, prices: &[LockedPrice]) -> (Vec<TicketView>, i64) {
         let price_of = |section: u16| {
-            prices
-                .iter()
-                .find(|price| price.section == section)
-                .copied()
-                .expect("every section of a hold is priced")
+            prices.iter().find(|price| price.section == section).copied().expect("every section of a hold is priced")
         };
         let ticket = |section: u16, seat_id: Option<String>| {
             let price = price_of(section);
             TicketView {
                 section_id: self.seat_map.sections[section as usize].section_id.clone(),
                 seat_id,
-                price_level_id: self.terms.price_levels[price.level as usize]
-                    .price_level_id
-                    .clone(),
+                price_level_id: self.terms.price_levels[price.level as usize].price_level_id.clone(),
                 amount_minor: price.amount_minor,
             }
         };
         let tickets: Vec<TicketView> = match places {
             Places::Seats(seats) => seats
                 .iter()
-                .map(|&seat| {
-                    ticket(
-                        self.seat_map.position(seat).section,
-                        Some(self.seat_map.seat_id(seat)),
-                    )
-                })
+                .map(|&seat| ticket(self.seat_map.position(seat).section, Some(self.seat_map.seat_id(seat))))
                 .collect(),
-            Places::General { section, quantity } => {
-                (0..*quantity).map(|_| ticket(*section, None)).collect()
-            }
+            Places::General { section, quantity } => (0..*quantity).map(|_| ticket(*section, None)).collect(),
         };
         let total = tickets.iter().map(|ticket| ticket.amount_minor).sum();
         (tickets, total)
@@ -1344,15 +1110,10 @@ impl Inventory {
 
     /// The caller's view of a hold; `None` if unknown, `PermissionDenied` if not theirs.
     pub fn hold_view(&self, hold_id: &HoldId, caller: Option<&Caller>) -> Result<HoldView> {
-        let hold = self
-            .holds
-            .get(hold_id)
-            .ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
+        let hold = self.holds.get(hold_id).ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
         if let Some(caller) = caller {
             if !caller.may_touch(&hold.buyer) {
-                return Err(Error::PermissionDenied {
-                    reason: format!("hold '{hold_id}' belongs to another buyer"),
-                });
+                return Err(Error::PermissionDenied { reason: format!("hold '{hold_id}' belongs to another buyer") });
             }
         }
         let (tickets, total_minor) = self.tickets(&hold.places, &hold.prices);
@@ -1370,15 +1131,8 @@ impl Inventory {
         })
     }
 
-    pub fn booking_view(
-        &self,
-        booking_id: &BookingId,
-        caller: Option<&Caller>,
-    ) -> Result<BookingView> {
-        let booking = self
-            .bookings
-            .get(booking_id)
-            .ok_or_else(|| Error::not_found("booking", booking_id.as_str()))?;
+    pub fn booking_view(&self, booking_id: &BookingId, caller: Option<&Caller>) -> Result<BookingView> {
+        let booking = self.bookings.get(booking_id).ok_or_else(|| Error::not_found("booking", booking_id.as_str()))?;
         if let Some(caller) = caller {
             if !caller.may_touch(&booking.buyer) {
                 return Err(Error::PermissionDenied {

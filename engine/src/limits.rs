@@ -52,14 +52,10 @@ pub const PAGE_SIZE_MAX: u32 = 100;
 pub const ACTOR_CALL_TIMEOUT_MS: u64 = 10_000;
 
 const _: () = assert!(BUYER_SEAT_LIMIT_DEFAULT <= BUYER_SEAT_LIMIT_MAX);
-const _: () =
-    assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
+const _: () = assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
 const _: () = assert!(HOLD_TTL_MS_MAX < HOLD_RETENTION_MS);
 const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
-const _: () = assert!(
-    (SECTIONS_PER_VENUE_MAX as u64) <= u16::MAX as u64,
-    "section indexes are u16"
-);
+const _: () = assert!((SECTIONS_PER_VENUE_MAX as u64) <= u16::MAX as u64, "section indexes are u16");
 const _: () = assert!(PRICE_LEVELS_PER_EVENT_MAX <= u16::MAX as usize);
 // A whole event's revenue must fit an i64 in minor units.
 const _: () = assert!((PRICE_MINOR_MAX as i128) * (SEATS_PER_EVENT_MAX as i128) < i64::MAX as i128);

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::limits;
 
 /// What an admin sends to create a section.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionSpec {
     pub section_id: String,
     pub name: String,
@@ -19,7 +21,7 @@ pub struct SectionSpec {
     pub general_admission_capacity: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowSpec {
     pub label: String,
     pub seat_labels: Vec<String>,
@@ -83,18 +85,9 @@ pub fn validate_label(field: &str, label: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if label.len() > limits::LABEL_LENGTH_MAX {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "'{label}' is longer than {} characters",
-                limits::LABEL_LENGTH_MAX
-            ),
-        ));
+        return Err(Error::invalid(field, format!("'{label}' is longer than {} characters", limits::LABEL_LENGTH_MAX)));
     }
-    if let Some(bad) = label
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.+".contains(*c)))
-    {
+    if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.+".contains(*c))) {
         return Err(Error::invalid(
             field,
             format!("'{label}' contains '{bad}'; labels use letters, digits and - _ . +"),
@@ -113,37 +106,36 @@ pub fn validate_name(field: &str, name: &str, required: bool) -> Result<()> {
 
 pub fn validate_text(field: &str, text: &str, length_max: usize) -> Result<()> {
     if text.chars().count() > length_max {
-        return Err(Error::invalid(
-            field,
-            format!("is longer than {length_max} characters"),
-        ));
+        return Err(Error::invalid(field, format!("is longer than {length_max} characters")));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(Error::invalid(field, "contains control characters"));
     }
     Ok(())
 }
 
 impl SeatMap {
+    /// A map with no seats: the placeholder a deserialized inventory holds until its venue's map
+    /// is put back.
+    pub fn empty_shared() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            sections: Vec::new(),
+            section_by_label: HashMap::new(),
+            seat_count: 0,
+            row_starts: Vec::new(),
+        })
+    }
+
     /// Validates the admin's sections and lays them out. Errors name the offending field as
     /// `sections[i].rows[j].seat_labels[k]`.
     pub fn build(sections: &[SectionSpec]) -> Result<Self> {
         if sections.is_empty() {
-            return Err(Error::invalid(
-                "sections",
-                "a venue needs at least one section",
-            ));
+            return Err(Error::invalid("sections", "a venue needs at least one section"));
         }
         if sections.len() > limits::SECTIONS_PER_VENUE_MAX {
             return Err(Error::invalid(
                 "sections",
-                format!(
-                    "at most {} sections per venue",
-                    limits::SECTIONS_PER_VENUE_MAX
-                ),
+                format!("at most {} sections per venue", limits::SECTIONS_PER_VENUE_MAX),
             ));
         }
         let mut layouts = Vec::with_capacity(sections.len());
@@ -155,10 +147,7 @@ impl SeatMap {
             let field = format!("sections[{section_index}]");
             validate_label(&format!("{field}.section_id"), &spec.section_id)?;
             validate_name(&format!("{field}.name"), &spec.name, false)?;
-            if section_by_label
-                .insert(spec.section_id.clone(), section_index as u16)
-                .is_some()
-            {
+            if section_by_label.insert(spec.section_id.clone(), section_index as u16).is_some() {
                 return Err(Error::invalid(
                     format!("{field}.section_id"),
                     format!("duplicate section '{}'", spec.section_id),
@@ -166,16 +155,10 @@ impl SeatMap {
             }
             let general = spec.general_admission_capacity > 0;
             if general && !spec.rows.is_empty() {
-                return Err(Error::invalid(
-                    &field,
-                    "a section has rows or a general_admission_capacity, not both",
-                ));
+                return Err(Error::invalid(&field, "a section has rows or a general_admission_capacity, not both"));
             }
             if !general && spec.rows.is_empty() {
-                return Err(Error::invalid(
-                    &field,
-                    "a section needs rows of seats or a general_admission_capacity",
-                ));
+                return Err(Error::invalid(&field, "a section needs rows of seats or a general_admission_capacity"));
             }
             if spec.rows.len() > limits::ROWS_PER_SECTION_MAX {
                 return Err(Error::invalid(
@@ -189,23 +172,14 @@ impl SeatMap {
             for (row_index, row) in spec.rows.iter().enumerate() {
                 let row_field = format!("{field}.rows[{row_index}]");
                 validate_label(&format!("{row_field}.label"), &row.label)?;
-                if row_by_label
-                    .insert(row.label.clone(), row_index as u32)
-                    .is_some()
-                {
+                if row_by_label.insert(row.label.clone(), row_index as u32).is_some() {
                     return Err(Error::invalid(
                         format!("{row_field}.label"),
-                        format!(
-                            "duplicate row '{}' in section '{}'",
-                            row.label, spec.section_id
-                        ),
+                        format!("duplicate row '{}' in section '{}'", row.label, spec.section_id),
                     ));
                 }
                 if row.seat_labels.is_empty() {
-                    return Err(Error::invalid(
-                        format!("{row_field}.seat_labels"),
-                        "a row needs at least one seat",
-                    ));
+                    return Err(Error::invalid(format!("{row_field}.seat_labels"), "a row needs at least one seat"));
                 }
                 if row.seat_labels.len() > limits::SEATS_PER_ROW_MAX {
                     return Err(Error::invalid(
@@ -217,20 +191,14 @@ impl SeatMap {
                 if places_total > u64::from(limits::SEATS_PER_EVENT_MAX) {
                     return Err(Error::invalid(
                         "sections",
-                        format!(
-                            "a venue holds at most {} places",
-                            limits::SEATS_PER_EVENT_MAX
-                        ),
+                        format!("a venue holds at most {} places", limits::SEATS_PER_EVENT_MAX),
                     ));
                 }
                 let mut seat_by_label = HashMap::with_capacity(row.seat_labels.len());
                 for (seat_index, seat_label) in row.seat_labels.iter().enumerate() {
                     let seat_field = format!("{row_field}.seat_labels[{seat_index}]");
                     validate_label(&seat_field, seat_label)?;
-                    if seat_by_label
-                        .insert(seat_label.clone(), seat_index as u32)
-                        .is_some()
-                    {
+                    if seat_by_label.insert(seat_label.clone(), seat_index as u32).is_some() {
                         return Err(Error::invalid(
                             seat_field,
                             format!("duplicate seat '{seat_label}' in row '{}'", row.label),
@@ -250,10 +218,7 @@ impl SeatMap {
             if places_total > u64::from(limits::SEATS_PER_EVENT_MAX) {
                 return Err(Error::invalid(
                     "sections",
-                    format!(
-                        "a venue holds at most {} places",
-                        limits::SEATS_PER_EVENT_MAX
-                    ),
+                    format!("a venue holds at most {} places", limits::SEATS_PER_EVENT_MAX),
                 ));
             }
             layouts.push(SectionLayout {
@@ -266,12 +231,7 @@ impl SeatMap {
                 row_by_label,
             });
         }
-        Ok(Self {
-            sections: layouts,
-            section_by_label,
-            seat_count: next_seat,
-            row_starts,
-        })
+        Ok(Self { sections: layouts, section_by_label, seat_count: next_seat, row_starts })
     }
 
     pub fn section_index(&self, section_id: &str) -> Option<u16> {
@@ -289,9 +249,7 @@ impl SeatMap {
         let (Some(section_label), Some(row_label), Some(seat_label), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!(
-                "'{seat_id}' is not a seat id of the form <section>:<row>:<seat>"
-            ));
+            return Err(format!("'{seat_id}' is not a seat id of the form <section>:<row>:<seat>"));
         };
         let Some(&section_index) = self.section_by_label.get(section_label) else {
             return Err(format!("no section '{section_label}' in this venue"));
@@ -307,35 +265,23 @@ impl SeatMap {
         };
         let row = &section.rows[row_index as usize];
         let Some(&offset) = row.seat_by_label.get(seat_label) else {
-            return Err(format!(
-                "no seat '{seat_label}' in row '{row_label}' of section '{section_label}'"
-            ));
+            return Err(format!("no seat '{seat_label}' in row '{row_label}' of section '{section_label}'"));
         };
         Ok(row.first_seat + offset)
     }
 
     pub fn position(&self, seat: u32) -> SeatPosition {
         assert!(seat < self.seat_count, "seat index {seat} out of range");
-        let row_start = self
-            .row_starts
-            .partition_point(|&(first_seat, _, _)| first_seat <= seat)
-            - 1;
+        let row_start = self.row_starts.partition_point(|&(first_seat, _, _)| first_seat <= seat) - 1;
         let (first_seat, section, row) = self.row_starts[row_start];
-        SeatPosition {
-            section,
-            row,
-            offset: seat - first_seat,
-        }
+        SeatPosition { section, row, offset: seat - first_seat }
     }
 
     pub fn seat_id(&self, seat: u32) -> String {
         let position = self.position(seat);
         let section = &self.sections[position.section as usize];
         let row = &section.rows[position.row as usize];
-        format!(
-            "{}:{}:{}",
-            section.section_id, row.label, row.seat_labels[position.offset as usize]
-        )
+        format!("{}:{}:{}", section.section_id, row.label, row.seat_labels[position.offset as usize])
     }
 
     /// The admin's sections back, for views.
@@ -348,10 +294,7 @@ impl SeatMap {
                 rows: section
                     .rows
                     .iter()
-                    .map(|row| RowSpec {
-                        label: row.label.clone(),
-                        seat_labels: row.seat_labels.clone(),
-                    })
+                    .map(|row| RowSpec { label: row.label.clone(), seat_labels: row.seat_labels.clone() })
                     .collect(),
                 general_admission_capacity: section.general_admission_capacity,
             })
@@ -365,9 +308,7 @@ pub fn numbered_rows(row_labels: &[&str], seats_per_row: u32) -> Vec<RowSpec> {
         .iter()
         .map(|label| RowSpec {
             label: (*label).to_string(),
-            seat_labels: (1..=seats_per_row)
-                .map(|number| number.to_string())
-                .collect(),
+            seat_labels: (1..=seats_per_row).map(|number| number.to_string()).collect(),
         })
         .collect()
 }
@@ -407,26 +348,11 @@ mod tests {
     #[test]
     fn unknown_and_general_admission_seat_ids_are_explained() {
         let map = SeatMap::build(&two_sections()).unwrap();
-        assert!(map
-            .seat_index("101:C:1")
-            .unwrap_err()
-            .contains("no row 'C'"));
-        assert!(map
-            .seat_index("102:A:1")
-            .unwrap_err()
-            .contains("no section '102'"));
-        assert!(map
-            .seat_index("101:A:11")
-            .unwrap_err()
-            .contains("no seat '11'"));
-        assert!(map
-            .seat_index("FLOOR:A:1")
-            .unwrap_err()
-            .contains("general admission"));
-        assert!(map
-            .seat_index("nonsense")
-            .unwrap_err()
-            .contains("<section>:<row>:<seat>"));
+        assert!(map.seat_index("101:C:1").unwrap_err().contains("no row 'C'"));
+        assert!(map.seat_index("102:A:1").unwrap_err().contains("no section '102'"));
+        assert!(map.seat_index("101:A:11").unwrap_err().contains("no seat '11'"));
+        assert!(map.seat_index("FLOOR:A:1").unwrap_err().contains("general admission"));
+        assert!(map.seat_index("nonsense").unwrap_err().contains("<section>:<row>:<seat>"));
     }
 
     #[test]
@@ -434,13 +360,7 @@ mod tests {
         let mut sections = two_sections();
         sections[0].rows[1].seat_labels[3] = "2".into();
         let error = SeatMap::build(&sections).unwrap_err();
-        assert_eq!(
-            error,
-            Error::invalid(
-                "sections[0].rows[1].seat_labels[3]",
-                "duplicate seat '2' in row 'B'"
-            )
-        );
+        assert_eq!(error, Error::invalid("sections[0].rows[1].seat_labels[3]", "duplicate seat '2' in row 'B'"));
 
         let mut sections = two_sections();
         sections[1].section_id = "1:1".into();

@@ -38,10 +38,7 @@ pub struct Authenticator {
 }
 
 fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
 }
 
 impl Authenticator {
@@ -57,11 +54,7 @@ impl Authenticator {
     }
 
     pub fn mint(&self, subject: &str, role: Role, ttl_seconds: u64) -> String {
-        self.mint_claims(&Claims {
-            sub: subject.to_string(),
-            role,
-            exp: unix_seconds() + ttl_seconds,
-        })
+        self.mint_claims(&Claims { sub: subject.to_string(), role, exp: unix_seconds() + ttl_seconds })
     }
 
     pub fn mint_claims(&self, claims: &Claims) -> String {
@@ -74,53 +67,35 @@ impl Authenticator {
         let Some(header) = metadata.get("authorization") else {
             return Ok(None);
         };
-        let header = header
-            .to_str()
-            .map_err(|_| Status::unauthenticated("authorization header is not printable ASCII"))?;
-        let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        else {
-            return Err(Status::unauthenticated(
-                "authorization header must be 'Bearer <token>'",
-            ));
+        let header =
+            header.to_str().map_err(|_| Status::unauthenticated("authorization header is not printable ASCII"))?;
+        let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
+            return Err(Status::unauthenticated("authorization header must be 'Bearer <token>'"));
         };
-        let claims =
-            jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding_key, &self.validation)
-                .map_err(|error| {
-                    Status::unauthenticated(match error.kind() {
-                        ErrorKind::ExpiredSignature => "token has expired".to_string(),
-                        ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
-                        ErrorKind::InvalidAlgorithm => {
-                            "token must be signed with HS256".to_string()
-                        }
-                        ErrorKind::MissingRequiredClaim(claim) => {
-                            format!("token lacks the '{claim}' claim")
-                        }
-                        ErrorKind::Json(_) => {
-                            "token claims must be sub, role (user or admin) and exp".to_string()
-                        }
-                        _ => format!("token is malformed: {error}"),
-                    })
-                })?
-                .claims;
+        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding_key, &self.validation)
+            .map_err(|error| {
+                Status::unauthenticated(match error.kind() {
+                    ErrorKind::ExpiredSignature => "token has expired".to_string(),
+                    ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
+                    ErrorKind::InvalidAlgorithm => "token must be signed with HS256".to_string(),
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        format!("token lacks the '{claim}' claim")
+                    }
+                    ErrorKind::Json(_) => "token claims must be sub, role (user or admin) and exp".to_string(),
+                    _ => format!("token is malformed: {error}"),
+                })
+            })?
+            .claims;
         if claims.sub.is_empty() || claims.sub.len() > SUBJECT_LENGTH_MAX {
-            return Err(Status::unauthenticated(format!(
-                "token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes"
-            )));
+            return Err(Status::unauthenticated(format!("token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes")));
         }
-        Ok(Some(Caller {
-            buyer: BuyerId::new(claims.sub),
-            admin: claims.role == Role::Admin,
-        }))
+        Ok(Some(Caller { buyer: BuyerId::new(claims.sub), admin: claims.role == Role::Admin }))
     }
 
     /// A caller is required.
     pub fn require_caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
         self.caller(metadata)?.ok_or_else(|| {
-            Status::unauthenticated(
-                "missing authorization header: send 'authorization: Bearer <token>'",
-            )
+            Status::unauthenticated("missing authorization header: send 'authorization: Bearer <token>'")
         })
     }
 
@@ -128,9 +103,7 @@ impl Authenticator {
     pub fn require_admin(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
         let caller = self.require_caller(metadata)?;
         if !caller.admin {
-            return Err(Status::permission_denied(
-                "this call needs a token with role 'admin'",
-            ));
+            return Err(Status::permission_denied("this call needs a token with role 'admin'"));
         }
         Ok(caller)
     }

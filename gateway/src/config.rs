@@ -84,41 +84,28 @@ impl Default for NodeConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self {
-            secret: String::new(),
-            anonymous_catalog_reads: true,
-        }
+        Self { secret: String::new(), anonymous_catalog_reads: true }
     }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self {
-            request_bytes_max: 4 * 1024 * 1024,
-        }
+        Self { request_bytes_max: 4 * 1024 * 1024 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
+        Self { level: "info".into() }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -126,14 +113,9 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a config file, then applies the environment override of the secret.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source: Box::new(source),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
         config.apply_environment();
         config.validate()?;
         Ok(config)
@@ -149,10 +131,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node.id.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "node.id",
-                reason: "must not be empty".into(),
-            });
+            return Err(ConfigError::Invalid { key: "node.id", reason: "must not be empty".into() });
         }
         if self.auth.secret.len() < AUTH_SECRET_BYTES_MIN {
             return Err(ConfigError::Invalid {

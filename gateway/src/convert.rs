@@ -7,8 +7,7 @@ use turnstile_engine::actor::EventOverview;
 use turnstile_engine::catalog::{EventInfo, Performer, Venue};
 use turnstile_engine::engine::EventDetails;
 use turnstile_engine::inventory::{
-    AvailabilityView, BookingStatus, BookingView, EventStatus, HoldStatus, HoldView, PriceLevel,
-    SeatStatus, TicketView,
+    AvailabilityView, BookingStatus, BookingView, EventStatus, HoldStatus, HoldView, PriceLevel, SeatStatus, TicketView,
 };
 use turnstile_engine::seat_map::{RowSpec, SectionSpec};
 use turnstile_proto::v1 as pb;
@@ -19,10 +18,7 @@ use crate::error::invalid;
 const ID_LENGTH_MAX: usize = 128;
 
 pub fn timestamp(unix_ms: i64) -> Timestamp {
-    Timestamp {
-        seconds: unix_ms.div_euclid(1_000),
-        nanos: (unix_ms.rem_euclid(1_000) * 1_000_000) as i32,
-    }
+    Timestamp { seconds: unix_ms.div_euclid(1_000), nanos: (unix_ms.rem_euclid(1_000) * 1_000_000) as i32 }
 }
 
 pub fn timestamp_u(unix_ms: u64) -> Timestamp {
@@ -32,13 +28,8 @@ pub fn timestamp_u(unix_ms: u64) -> Timestamp {
 /// Milliseconds since the Unix epoch; years 1970 to 9999 only.
 pub fn unix_ms(field: &str, timestamp: &Timestamp) -> Result<i64, Status> {
     const SECONDS_MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    if !(0..=SECONDS_MAX).contains(&timestamp.seconds)
-        || !(0..1_000_000_000).contains(&timestamp.nanos)
-    {
-        return Err(invalid(
-            field,
-            "is not a valid timestamp between 1970 and 9999",
-        ));
+    if !(0..=SECONDS_MAX).contains(&timestamp.seconds) || !(0..1_000_000_000).contains(&timestamp.nanos) {
+        return Err(invalid(field, "is not a valid timestamp between 1970 and 9999"));
     }
     Ok(timestamp.seconds * 1_000 + i64::from(timestamp.nanos / 1_000_000))
 }
@@ -56,10 +47,7 @@ pub fn id<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
         return Err(invalid(field, "is required"));
     }
     if value.len() > ID_LENGTH_MAX {
-        return Err(invalid(
-            field,
-            format!("is longer than {ID_LENGTH_MAX} bytes"),
-        ));
+        return Err(invalid(field, format!("is longer than {ID_LENGTH_MAX} bytes")));
     }
     Ok(value)
 }
@@ -70,10 +58,7 @@ pub fn optional_key(value: String) -> Option<String> {
 }
 
 pub fn money(amount_minor: i64, currency: &str) -> pb::Money {
-    pb::Money {
-        amount_minor,
-        currency: currency.to_string(),
-    }
+    pb::Money { amount_minor, currency: currency.to_string() }
 }
 
 pub fn section_specs(sections: Vec<pb::Section>) -> Vec<SectionSpec> {
@@ -85,10 +70,7 @@ pub fn section_specs(sections: Vec<pb::Section>) -> Vec<SectionSpec> {
             rows: section
                 .rows
                 .into_iter()
-                .map(|row| RowSpec {
-                    label: row.label,
-                    seat_labels: row.seat_labels,
-                })
+                .map(|row| RowSpec { label: row.label, seat_labels: row.seat_labels })
                 .collect(),
             general_admission_capacity: section.general_admission_capacity,
         })
@@ -100,18 +82,13 @@ pub fn price_levels(levels: Vec<pb::PriceLevel>) -> Result<(String, Vec<PriceLev
     let mut currency: Option<String> = None;
     let mut converted = Vec::with_capacity(levels.len());
     for (position, level) in levels.into_iter().enumerate() {
-        let price = level
-            .price
-            .ok_or_else(|| invalid(&format!("price_levels[{position}].price"), "is required"))?;
+        let price = level.price.ok_or_else(|| invalid(&format!("price_levels[{position}].price"), "is required"))?;
         match &currency {
             None => currency = Some(price.currency.clone()),
             Some(first) if *first != price.currency => {
                 return Err(invalid(
                     &format!("price_levels[{position}].price.currency"),
-                    format!(
-                        "'{}' differs from the event's currency '{first}'",
-                        price.currency
-                    ),
+                    format!("'{}' differs from the event's currency '{first}'", price.currency),
                 ));
             }
             Some(_) => {}
@@ -142,10 +119,7 @@ pub fn venue(venue: &Venue) -> pb::Venue {
                 rows: section
                     .rows
                     .into_iter()
-                    .map(|row| pb::Row {
-                        label: row.label,
-                        seat_labels: row.seat_labels,
-                    })
+                    .map(|row| pb::Row { label: row.label, seat_labels: row.seat_labels })
                     .collect(),
                 general_admission_capacity: section.general_admission_capacity,
             })
@@ -172,12 +146,8 @@ fn event_status(status: &EventStatus) -> pb::EventStatus {
 
 /// The catalog record, with terms and status taken from the live overview when there is one.
 pub fn event(info: &EventInfo, overview: Option<&EventOverview>) -> pb::Event {
-    let terms = overview
-        .map(|overview| &overview.terms)
-        .unwrap_or(&info.terms);
-    let status = overview
-        .map(|overview| &overview.status)
-        .unwrap_or(&info.status);
+    let terms = overview.map(|overview| &overview.terms).unwrap_or(&info.terms);
+    let status = overview.map(|overview| &overview.status).unwrap_or(&info.status);
     pb::Event {
         event_id: info.event_id.to_string(),
         name: info.name.clone(),
@@ -230,24 +200,13 @@ pub fn event_details(details: &EventDetails) -> pb::GetEventResponse {
     pb::GetEventResponse {
         event: Some(event(&details.info, Some(overview))),
         venue: Some(venue(&details.venue)),
-        performers: details
-            .performers
-            .iter()
-            .map(|performer| self::performer(performer))
-            .collect(),
-        availability: overview
-            .availability
-            .iter()
-            .map(|row| availability(row, &overview.terms.currency))
-            .collect(),
+        performers: details.performers.iter().map(|performer| self::performer(performer)).collect(),
+        availability: overview.availability.iter().map(|row| availability(row, &overview.terms.currency)).collect(),
         seats: overview
             .seats
             .iter()
             .flatten()
-            .map(|(seat_id, status)| pb::SeatState {
-                seat_id: seat_id.clone(),
-                status: seat_status(*status) as i32,
-            })
+            .map(|(seat_id, status)| pb::SeatState { seat_id: seat_id.clone(), status: seat_status(*status) as i32 })
             .collect(),
         version: overview.version,
     }
@@ -282,11 +241,7 @@ pub fn hold(hold: &HoldView) -> pb::Hold {
         status: status as i32,
         placed_at: Some(timestamp_u(hold.placed_at_ms)),
         expires_at: Some(timestamp_u(hold.expires_at_ms)),
-        booking_id: hold
-            .booking_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        booking_id: hold.booking_id.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 

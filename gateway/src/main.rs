@@ -8,14 +8,13 @@ use tracing_subscriber::EnvFilter;
 use turnstile::auth::{Authenticator, Role};
 use turnstile::config::Config;
 use turnstile::server::Server;
+use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+use turnstile_proto::v1::CreateBackupRequest;
+use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::Engine;
 
 #[derive(Parser)]
-#[command(
-    name = "turnstile",
-    version,
-    about = "Seat-inventory engine for live-event ticketing"
-)]
+#[command(name = "turnstile", version, about = "Seat-inventory engine for live-event ticketing")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +37,30 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Ask a running node for a consistent online backup, written to PATH on that node.
+    Backup {
+        /// Path of the backup file on the node; must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+        /// Configuration file (for the node's address and the secret to sign an admin token).
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Address of the node (defaults to node.listen of the config).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+    },
+    /// Install a backup as the database of a data directory. The node must be stopped and the
+    /// directory must not have a database yet.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Configuration file (for node.data_dir).
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Data directory (overrides node.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Mint a bearer token for development, signed with the configured secret.
     Token {
         /// The buyer (the token's `sub`).
@@ -58,12 +81,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-            demo,
-        } => {
+        Command::Serve { config, listen, data_dir, demo } => {
             let mut config = Config::load(&config)?;
             if let Some(listen) = listen {
                 config.node.listen = listen;
@@ -71,41 +89,58 @@ fn main() -> anyhow::Result<()> {
             if let Some(data_dir) = data_dir {
                 config.node.data_dir = data_dir;
             }
-            let filter = EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
             tracing_subscriber::fmt().with_env_filter(filter).init();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(config, demo))
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
         }
-        Command::Token {
-            user,
-            admin,
-            ttl_seconds,
-            config,
-        } => {
+        Command::Backup { to, config, server } => {
+            let config = Config::load(&config)?;
+            let address = server.unwrap_or(config.node.listen);
+            let token = Authenticator::new(config.auth.secret.as_bytes()).mint("turnstile-backup", Role::Admin, 300);
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
+                let mut client = AdminServiceClient::connect(format!("http://{address}"))
+                    .await
+                    .with_context(|| format!("cannot reach the node at {address}"))?;
+                let mut request = tonic::Request::new(CreateBackupRequest { path: to.display().to_string() });
+                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                let response = client
+                    .create_backup(request)
+                    .await
+                    .map_err(|status| anyhow::anyhow!("backup refused: {}", status.message()))?
+                    .into_inner();
+                println!("backup written to {} ({} bytes)", response.path, response.size_bytes);
+                Ok(())
+            })
+        }
+        Command::Restore { from, config, data_dir } => {
+            let config = Config::load(&config)?;
+            let data_dir = data_dir.unwrap_or(config.node.data_dir);
+            turnstile_storage::backup::restore(&from, &data_dir)?;
+            println!("restored {} into {}", from.display(), data_dir.display());
+            Ok(())
+        }
+        Command::Token { user, admin, ttl_seconds, config } => {
             let config = Config::load(&config)?;
             let role = if admin { Role::Admin } else { Role::User };
-            println!(
-                "{}",
-                Authenticator::new(config.auth.secret.as_bytes()).mint(&user, role, ttl_seconds)
-            );
+            println!("{}", Authenticator::new(config.auth.secret.as_bytes()).mint(&user, role, ttl_seconds));
             Ok(())
         }
     }
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            config.node.data_dir.display()
-        )
-    })?;
-    let engine = Engine::new();
+    let started = std::time::Instant::now();
+    let engine = Engine::open(&config.node.data_dir, EngineOptions::default())
+        .await
+        .with_context(|| format!("cannot open the data directory {}", config.node.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %config.node.data_dir.display(),
+        events = engine.catalog().events().len(),
+        recovery_ms = started.elapsed().as_millis() as u64,
+        "data directory opened"
+    );
     if demo {
-        let event_ids = turnstile::demo::seed(&engine)?;
+        let event_ids = turnstile::demo::seed(&engine).await?;
         tracing::info!(events = ?event_ids, "demo data seeded");
     }
     let listener = tokio::net::TcpListener::bind(config.node.listen)

@@ -27,11 +27,7 @@ pub struct Server {
 
 impl Server {
     /// Serves until `shutdown` is called.
-    pub async fn start(
-        config: &Config,
-        engine: Engine,
-        listener: TcpListener,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(config: &Config, engine: Engine, listener: TcpListener) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
         let gateway = Gateway {
             engine: engine.clone(),
@@ -41,15 +37,9 @@ impl Server {
         let request_bytes_max = config.limits.request_bytes_max;
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<CatalogServiceServer<Gateway>>()
-            .await;
-        health_reporter
-            .set_serving::<BookingServiceServer<Gateway>>()
-            .await;
-        health_reporter
-            .set_serving::<AdminServiceServer<Gateway>>()
-            .await;
+        health_reporter.set_serving::<CatalogServiceServer<Gateway>>().await;
+        health_reporter.set_serving::<BookingServiceServer<Gateway>>().await;
+        health_reporter.set_serving::<AdminServiceServer<Gateway>>().await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
@@ -62,32 +52,16 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(
-                CatalogServiceServer::new(gateway.clone())
-                    .max_decoding_message_size(request_bytes_max),
-            )
-            .add_service(
-                BookingServiceServer::new(gateway.clone())
-                    .max_decoding_message_size(request_bytes_max),
-            )
-            .add_service(
-                AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max),
-            );
+            .add_service(CatalogServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
+            .add_service(BookingServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
+            .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max));
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            async {
-                let _ = shutdown_signal.await;
-            },
-        ));
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = shutdown_signal.await;
+        }));
         tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");
-        Ok(Self {
-            local_addr,
-            engine,
-            shutdown,
-            task,
-        })
+        Ok(Self { local_addr, engine, shutdown, task })
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

@@ -32,9 +32,7 @@ impl Gateway {
     fn check_catalog_reader<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let caller = self.authenticator.caller(request.metadata())?;
         if caller.is_none() && !self.anonymous_catalog_reads {
-            return Err(Status::unauthenticated(
-                "this server requires a token for catalog reads",
-            ));
+            return Err(Status::unauthenticated("this server requires a token for catalog reads"));
         }
         Ok(())
     }
@@ -44,10 +42,7 @@ fn page_size(requested: u32) -> Result<usize, Status> {
     match requested {
         0 => Ok(limits::PAGE_SIZE_DEFAULT as usize),
         size if size <= limits::PAGE_SIZE_MAX => Ok(size as usize),
-        size => Err(invalid(
-            "page_size",
-            format!("at most {}, got {size}", limits::PAGE_SIZE_MAX),
-        )),
+        size => Err(invalid("page_size", format!("at most {}, got {size}", limits::PAGE_SIZE_MAX))),
     }
 }
 
@@ -59,12 +54,7 @@ fn decode_cursor(token: &str) -> Result<Option<BookingCursor>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bad = || {
-        invalid(
-            "page_token",
-            "is not a token from a previous ListBookings page",
-        )
-    };
+    let bad = || invalid("page_token", "is not a token from a previous ListBookings page");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (booked_at_ms, booking_id) = text.split_once(':').ok_or_else(bad)?;
@@ -76,18 +66,11 @@ fn decode_cursor(token: &str) -> Result<Option<BookingCursor>, Status> {
 
 #[tonic::async_trait]
 impl CatalogService for Gateway {
-    async fn get_event(
-        &self,
-        request: Request<pb::GetEventRequest>,
-    ) -> Result<Response<pb::GetEventResponse>, Status> {
+    async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
         self.check_catalog_reader(&request)?;
         let request = request.into_inner();
         let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
-        let details = self
-            .engine
-            .event_details(&event_id, request.include_seats)
-            .await
-            .map_err(status)?;
+        let details = self.engine.event_details(&event_id, request.include_seats).await.map_err(status)?;
         Ok(Response::new(convert::event_details(&details)))
     }
 
@@ -112,42 +95,23 @@ impl BookingService for Gateway {
         let selection = match request.selection {
             Some(pb::hold_seats_request::Selection::Seats(list)) => Selection::Seats(list.seat_ids),
             Some(pb::hold_seats_request::Selection::BestAvailable(best)) => {
-                Selection::BestAvailable {
-                    section_id: best.section_id,
-                    quantity: i64::from(best.quantity),
-                }
+                Selection::BestAvailable { section_id: best.section_id, quantity: i64::from(best.quantity) }
             }
             None => return Err(invalid("selection", "set either seats or best_available")),
         };
         let hold = self
             .engine
-            .place_hold(
-                caller,
-                &event_id,
-                selection,
-                convert::optional_key(request.idempotency_key),
-            )
+            .place_hold(caller, &event_id, selection, convert::optional_key(request.idempotency_key))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::HoldSeatsResponse {
-            hold: Some(convert::hold(&hold)),
-        }))
+        Ok(Response::new(pb::HoldSeatsResponse { hold: Some(convert::hold(&hold)) }))
     }
 
-    async fn get_hold(
-        &self,
-        request: Request<pb::GetHoldRequest>,
-    ) -> Result<Response<pb::GetHoldResponse>, Status> {
+    async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::GetHoldResponse>, Status> {
         let caller = self.authenticator.require_caller(request.metadata())?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
-        let hold = self
-            .engine
-            .get_hold(caller, &hold_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::GetHoldResponse {
-            hold: Some(convert::hold(&hold)),
-        }))
+        let hold = self.engine.get_hold(caller, &hold_id).await.map_err(status)?;
+        Ok(Response::new(pb::GetHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
 
     async fn release_hold(
@@ -156,14 +120,8 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::ReleaseHoldResponse>, Status> {
         let caller = self.authenticator.require_caller(request.metadata())?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
-        let hold = self
-            .engine
-            .release_hold(caller, &hold_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ReleaseHoldResponse {
-            hold: Some(convert::hold(&hold)),
-        }))
+        let hold = self.engine.release_hold(caller, &hold_id).await.map_err(status)?;
+        Ok(Response::new(pb::ReleaseHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
 
     async fn confirm_hold(
@@ -175,17 +133,10 @@ impl BookingService for Gateway {
         let hold_id = HoldId::new(convert::id("hold_id", &request.hold_id)?);
         let booking = self
             .engine
-            .confirm_hold(
-                caller,
-                &hold_id,
-                request.payment_reference,
-                convert::optional_key(request.idempotency_key),
-            )
+            .confirm_hold(caller, &hold_id, request.payment_reference, convert::optional_key(request.idempotency_key))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::ConfirmHoldResponse {
-            booking: Some(convert::booking(&booking)),
-        }))
+        Ok(Response::new(pb::ConfirmHoldResponse { booking: Some(convert::booking(&booking)) }))
     }
 
     async fn get_booking(
@@ -194,14 +145,8 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::GetBookingResponse>, Status> {
         let caller = self.authenticator.require_caller(request.metadata())?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
-        let booking = self
-            .engine
-            .get_booking(caller, &booking_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::GetBookingResponse {
-            booking: Some(convert::booking(&booking)),
-        }))
+        let booking = self.engine.get_booking(caller, &booking_id).await.map_err(status)?;
+        Ok(Response::new(pb::GetBookingResponse { booking: Some(convert::booking(&booking)) }))
     }
 
     async fn list_bookings(
@@ -212,9 +157,7 @@ impl BookingService for Gateway {
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
         let cursor = decode_cursor(&request.page_token)?;
-        let (bookings, next) = self
-            .engine
-            .list_bookings(&caller.buyer, cursor.as_ref(), page_size);
+        let (bookings, next) = self.engine.list_bookings(&caller.buyer, cursor.as_ref(), page_size).map_err(status)?;
         Ok(Response::new(pb::ListBookingsResponse {
             bookings: bookings.iter().map(convert::booking).collect(),
             next_page_token: next.as_ref().map(encode_cursor).unwrap_or_default(),
@@ -227,14 +170,8 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::CancelBookingResponse>, Status> {
         let caller = self.authenticator.require_caller(request.metadata())?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
-        let booking = self
-            .engine
-            .cancel_booking(caller, &booking_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::CancelBookingResponse {
-            booking: Some(convert::booking(&booking)),
-        }))
+        let booking = self.engine.cancel_booking(caller, &booking_id).await.map_err(status)?;
+        Ok(Response::new(pb::CancelBookingResponse { booking: Some(convert::booking(&booking)) }))
     }
 }
 
@@ -252,10 +189,8 @@ impl AdminService for Gateway {
             address: request.address,
             sections: convert::section_specs(request.sections),
         };
-        let venue = self.engine.create_venue(spec).map_err(status)?;
-        Ok(Response::new(pb::CreateVenueResponse {
-            venue: Some(convert::venue(&venue)),
-        }))
+        let venue = self.engine.create_venue(spec).await.map_err(status)?;
+        Ok(Response::new(pb::CreateVenueResponse { venue: Some(convert::venue(&venue)) }))
     }
 
     async fn create_performer(
@@ -264,15 +199,9 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::CreatePerformerResponse>, Status> {
         self.authenticator.require_admin(request.metadata())?;
         let request = request.into_inner();
-        let spec = PerformerSpec {
-            name: request.name,
-            description: request.description,
-            genre: request.genre,
-        };
-        let performer = self.engine.create_performer(spec).map_err(status)?;
-        Ok(Response::new(pb::CreatePerformerResponse {
-            performer: Some(convert::performer(&performer)),
-        }))
+        let spec = PerformerSpec { name: request.name, description: request.description, genre: request.genre };
+        let performer = self.engine.create_performer(spec).await.map_err(status)?;
+        Ok(Response::new(pb::CreatePerformerResponse { performer: Some(convert::performer(&performer)) }))
     }
 
     async fn create_event(
@@ -289,23 +218,16 @@ impl AdminService for Gateway {
             description: request.description,
             category: request.category,
             venue_id: VenueId::new(request.venue_id),
-            performer_ids: request
-                .performer_ids
-                .into_iter()
-                .map(PerformerId::new)
-                .collect(),
+            performer_ids: request.performer_ids.into_iter().map(PerformerId::new).collect(),
             starts_at_ms,
             ends_at_ms,
             currency,
             price_levels,
-            hold_ttl_ms: (request.hold_ttl_seconds > 0)
-                .then(|| u64::from(request.hold_ttl_seconds) * 1_000),
+            hold_ttl_ms: (request.hold_ttl_seconds > 0).then(|| u64::from(request.hold_ttl_seconds) * 1_000),
             buyer_seat_limit: (request.buyer_seat_limit > 0).then_some(request.buyer_seat_limit),
         };
-        let event = self.engine.create_event(spec).map_err(status)?;
-        Ok(Response::new(pb::CreateEventResponse {
-            event: Some(convert::event(&event, None)),
-        }))
+        let event = self.engine.create_event(spec).await.map_err(status)?;
+        Ok(Response::new(pb::CreateEventResponse { event: Some(convert::event(&event, None)) }))
     }
 
     async fn update_event(
@@ -319,26 +241,12 @@ impl AdminService for Gateway {
             name: request.name,
             description: request.description,
             category: request.category,
-            starts_at_ms: request
-                .starts_at
-                .as_ref()
-                .map(|at| convert::unix_ms("starts_at", at))
-                .transpose()?,
-            ends_at_ms: request
-                .ends_at
-                .as_ref()
-                .map(|at| convert::unix_ms("ends_at", at))
-                .transpose()?,
-            hold_ttl_ms: request
-                .hold_ttl_seconds
-                .map(|seconds| u64::from(seconds) * 1_000),
+            starts_at_ms: request.starts_at.as_ref().map(|at| convert::unix_ms("starts_at", at)).transpose()?,
+            ends_at_ms: request.ends_at.as_ref().map(|at| convert::unix_ms("ends_at", at)).transpose()?,
+            hold_ttl_ms: request.hold_ttl_seconds.map(|seconds| u64::from(seconds) * 1_000),
             buyer_seat_limit: request.buyer_seat_limit,
         };
-        let details = self
-            .engine
-            .update_event(&event_id, update)
-            .await
-            .map_err(status)?;
+        let details = self.engine.update_event(&event_id, update).await.map_err(status)?;
         Ok(Response::new(pb::UpdateEventResponse {
             event: Some(convert::event(&details.info, Some(&details.overview))),
         }))
@@ -358,6 +266,25 @@ impl AdminService for Gateway {
             bookings_cancelled,
         }))
     }
+
+    async fn create_backup(
+        &self,
+        request: Request<pb::CreateBackupRequest>,
+    ) -> Result<Response<pb::CreateBackupResponse>, Status> {
+        self.authenticator.require_admin(request.metadata())?;
+        let path = std::path::PathBuf::from(convert::id("path", &request.get_ref().path)?);
+        let Some(store) = self.engine.store().cloned() else {
+            return Err(Status::failed_precondition("this node runs in memory only and has nothing to back up"));
+        };
+        let target = path.clone();
+        // A backup reads the whole database: keep it off the async workers.
+        tokio::task::spawn_blocking(move || store.backup(&target))
+            .await
+            .map_err(|error| Status::internal(format!("backup task failed: {error}")))?
+            .map_err(|error| invalid("path", error))?;
+        let size_bytes = std::fs::metadata(&path).map(|metadata| metadata.len()).unwrap_or(0);
+        Ok(Response::new(pb::CreateBackupResponse { path: path.display().to_string(), size_bytes }))
+    }
 }
 
 #[cfg(test)]
@@ -366,21 +293,12 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip_and_garbage_is_rejected() {
-        let cursor = (
-            1_700_000_000_123,
-            BookingId::new("bkg_00000000000000aa_00000000000000bb"),
-        );
-        assert_eq!(
-            decode_cursor(&encode_cursor(&cursor)).unwrap(),
-            Some(cursor)
-        );
+        let cursor = (1_700_000_000_123, BookingId::new("bkg_00000000000000aa_00000000000000bb"));
+        assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), Some(cursor));
         assert_eq!(decode_cursor("").unwrap(), None);
         for garbage in ["%%%", "bm90IGEgdG9rZW4", "MTIzOmJrZ194"] {
             let error = decode_cursor(garbage).unwrap_err();
-            assert!(
-                error.message().starts_with("page_token"),
-                "{garbage}: {error:?}"
-            );
+            assert!(error.message().starts_with("page_token"), "{garbage}: {error:?}");
         }
     }
 }

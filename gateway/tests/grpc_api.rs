@@ -15,11 +15,7 @@ async fn view_hold_confirm_list_and_cancel() {
         .admin()
         .create_performer(authed(
             &admin,
-            pb::CreatePerformerRequest {
-                name: "The Testers".into(),
-                description: "".into(),
-                genre: "rock".into(),
-            },
+            pb::CreatePerformerRequest { name: "The Testers".into(), description: "".into(), genre: "rock".into() },
         ))
         .await
         .unwrap()
@@ -37,32 +33,19 @@ async fn view_hold_confirm_list_and_cancel() {
     assert_eq!(venue.capacity, 80);
     let mut request = event_request(&venue, 6);
     request.performer_ids = vec![performer.performer_id.clone()];
-    let event = server
-        .admin()
-        .create_event(authed(&admin, request))
-        .await
-        .unwrap()
-        .into_inner()
-        .event
-        .unwrap();
+    let event = server.admin().create_event(authed(&admin, request)).await.unwrap().into_inner().event.unwrap();
     assert_eq!(event.hold_ttl_seconds, 600, "default TTL is ten minutes");
 
     // View without a token: anonymous catalog reads are allowed.
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest {
-            event_id: event.event_id.clone(),
-            include_seats: true,
-        })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(view.performers[0].name, "The Testers");
     assert_eq!(view.seats.len(), 30);
-    assert!(view
-        .seats
-        .iter()
-        .all(|seat| seat.status == pb::SeatStatus::Available as i32));
+    assert!(view.seats.iter().all(|seat| seat.status == pb::SeatStatus::Available as i32));
     let version_before = view.version;
 
     // Hold the best pair in S, then two standing places.
@@ -82,15 +65,10 @@ async fn view_hold_confirm_list_and_cancel() {
         .hold
         .unwrap();
     assert_eq!(hold.status, pb::HoldStatus::Active as i32);
-    let seat_ids: Vec<&str> = hold
-        .tickets
-        .iter()
-        .map(|ticket| ticket.seat_id.as_str())
-        .collect();
+    let seat_ids: Vec<&str> = hold.tickets.iter().map(|ticket| ticket.seat_id.as_str()).collect();
     assert_eq!(seat_ids, ["S:R0:5", "S:R0:6"]);
     assert_eq!(hold.total.as_ref().unwrap().amount_minor, 5_000);
-    let expires =
-        hold.expires_at.as_ref().unwrap().seconds - hold.placed_at.as_ref().unwrap().seconds;
+    let expires = hold.expires_at.as_ref().unwrap().seconds - hold.placed_at.as_ref().unwrap().seconds;
     assert_eq!(expires, 600);
     let standing = server
         .booking()
@@ -107,24 +85,15 @@ async fn view_hold_confirm_list_and_cancel() {
         .into_inner()
         .hold
         .unwrap();
-    assert!(standing
-        .tickets
-        .iter()
-        .all(|ticket| ticket.seat_id.is_empty() && ticket.section_id == "GA"));
+    assert!(standing.tickets.iter().all(|ticket| ticket.seat_id.is_empty() && ticket.section_id == "GA"));
 
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest {
-            event_id: event.event_id.clone(),
-            include_seats: true,
-        })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true })
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        view.version > version_before,
-        "version grows with every change"
-    );
+    assert!(view.version > version_before, "version grows with every change");
     let held: Vec<&str> = view
         .seats
         .iter()
@@ -132,11 +101,7 @@ async fn view_hold_confirm_list_and_cancel() {
         .map(|seat| seat.seat_id.as_str())
         .collect();
     assert_eq!(held, ["S:R0:5", "S:R0:6"]);
-    let stalls = view
-        .availability
-        .iter()
-        .find(|row| row.section_id == "S")
-        .unwrap();
+    let stalls = view.availability.iter().find(|row| row.section_id == "S").unwrap();
     assert_eq!((stalls.available, stalls.held, stalls.booked), (28, 2, 0));
 
     // Confirm, with a retry that must not book twice.
@@ -145,32 +110,14 @@ async fn view_hold_confirm_list_and_cancel() {
         payment_reference: "psp-123".into(),
         idempotency_key: "confirm-1".into(),
     };
-    let booking = server
-        .booking()
-        .confirm_hold(authed(&ann, confirm.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
-    let retried = server
-        .booking()
-        .confirm_hold(authed(&ann, confirm))
-        .await
-        .unwrap()
-        .into_inner()
-        .booking
-        .unwrap();
+    let booking =
+        server.booking().confirm_hold(authed(&ann, confirm.clone())).await.unwrap().into_inner().booking.unwrap();
+    let retried = server.booking().confirm_hold(authed(&ann, confirm)).await.unwrap().into_inner().booking.unwrap();
     assert_eq!(booking.booking_id, retried.booking_id);
     assert_eq!(booking.status, pb::BookingStatus::Confirmed as i32);
     let hold_now = server
         .booking()
-        .get_hold(authed(
-            &ann,
-            pb::GetHoldRequest {
-                hold_id: hold.hold_id.clone(),
-            },
-        ))
+        .get_hold(authed(&ann, pb::GetHoldRequest { hold_id: hold.hold_id.clone() }))
         .await
         .unwrap()
         .into_inner()
@@ -182,12 +129,7 @@ async fn view_hold_confirm_list_and_cancel() {
     // Release the standing hold; confirming it afterwards fails.
     server
         .booking()
-        .release_hold(authed(
-            &ann,
-            pb::ReleaseHoldRequest {
-                hold_id: standing.hold_id.clone(),
-            },
-        ))
+        .release_hold(authed(&ann, pb::ReleaseHoldRequest { hold_id: standing.hold_id.clone() }))
         .await
         .unwrap();
     let error = server
@@ -206,32 +148,19 @@ async fn view_hold_confirm_list_and_cancel() {
     assert!(error.message().contains("released"), "{}", error.message());
 
     // The buyer sees the booking in their list; another buyer sees nothing.
-    let listed = server
-        .booking()
-        .list_bookings(authed(&ann, pb::ListBookingsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed =
+        server.booking().list_bookings(authed(&ann, pb::ListBookingsRequest::default())).await.unwrap().into_inner();
     assert_eq!(listed.bookings.len(), 1);
     assert_eq!(listed.bookings[0].booking_id, booking.booking_id);
     let bob = server.token("bob");
-    let other = server
-        .booking()
-        .list_bookings(authed(&bob, pb::ListBookingsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    let other =
+        server.booking().list_bookings(authed(&bob, pb::ListBookingsRequest::default())).await.unwrap().into_inner();
     assert!(other.bookings.is_empty());
 
     // Cancel: the seats return to sale and the list shows the cancellation.
     let cancelled = server
         .booking()
-        .cancel_booking(authed(
-            &ann,
-            pb::CancelBookingRequest {
-                booking_id: booking.booking_id.clone(),
-            },
-        ))
+        .cancel_booking(authed(&ann, pb::CancelBookingRequest { booking_id: booking.booking_id.clone() }))
         .await
         .unwrap()
         .into_inner()
@@ -239,30 +168,17 @@ async fn view_hold_confirm_list_and_cancel() {
         .unwrap();
     assert_eq!(cancelled.status, pb::BookingStatus::Cancelled as i32);
     assert!(cancelled.cancelled_at.is_some());
-    let listed = server
-        .booking()
-        .list_bookings(authed(&ann, pb::ListBookingsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        listed.bookings[0].status,
-        pb::BookingStatus::Cancelled as i32
-    );
+    let listed =
+        server.booking().list_bookings(authed(&ann, pb::ListBookingsRequest::default())).await.unwrap().into_inner();
+    assert_eq!(listed.bookings[0].status, pb::BookingStatus::Cancelled as i32);
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest {
-            event_id: event.event_id.clone(),
-            include_seats: false,
-        })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: false })
         .await
         .unwrap()
         .into_inner();
     assert!(view.seats.is_empty(), "seats only on request");
-    assert!(view
-        .availability
-        .iter()
-        .all(|row| row.held == 0 && row.booked == 0));
+    assert!(view.availability.iter().all(|row| row.held == 0 && row.booked == 0));
     server.stop().await;
 }
 
@@ -289,48 +205,27 @@ async fn update_and_cancel_an_event() {
         .into_inner()
         .event
         .unwrap();
-    assert_eq!(
-        (
-            updated.name.as_str(),
-            updated.hold_ttl_seconds,
-            updated.buyer_seat_limit
-        ),
-        ("Renamed Night", 120, 2)
-    );
-    assert_eq!(
-        updated.description, "A test",
-        "fields not sent stay as they were"
-    );
+    assert_eq!((updated.name.as_str(), updated.hold_ttl_seconds, updated.buyer_seat_limit), ("Renamed Night", 120, 2));
+    assert_eq!(updated.description, "A test", "fields not sent stay as they were");
 
     // The new terms apply to the next hold.
     let hold = server
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest {
-                event_id: event_id.clone(),
-                idempotency_key: "".into(),
-                selection: best("S", 2),
-            },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 2) },
         ))
         .await
         .unwrap()
         .into_inner()
         .hold
         .unwrap();
-    assert_eq!(
-        hold.expires_at.unwrap().seconds - hold.placed_at.unwrap().seconds,
-        120
-    );
+    assert_eq!(hold.expires_at.unwrap().seconds - hold.placed_at.unwrap().seconds, 120);
     let error = server
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest {
-                event_id: event_id.clone(),
-                idempotency_key: "".into(),
-                selection: best("S", 1),
-            },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
         ))
         .await
         .unwrap_err();
@@ -341,11 +236,7 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &bob,
-            pb::HoldSeatsRequest {
-                event_id: event_id.clone(),
-                idempotency_key: "".into(),
-                selection: best("S", 1),
-            },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
         ))
         .await
         .unwrap()
@@ -370,43 +261,21 @@ async fn update_and_cancel_an_event() {
 
     let cancelled = server
         .admin()
-        .cancel_event(authed(
-            &admin,
-            pb::CancelEventRequest {
-                event_id: event_id.clone(),
-            },
-        ))
+        .cancel_event(authed(&admin, pb::CancelEventRequest { event_id: event_id.clone() }))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        (cancelled.holds_released, cancelled.bookings_cancelled),
-        (1, 1)
-    );
-    assert_eq!(
-        cancelled.event.unwrap().status,
-        pb::EventStatus::Cancelled as i32
-    );
-    let listed = server
-        .booking()
-        .list_bookings(authed(&bob, pb::ListBookingsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!((cancelled.holds_released, cancelled.bookings_cancelled), (1, 1));
+    assert_eq!(cancelled.event.unwrap().status, pb::EventStatus::Cancelled as i32);
+    let listed =
+        server.booking().list_bookings(authed(&bob, pb::ListBookingsRequest::default())).await.unwrap().into_inner();
     assert_eq!(listed.bookings[0].booking_id, bob_booking.booking_id);
-    assert_eq!(
-        listed.bookings[0].status,
-        pb::BookingStatus::Cancelled as i32
-    );
+    assert_eq!(listed.bookings[0].status, pb::BookingStatus::Cancelled as i32);
     let error = server
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest {
-                event_id: event_id.clone(),
-                idempotency_key: "".into(),
-                selection: best("S", 1),
-            },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
         ))
         .await
         .unwrap_err();
@@ -427,27 +296,11 @@ async fn health_checking_and_reflection_answer() {
 
     let server = TestServer::start().await;
     let mut health = HealthClient::new(server.channel.clone());
-    for service in [
-        "",
-        "turnstile.v1.BookingService",
-        "turnstile.v1.CatalogService",
-        "turnstile.v1.AdminService",
-    ] {
-        let response = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+    for service in ["", "turnstile.v1.BookingService", "turnstile.v1.CatalogService", "turnstile.v1.AdminService"] {
+        let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(response.status, ServingStatus::Serving as i32, "{service}");
     }
-    let error = health
-        .check(HealthCheckRequest {
-            service: "no.Such".into(),
-        })
-        .await
-        .unwrap_err();
+    let error = health.check(HealthCheckRequest { service: "no.Such".into() }).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
 
     let mut reflection = ServerReflectionClient::new(server.channel.clone());
@@ -455,25 +308,14 @@ async fn health_checking_and_reflection_answer() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
     let response = responses.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected {response:?}")
     };
-    let names: Vec<String> = list
-        .service
-        .into_iter()
-        .map(|service| service.name)
-        .collect();
-    for expected in [
-        "turnstile.v1.BookingService",
-        "turnstile.v1.CatalogService",
-        "turnstile.v1.AdminService",
-    ] {
+    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+    for expected in ["turnstile.v1.BookingService", "turnstile.v1.CatalogService", "turnstile.v1.AdminService"] {
         assert!(names.iter().any(|name| name == expected), "{names:?}");
     }
     server.stop().await;

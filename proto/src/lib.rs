@@ -8,5 +8,4 @@ pub mod v1 {
 }
 
 /// Encoded `FileDescriptorSet` of every proto file, imports included, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/turnstile_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/turnstile_descriptor.bin"));

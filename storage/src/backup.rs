@@ -10,10 +10,7 @@ use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, LOG, META, RECORDS};
 use crate::StoreError;
 
 fn io(path: &Path, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Io {
-        path: path.display().to_string(),
-        reason: error.to_string(),
-    }
+    StoreError::Io { path: path.display().to_string(), reason: error.to_string() }
 }
 
 /// Copies every table of `source` as of one snapshot into a new database at `to`.
@@ -24,9 +21,7 @@ pub fn copy_database(source: &Database, source_path: &Path, to: &Path) -> Result
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|error| io(parent, error))?;
     }
-    let snapshot = source
-        .begin_read()
-        .map_err(|error| io(source_path, error))?;
+    let snapshot = source.begin_read().map_err(|error| io(source_path, error))?;
     let target = Database::create(to).map_err(|error| io(to, error))?;
     let write = target.begin_write().map_err(|error| io(to, error))?;
     let copy = || -> Result<(), redb::Error> {
@@ -45,10 +40,7 @@ pub fn copy_database(source: &Database, source_path: &Path, to: &Path) -> Result
             }
         }
         {
-            let (from, mut into) = (
-                snapshot.open_table(CHECKPOINTS)?,
-                write.open_table(CHECKPOINTS)?,
-            );
+            let (from, mut into) = (snapshot.open_table(CHECKPOINTS)?, write.open_table(CHECKPOINTS)?);
             for item in from.iter()? {
                 let (key, value) = item?;
                 into.insert(key.value(), value.value())?;
@@ -62,10 +54,7 @@ pub fn copy_database(source: &Database, source_path: &Path, to: &Path) -> Result
             }
         }
         {
-            let (from, mut into) = (
-                snapshot.open_table(BUYER_BOOKINGS)?,
-                write.open_table(BUYER_BOOKINGS)?,
-            );
+            let (from, mut into) = (snapshot.open_table(BUYER_BOOKINGS)?, write.open_table(BUYER_BOOKINGS)?);
             for item in from.iter()? {
                 let (key, _) = item?;
                 into.insert(key.value(), ())?;
@@ -83,10 +72,7 @@ pub fn copy_database(source: &Database, source_path: &Path, to: &Path) -> Result
 pub fn restore(from: &Path, data_dir: &Path) -> Result<(), StoreError> {
     let target = data_dir.join(crate::DATABASE_FILE);
     if target.exists() {
-        return Err(io(
-            &target,
-            "already exists; restore into an empty data directory",
-        ));
+        return Err(io(&target, "already exists; restore into an empty data directory"));
     }
     {
         let mut backup = Database::open(from).map_err(|error| io(from, error))?;
@@ -97,9 +83,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(data_dir).map_err(|error| io(data_dir, error))?;
     let partial = data_dir.join(format!("{}.restoring", crate::DATABASE_FILE));
     std::fs::copy(from, &partial).map_err(|error| io(&partial, error))?;
-    std::fs::File::open(&partial)
-        .and_then(|file| file.sync_all())
-        .map_err(|error| io(&partial, error))?;
+    std::fs::File::open(&partial).and_then(|file| file.sync_all()).map_err(|error| io(&partial, error))?;
     std::fs::rename(&partial, &target).map_err(|error| io(&target, error))?;
     Ok(())
 }

@@ -48,10 +48,7 @@ pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Reads a length-prefixed byte string; returns it and the rest.
 pub fn take_bytes<'a>(input: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), StoreError> {
-    let corrupt = || StoreError::Corrupt {
-        what: what.to_string(),
-        reason: "truncated field".into(),
-    };
+    let corrupt = || StoreError::Corrupt { what: what.to_string(), reason: "truncated field".into() };
     if input.len() < 4 {
         return Err(corrupt());
     }
@@ -65,16 +62,10 @@ pub fn take_bytes<'a>(input: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]
 
 pub fn take_u64<'a>(input: &'a [u8], what: &str) -> Result<(u64, &'a [u8]), StoreError> {
     if input.len() < 8 {
-        return Err(StoreError::Corrupt {
-            what: what.to_string(),
-            reason: "truncated number".into(),
-        });
+        return Err(StoreError::Corrupt { what: what.to_string(), reason: "truncated number".into() });
     }
     let (number, rest) = input.split_at(8);
-    Ok((
-        u64::from_le_bytes(number.try_into().expect("eight bytes")),
-        rest,
-    ))
+    Ok((u64::from_le_bytes(number.try_into().expect("eight bytes")), rest))
 }
 
 #[cfg(test)]
@@ -89,10 +80,7 @@ mod tests {
         for position in 0..frame.len() {
             let mut damaged = frame.clone();
             damaged[position] ^= 0x10;
-            assert!(
-                open(b"k1", &damaged, "r").is_err(),
-                "bit flip at {position} not caught"
-            );
+            assert!(open(b"k1", &damaged, "r").is_err(), "bit flip at {position} not caught");
         }
         assert!(open(b"k1", &frame[..3], "r").is_err());
     }

@@ -23,9 +23,7 @@ use std::time::Instant;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::frame::{self, put_bytes, take_bytes, take_u64};
-use crate::tables::{
-    BUYER_BOOKINGS, CHECKPOINTS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS,
-};
+use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS};
 
 /// Jobs waiting for the writer before `submit` refuses more.
 pub const QUEUE_DEPTH_MAX: usize = 65_536;
@@ -44,9 +42,7 @@ pub enum StoreError {
     Full,
     #[error("the store is stopped")]
     Stopped,
-    #[error(
-        "an earlier write of '{0}' failed; it must be rebuilt from the log before it writes again"
-    )]
+    #[error("an earlier write of '{0}' failed; it must be rebuilt from the log before it writes again")]
     Poisoned(String),
 }
 
@@ -56,17 +52,9 @@ pub enum Write {
     /// Appends an entry to the log, on the job's stream.
     Append { payload: Vec<u8> },
     /// Stores a record (catalog entry, booking) under `(kind, key)`, replacing any earlier one.
-    Put {
-        kind: String,
-        key: String,
-        value: Vec<u8>,
-    },
+    Put { kind: String, key: String, value: Vec<u8> },
     /// Lists a booking under its buyer, newest first.
-    IndexBooking {
-        buyer: String,
-        booked_at_ms: u64,
-        booking_id: String,
-    },
+    IndexBooking { buyer: String, booked_at_ms: u64, booking_id: String },
     /// Stores the stream's state as of its last appended entry; entries behind every stream's
     /// checkpoint are purged.
     Checkpoint { state: Vec<u8> },
@@ -99,22 +87,10 @@ pub struct Stats {
 }
 
 enum Job {
-    Batch {
-        stream: String,
-        writes: Vec<Write>,
-        done: Done,
-    },
-    ClearPoison {
-        stream: String,
-    },
-    SaveVote {
-        vote: Vec<u8>,
-        done: Done,
-    },
-    TruncateFrom {
-        index: u64,
-        done: Done,
-    },
+    Batch { stream: String, writes: Vec<Write>, done: Done },
+    ClearPoison { stream: String },
+    SaveVote { vote: Vec<u8>, done: Done },
+    TruncateFrom { index: u64, done: Done },
     Stop,
 }
 
@@ -126,10 +102,7 @@ struct Shared {
 
 impl Shared {
     fn io(&self, error: impl std::fmt::Display) -> StoreError {
-        StoreError::Io {
-            path: self.path.display().to_string(),
-            reason: error.to_string(),
-        }
+        StoreError::Io { path: self.path.display().to_string(), reason: error.to_string() }
     }
 }
 
@@ -156,16 +129,9 @@ fn decode_entry(path: &Path, index: u64, stored: &[u8]) -> Result<LogEntry, Stor
     let body = frame::open(&entry_key(index), stored, &what)?;
     let (term, rest) = take_u64(body, &what)?;
     let (stream, payload) = take_bytes(rest, &what)?;
-    let stream = String::from_utf8(stream.to_vec()).map_err(|_| StoreError::Corrupt {
-        what: what.clone(),
-        reason: "stream name is not UTF-8".into(),
-    })?;
-    Ok(LogEntry {
-        index,
-        term,
-        stream,
-        payload: payload.to_vec(),
-    })
+    let stream = String::from_utf8(stream.to_vec())
+        .map_err(|_| StoreError::Corrupt { what: what.clone(), reason: "stream name is not UTF-8".into() })?;
+    Ok(LogEntry { index, term, stream, payload: payload.to_vec() })
 }
 
 fn record_key(kind: &str, key: &str) -> Vec<u8> {
@@ -216,38 +182,24 @@ impl LogCursor {
 impl Store {
     /// Opens (or creates) the database in `dir`, checks the log and starts the writer.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|error| StoreError::Io {
-            path: dir.display().to_string(),
-            reason: error.to_string(),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|error| StoreError::Io { path: dir.display().to_string(), reason: error.to_string() })?;
         let path = dir.join(crate::DATABASE_FILE);
-        let db = Database::create(&path).map_err(|error| StoreError::Io {
-            path: path.display().to_string(),
-            reason: error.to_string(),
-        })?;
+        let db = Database::create(&path)
+            .map_err(|error| StoreError::Io { path: path.display().to_string(), reason: error.to_string() })?;
         Self::start(db, path)
     }
 
     /// Opens a database on a caller's storage backend (fault-injection tests).
-    pub fn open_with_backend(
-        backend: impl redb::StorageBackend,
-        label: &str,
-    ) -> Result<Self, StoreError> {
+    pub fn open_with_backend(backend: impl redb::StorageBackend, label: &str) -> Result<Self, StoreError> {
         let db = Database::builder()
             .create_with_backend(backend)
-            .map_err(|error| StoreError::Io {
-                path: label.to_string(),
-                reason: error.to_string(),
-            })?;
+            .map_err(|error| StoreError::Io { path: label.to_string(), reason: error.to_string() })?;
         Self::start(db, PathBuf::from(label))
     }
 
     fn start(db: Database, path: PathBuf) -> Result<Self, StoreError> {
-        let shared = Arc::new(Shared {
-            db,
-            path,
-            stats: Stats::default(),
-        });
+        let shared = Arc::new(Shared { db, path, stats: Stats::default() });
         {
             let transaction = shared.db.begin_write().map_err(|error| shared.io(error))?;
             for result in [
@@ -266,59 +218,35 @@ impl Store {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("turnstile-log-writer".into())
-            .spawn(move || {
-                Writer {
-                    shared: writer_shared,
-                    cursor,
-                    poisoned: HashSet::new(),
-                }
-                .run(receiver)
-            })
+            .spawn(move || Writer { shared: writer_shared, cursor, poisoned: HashSet::new() }.run(receiver))
             .map_err(|error| shared.io(error))?;
-        Ok(Self {
-            shared,
-            sender,
-            writer: Mutex::new(Some(writer)),
-        })
+        Ok(Self { shared, sender, writer: Mutex::new(Some(writer)) })
     }
 
     /// Rebuilds the writer's view of the log: which streams have entries beyond their checkpoints.
     fn read_cursor(shared: &Shared) -> Result<LogCursor, StoreError> {
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let mut cursor = LogCursor {
-            purged_index: read_purged(shared, &transaction)?,
-            ..LogCursor::default()
-        };
+        let mut cursor = LogCursor { purged_index: read_purged(shared, &transaction)?, ..LogCursor::default() };
         cursor.last_index = cursor.purged_index;
         let mut checkpointed_at = HashMap::new();
-        let checkpoints = transaction
-            .open_table(CHECKPOINTS)
-            .map_err(|error| shared.io(error))?;
+        let checkpoints = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
         for item in checkpoints.iter().map_err(|error| shared.io(error))? {
             let (stream, value) = item.map_err(|error| shared.io(error))?;
             let (index, _) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
             checkpointed_at.insert(stream.value().to_string(), index);
         }
-        let log = transaction
-            .open_table(LOG)
-            .map_err(|error| shared.io(error))?;
+        let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
         for item in log.iter().map_err(|error| shared.io(error))? {
             let (index, value) = item.map_err(|error| shared.io(error))?;
             let entry = decode_entry(&shared.path, index.value(), value.value())?;
             if entry.index <= cursor.purged_index {
                 continue;
             }
-            let covered = checkpointed_at
-                .get(&entry.stream)
-                .is_some_and(|at| *at >= entry.index);
+            let covered = checkpointed_at.get(&entry.stream).is_some_and(|at| *at >= entry.index);
             cursor.last_index = entry.index;
-            cursor
-                .last_index_by_stream
-                .insert(entry.stream.clone(), entry.index);
+            cursor.last_index_by_stream.insert(entry.stream.clone(), entry.index);
             if !covered && !cursor.dirty_by_stream.contains_key(&entry.stream) {
-                cursor
-                    .dirty_by_stream
-                    .insert(entry.stream.clone(), entry.index);
+                cursor.dirty_by_stream.insert(entry.stream.clone(), entry.index);
                 cursor.dirty_order.insert((entry.index, entry.stream));
             }
         }
@@ -336,74 +264,50 @@ impl Store {
     /// Queues a job; `done` runs once its writes are durable or have failed. Never blocks: when
     /// the queue is full, `done` runs at once with `StoreError::Full`.
     pub fn submit(&self, stream: &str, writes: Vec<Write>, done: Done) {
-        let job = Job::Batch {
-            stream: stream.to_string(),
-            writes,
-            done,
-        };
+        let job = Job::Batch { stream: stream.to_string(), writes, done };
         match self.sender.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(Job::Batch { done, .. })) => done(Err(StoreError::Full)),
-            Err(TrySendError::Disconnected(Job::Batch { done, .. })) => {
-                done(Err(StoreError::Stopped))
-            }
+            Err(TrySendError::Disconnected(Job::Batch { done, .. })) => done(Err(StoreError::Stopped)),
             Err(_) => unreachable!("a batch was sent"),
         }
     }
 
     /// Submits and waits on the calling thread. For start-up, tools and tests, not async code.
-    pub fn write_blocking(
-        &self,
-        stream: &str,
-        writes: Vec<Write>,
-    ) -> Result<Committed, StoreError> {
+    pub fn write_blocking(&self, stream: &str, writes: Vec<Write>) -> Result<Committed, StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
-        self.submit(
-            stream,
-            writes,
-            Box::new(move |result| drop(sender.send(result))),
-        );
+        self.submit(stream, writes, Box::new(move |result| drop(sender.send(result))));
         receiver.recv().map_err(|_| StoreError::Stopped)?
     }
 
     /// Lets a rebuilt stream write again.
     pub fn clear_poison(&self, stream: &str) {
-        let _ = self.sender.send(Job::ClearPoison {
-            stream: stream.to_string(),
-        });
+        let _ = self.sender.send(Job::ClearPoison { stream: stream.to_string() });
     }
 
     pub fn save_vote(&self, vote: Vec<u8>) -> Result<(), StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let done: Done = Box::new(move |result| drop(sender.send(result)));
-        self.sender
-            .send(Job::SaveVote { vote, done })
-            .map_err(|_| StoreError::Stopped)?;
+        self.sender.send(Job::SaveVote { vote, done }).map_err(|_| StoreError::Stopped)?;
         receiver.recv().map_err(|_| StoreError::Stopped)?.map(drop)
     }
 
     pub fn read_vote(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let meta = transaction
-            .open_table(META)
-            .map_err(|error| shared.io(error))?;
+        let meta = transaction.open_table(META).map_err(|error| shared.io(error))?;
         let Some(value) = meta.get(META_VOTE).map_err(|error| shared.io(error))? else {
             return Ok(None);
         };
         let what = format!("{} vote", shared.path.display());
-        Ok(Some(
-            frame::open(META_VOTE.as_bytes(), value.value(), &what)?.to_vec(),
-        ))
+        Ok(Some(frame::open(META_VOTE.as_bytes(), value.value(), &what)?.to_vec()))
     }
 
     /// Removes entries from `index` on (a replication layer's conflict truncation).
     pub fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let done: Done = Box::new(move |result| drop(sender.send(result)));
-        self.sender
-            .send(Job::TruncateFrom { index, done })
-            .map_err(|_| StoreError::Stopped)?;
+        self.sender.send(Job::TruncateFrom { index, done }).map_err(|_| StoreError::Stopped)?;
         receiver.recv().map_err(|_| StoreError::Stopped)?.map(drop)
     }
 
@@ -412,13 +316,8 @@ impl Store {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
         let purged = read_purged(shared, &transaction)?;
-        let log = transaction
-            .open_table(LOG)
-            .map_err(|error| shared.io(error))?;
-        let last = log
-            .last()
-            .map_err(|error| shared.io(error))?
-            .map(|(index, _)| index.value());
+        let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
+        let last = log.last().map_err(|error| shared.io(error))?.map(|(index, _)| index.value());
         Ok(last.unwrap_or(purged).max(purged))
     }
 
@@ -431,9 +330,7 @@ impl Store {
     pub fn log_len(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let log = transaction
-            .open_table(LOG)
-            .map_err(|error| shared.io(error))?;
+        let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
         log.len().map_err(|error| shared.io(error))
     }
 
@@ -445,14 +342,9 @@ impl Store {
     ) -> Result<(), E> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let log = transaction
-            .open_table(LOG)
-            .map_err(|error| shared.io(error))?;
+        let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
         let mut expected = None;
-        for item in log
-            .range(after.saturating_add(1)..)
-            .map_err(|error| shared.io(error))?
-        {
+        for item in log.range(after.saturating_add(1)..).map_err(|error| shared.io(error))? {
             let (index, value) = item.map_err(|error| shared.io(error))?;
             let index = index.value();
             if let Some(expected) = expected {
@@ -474,9 +366,7 @@ impl Store {
     pub fn checkpoints(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let table = transaction
-            .open_table(CHECKPOINTS)
-            .map_err(|error| shared.io(error))?;
+        let table = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
         let mut checkpoints = Vec::new();
         for item in table.iter().map_err(|error| shared.io(error))? {
             let (stream, value) = item.map_err(|error| shared.io(error))?;
@@ -490,13 +380,9 @@ impl Store {
     pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let table = transaction
-            .open_table(RECORDS)
-            .map_err(|error| shared.io(error))?;
+        let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
         let mut records = Vec::new();
-        let range = table
-            .range((kind, "")..)
-            .map_err(|error| shared.io(error))?;
+        let range = table.range((kind, "")..).map_err(|error| shared.io(error))?;
         for item in range {
             let (key, value) = item.map_err(|error| shared.io(error))?;
             let (record_kind, record_key) = key.value();
@@ -513,16 +399,12 @@ impl Store {
     pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let table = transaction
-            .open_table(RECORDS)
-            .map_err(|error| shared.io(error))?;
+        let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
         let Some(value) = table.get((kind, key)).map_err(|error| shared.io(error))? else {
             return Ok(None);
         };
         let what = format!("{} record {kind}/{key}", shared.path.display());
-        Ok(Some(
-            frame::open(&record_key(kind, key), value.value(), &what)?.to_vec(),
-        ))
+        Ok(Some(frame::open(&record_key(kind, key), value.value(), &what)?.to_vec()))
     }
 
     /// A buyer's booking ids, newest first, after the cursor `(booked at ms, booking id)`.
@@ -534,9 +416,7 @@ impl Store {
     ) -> Result<Vec<(u64, String)>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let table = transaction
-            .open_table(BUYER_BOOKINGS)
-            .map_err(|error| shared.io(error))?;
+        let table = transaction.open_table(BUYER_BOOKINGS).map_err(|error| shared.io(error))?;
         let start = match after {
             Some((booked_at_ms, booking_id)) => (buyer, u64::MAX - booked_at_ms, booking_id),
             None => (buyer, 0, ""),
@@ -582,13 +462,8 @@ impl Drop for Store {
 }
 
 fn read_purged(shared: &Shared, transaction: &redb::ReadTransaction) -> Result<u64, StoreError> {
-    let meta = transaction
-        .open_table(META)
-        .map_err(|error| shared.io(error))?;
-    let Some(value) = meta
-        .get(META_PURGED_INDEX)
-        .map_err(|error| shared.io(error))?
-    else {
+    let meta = transaction.open_table(META).map_err(|error| shared.io(error))?;
+    let Some(value) = meta.get(META_PURGED_INDEX).map_err(|error| shared.io(error))? else {
         return Ok(0);
     };
     let what = format!("{} purge point", shared.path.display());
@@ -596,11 +471,7 @@ fn read_purged(shared: &Shared, transaction: &redb::ReadTransaction) -> Result<u
     Ok(take_u64(body, &what)?.0)
 }
 
-fn decode_checkpoint<'a>(
-    path: &Path,
-    stream: &str,
-    stored: &'a [u8],
-) -> Result<(u64, &'a [u8]), StoreError> {
+fn decode_checkpoint<'a>(path: &Path, stream: &str, stored: &'a [u8]) -> Result<(u64, &'a [u8]), StoreError> {
     let what = format!("{} checkpoint of {stream}", path.display());
     let body = frame::open(stream.as_bytes(), stored, &what)?;
     take_u64(body, &what)
@@ -628,11 +499,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
-                    Job::Batch {
-                        stream,
-                        writes,
-                        done,
-                    } => {
+                    Job::Batch { stream, writes, done } => {
                         group.push((stream, writes, done));
                         if group.len() < JOBS_PER_COMMIT_MAX {
                             next = receiver.try_recv().ok();
@@ -661,10 +528,7 @@ impl Writer {
             Job::SaveVote { vote, done } => {
                 let result = self.transact(|transaction| {
                     let mut meta = transaction.open_table(META)?;
-                    meta.insert(
-                        META_VOTE,
-                        frame::seal(META_VOTE.as_bytes(), &vote).as_slice(),
-                    )?;
+                    meta.insert(META_VOTE, frame::seal(META_VOTE.as_bytes(), &vote).as_slice())?;
                     Ok(())
                 });
                 done(result.map(|()| Committed::default()));
@@ -693,15 +557,8 @@ impl Writer {
         false
     }
 
-    fn transact(
-        &self,
-        work: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
-    ) -> Result<(), StoreError> {
-        let transaction = self
-            .shared
-            .db
-            .begin_write()
-            .map_err(|error| self.shared.io(error))?;
+    fn transact(&self, work: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>) -> Result<(), StoreError> {
+        let transaction = self.shared.db.begin_write().map_err(|error| self.shared.io(error))?;
         work(&transaction).map_err(|error| self.shared.io(error))?;
         transaction.commit().map_err(|error| self.shared.io(error))
     }
@@ -741,8 +598,7 @@ impl Writer {
                         match write {
                             Write::Append { payload } => {
                                 next_index += 1;
-                                let entry =
-                                    encode_entry(next_index, SINGLE_NODE_TERM, &stream, &payload);
+                                let entry = encode_entry(next_index, SINGLE_NODE_TERM, &stream, &payload);
                                 log.insert(next_index, entry.as_slice())?;
                                 committed.indexes.push(next_index);
                                 appended.push((stream.clone(), next_index));
@@ -752,15 +608,9 @@ impl Writer {
                                 let sealed = frame::seal(&record_key(&kind, &key), &value);
                                 records.insert((kind.as_str(), key.as_str()), sealed.as_slice())?;
                             }
-                            Write::IndexBooking {
-                                buyer,
-                                booked_at_ms,
-                                booking_id,
-                            } => {
-                                buyer_bookings.insert(
-                                    (buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()),
-                                    (),
-                                )?;
+                            Write::IndexBooking { buyer, booked_at_ms, booking_id } => {
+                                buyer_bookings
+                                    .insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
                             }
                             Write::Checkpoint { state } => {
                                 let index = group_last_index
@@ -771,19 +621,13 @@ impl Writer {
                                 let mut body = Vec::with_capacity(8 + state.len());
                                 body.extend_from_slice(&index.to_le_bytes());
                                 body.extend_from_slice(&state);
-                                checkpoints.insert(
-                                    stream.as_str(),
-                                    frame::seal(stream.as_bytes(), &body).as_slice(),
-                                )?;
+                                checkpoints
+                                    .insert(stream.as_str(), frame::seal(stream.as_bytes(), &body).as_slice())?;
                                 checkpointed.push(stream.clone());
                             }
                         }
                     }
-                    pending.push(Pending {
-                        stream,
-                        done,
-                        committed,
-                    });
+                    pending.push(Pending { stream, done, committed });
                 }
             }
             transaction.commit()?;
@@ -800,12 +644,8 @@ impl Writer {
                 let stats = &self.shared.stats;
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.jobs.fetch_add(job_count, Ordering::Relaxed);
-                stats
-                    .entries
-                    .fetch_add(appended.len() as u64, Ordering::Relaxed);
-                stats
-                    .commit_micros
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.entries.fetch_add(appended.len() as u64, Ordering::Relaxed);
+                stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 if !checkpointed.is_empty() {
                     self.purge();
                 }

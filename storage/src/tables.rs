@@ -11,8 +11,7 @@ pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("chec
 /// Plain records by kind and key (catalog entries, bookings): (kind, key) -> framed value.
 pub const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// A buyer's bookings, newest first: (buyer, u64::MAX - booked at ms, booking id) -> ().
-pub const BUYER_BOOKINGS: TableDefinition<(&str, u64, &str), ()> =
-    TableDefinition::new("buyer_bookings");
+pub const BUYER_BOOKINGS: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("buyer_bookings");
 
 /// `META` key of the persisted vote (opaque bytes from the replication layer).
 pub const META_VOTE: &str = "vote";

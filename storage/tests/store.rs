@@ -7,20 +7,14 @@ use std::sync::{Arc, Barrier};
 use turnstile_storage::{Store, StoreError, Write};
 
 fn append(payload: &str) -> Write {
-    Write::Append {
-        payload: payload.as_bytes().to_vec(),
-    }
+    Write::Append { payload: payload.as_bytes().to_vec() }
 }
 
 fn entries(store: &Store, after: u64) -> Vec<(u64, String, String)> {
     let mut seen = Vec::new();
     store
         .for_each_entry::<StoreError>(after, |entry| {
-            seen.push((
-                entry.index,
-                entry.stream,
-                String::from_utf8(entry.payload).unwrap(),
-            ));
+            seen.push((entry.index, entry.stream, String::from_utf8(entry.payload).unwrap()));
             Ok(())
         })
         .unwrap();
@@ -32,39 +26,17 @@ fn entries_get_consecutive_indexes_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            store
-                .write_blocking("a", vec![append("a1"), append("a2")])
-                .unwrap()
-                .indexes,
-            [1, 2]
-        );
-        assert_eq!(
-            store
-                .write_blocking("b", vec![append("b1")])
-                .unwrap()
-                .indexes,
-            [3]
-        );
+        assert_eq!(store.write_blocking("a", vec![append("a1"), append("a2")]).unwrap().indexes, [1, 2]);
+        assert_eq!(store.write_blocking("b", vec![append("b1")]).unwrap().indexes, [3]);
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.last_index().unwrap(), 3);
     assert_eq!(
         entries(&store, 0),
-        [
-            (1, "a".into(), "a1".into()),
-            (2, "a".into(), "a2".into()),
-            (3, "b".into(), "b1".into())
-        ]
+        [(1, "a".into(), "a1".into()), (2, "a".into(), "a2".into()), (3, "b".into(), "b1".into())]
     );
     assert_eq!(entries(&store, 2).len(), 1);
-    assert_eq!(
-        store
-            .write_blocking("a", vec![append("a3")])
-            .unwrap()
-            .indexes,
-        [4]
-    );
+    assert_eq!(store.write_blocking("a", vec![append("a3")]).unwrap().indexes, [4]);
 }
 
 #[test]
@@ -80,12 +52,7 @@ fn concurrent_jobs_share_commits() {
             std::thread::spawn(move || {
                 barrier.wait();
                 for round in 0..per_thread {
-                    store
-                        .write_blocking(
-                            &format!("s{thread}"),
-                            vec![append(&format!("{thread}-{round}"))],
-                        )
-                        .unwrap();
+                    store.write_blocking(&format!("s{thread}"), vec![append(&format!("{thread}-{round}"))]).unwrap();
                 }
             })
         })
@@ -97,10 +64,7 @@ fn concurrent_jobs_share_commits() {
     let jobs = stats.jobs.load(Ordering::Relaxed);
     let commits = stats.commits.load(Ordering::Relaxed);
     assert_eq!(jobs, (threads * per_thread) as u64);
-    assert!(
-        commits < jobs,
-        "{commits} commits for {jobs} jobs: no job shared a commit"
-    );
+    assert!(commits < jobs, "{commits} commits for {jobs} jobs: no job shared a commit");
     // Each stream's entries are in the order that stream wrote them.
     let all = entries(&store, 0);
     assert_eq!(all.len(), threads * per_thread);
@@ -121,46 +85,20 @@ fn checkpoints_let_the_log_be_purged_up_to_the_oldest_uncovered_entry() {
     store.write_blocking("a", vec![append("a1")]).unwrap(); // 1
     store.write_blocking("b", vec![append("b1")]).unwrap(); // 2
     store.write_blocking("a", vec![append("a2")]).unwrap(); // 3
-    store
-        .write_blocking(
-            "a",
-            vec![Write::Checkpoint {
-                state: b"A@3".to_vec(),
-            }],
-        )
-        .unwrap();
+    store.write_blocking("a", vec![Write::Checkpoint { state: b"A@3".to_vec() }]).unwrap();
     // b's entry 2 is not covered: only entry 1 can go.
     assert_eq!(store.purged_index().unwrap(), 1);
     assert_eq!(entries(&store, 0).first().unwrap().0, 2);
-    store
-        .write_blocking(
-            "b",
-            vec![Write::Checkpoint {
-                state: b"B@2".to_vec(),
-            }],
-        )
-        .unwrap();
+    store.write_blocking("b", vec![Write::Checkpoint { state: b"B@2".to_vec() }]).unwrap();
     assert_eq!(store.purged_index().unwrap(), 3);
     assert!(entries(&store, 0).is_empty());
     let mut checkpoints = store.checkpoints().unwrap();
     checkpoints.sort();
-    assert_eq!(
-        checkpoints,
-        [
-            ("a".into(), 3, b"A@3".to_vec()),
-            ("b".into(), 2, b"B@2".to_vec())
-        ]
-    );
+    assert_eq!(checkpoints, [("a".into(), 3, b"A@3".to_vec()), ("b".into(), 2, b"B@2".to_vec())]);
     drop(store);
     // Indexes continue after the purge point on reopening.
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store
-            .write_blocking("a", vec![append("a3")])
-            .unwrap()
-            .indexes,
-        [4]
-    );
+    assert_eq!(store.write_blocking("a", vec![append("a3")]).unwrap().indexes, [4]);
 }
 
 #[test]
@@ -169,38 +107,22 @@ fn records_and_buyer_indexes_are_stored_and_paged() {
     let store = Store::open(dir.path()).unwrap();
     let mut writes = Vec::new();
     for number in 0..5u64 {
-        writes.push(Write::Put {
-            kind: "booking".into(),
-            key: format!("b{number}"),
-            value: vec![number as u8],
-        });
+        writes.push(Write::Put { kind: "booking".into(), key: format!("b{number}"), value: vec![number as u8] });
         writes.push(Write::IndexBooking {
             buyer: "ann".into(),
             booked_at_ms: 1_000 + number,
             booking_id: format!("b{number}"),
         });
     }
-    writes.push(Write::Put {
-        kind: "venue".into(),
-        key: "v1".into(),
-        value: b"hall".to_vec(),
-    });
+    writes.push(Write::Put { kind: "venue".into(), key: "v1".into(), value: b"hall".to_vec() });
     store.write_blocking("", writes).unwrap();
     assert_eq!(store.records("booking").unwrap().len(), 5);
     assert_eq!(store.record("venue", "v1").unwrap().unwrap(), b"hall");
     assert_eq!(store.record("venue", "v2").unwrap(), None);
     let first = store.buyer_bookings("ann", None, 2).unwrap();
-    assert_eq!(
-        first,
-        [(1_004, "b4".to_string()), (1_003, "b3".to_string())]
-    );
-    let second = store
-        .buyer_bookings("ann", Some((1_003, "b3")), 10)
-        .unwrap();
-    assert_eq!(
-        second.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(),
-        ["b2", "b1", "b0"]
-    );
+    assert_eq!(first, [(1_004, "b4".to_string()), (1_003, "b3".to_string())]);
+    let second = store.buyer_bookings("ann", Some((1_003, "b3")), 10).unwrap();
+    assert_eq!(second.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(), ["b2", "b1", "b0"]);
     assert!(store.buyer_bookings("bob", None, 10).unwrap().is_empty());
 }
 
@@ -212,19 +134,11 @@ fn vote_and_truncation_work_for_a_replication_layer() {
     store.save_vote(b"term=3,node=2".to_vec()).unwrap();
     assert_eq!(store.read_vote().unwrap().unwrap(), b"term=3,node=2");
     for number in 0..5 {
-        store
-            .write_blocking("a", vec![append(&number.to_string())])
-            .unwrap();
+        store.write_blocking("a", vec![append(&number.to_string())]).unwrap();
     }
     store.truncate_from(4).unwrap();
     assert_eq!(store.last_index().unwrap(), 3);
-    assert_eq!(
-        store
-            .write_blocking("a", vec![append("new")])
-            .unwrap()
-            .indexes,
-        [4]
-    );
+    assert_eq!(store.write_blocking("a", vec![append("new")]).unwrap().indexes, [4]);
 }
 
 #[test]
@@ -232,31 +146,21 @@ fn a_corrupt_entry_stops_reading_with_the_file_and_the_index() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        store
-            .write_blocking("a", vec![append("first"), append("second-entry-payload")])
-            .unwrap();
+        store.write_blocking("a", vec![append("first"), append("second-entry-payload")]).unwrap();
     }
     // Flip one byte of the second payload inside the file.
     let path = dir.path().join(turnstile_storage::DATABASE_FILE);
     let mut bytes = std::fs::read(&path).unwrap();
     let needle = b"second-entry-payload";
-    let position = bytes
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .expect("payload in file");
+    let position = bytes.windows(needle.len()).position(|window| window == needle).expect("payload in file");
     bytes[position] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
     let error = match Store::open(dir.path()) {
         Err(error) => error,
-        Ok(store) => store
-            .for_each_entry::<StoreError>(0, |_| Ok(()))
-            .unwrap_err(),
+        Ok(store) => store.for_each_entry::<StoreError>(0, |_| Ok(())).unwrap_err(),
     };
     let message = error.to_string();
-    assert!(
-        message.contains("turnstile.redb") && message.contains("log entry 2"),
-        "{message}"
-    );
+    assert!(message.contains("turnstile.redb") && message.contains("log entry 2"), "{message}");
 }
 
 #[test]
@@ -264,35 +168,17 @@ fn backup_is_consistent_and_restores_into_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("live")).unwrap();
     store
-        .write_blocking(
-            "a",
-            vec![
-                append("1"),
-                Write::Put {
-                    kind: "k".into(),
-                    key: "x".into(),
-                    value: b"v".to_vec(),
-                },
-            ],
-        )
+        .write_blocking("a", vec![append("1"), Write::Put { kind: "k".into(), key: "x".into(), value: b"v".to_vec() }])
         .unwrap();
     let backup_path = dir.path().join("backups/one.redb");
     store.backup(&backup_path).unwrap();
-    store
-        .write_blocking("a", vec![append("after-backup")])
-        .unwrap();
-    assert!(
-        store.backup(&backup_path).is_err(),
-        "a backup never overwrites"
-    );
+    store.write_blocking("a", vec![append("after-backup")]).unwrap();
+    assert!(store.backup(&backup_path).is_err(), "a backup never overwrites");
 
     let restored_dir = dir.path().join("restored");
     turnstile_storage::backup::restore(&backup_path, &restored_dir).unwrap();
     let restored = Store::open(&restored_dir).unwrap();
     assert_eq!(entries(&restored, 0), [(1, "a".into(), "1".into())]);
     assert_eq!(restored.record("k", "x").unwrap().unwrap(), b"v");
-    assert!(
-        turnstile_storage::backup::restore(&backup_path, &restored_dir).is_err(),
-        "restore never overwrites"
-    );
+    assert!(turnstile_storage::backup::restore(&backup_path, &restored_dir).is_err(), "restore never overwrites");
 }

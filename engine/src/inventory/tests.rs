@@ -20,12 +20,7 @@ fn stadium() -> Inventory {
             rows: numbered_rows(&["A"], 5),
             general_admission_capacity: 0,
         },
-        SectionSpec {
-            section_id: "FLOOR".into(),
-            name: "Floor".into(),
-            rows: vec![],
-            general_admission_capacity: 100,
-        },
+        SectionSpec { section_id: "FLOOR".into(), name: "Floor".into(), rows: vec![], general_admission_capacity: 100 },
     ];
     let seat_map = Arc::new(SeatMap::build(&sections).unwrap());
     let terms = Terms {
@@ -51,17 +46,11 @@ fn stadium() -> Inventory {
 }
 
 fn buyer(name: &str) -> Caller {
-    Caller {
-        buyer: BuyerId::new(name),
-        admin: false,
-    }
+    Caller { buyer: BuyerId::new(name), admin: false }
 }
 
 fn admin() -> Caller {
-    Caller {
-        buyer: BuyerId::new("root"),
-        admin: true,
-    }
+    Caller { buyer: BuyerId::new("root"), admin: true }
 }
 
 fn seats(ids: &[&str]) -> Selection {
@@ -77,29 +66,15 @@ fn run(inventory: &mut Inventory, request: Request, now_ms: u64) -> Result<Outco
     }
 }
 
-fn place(
-    inventory: &mut Inventory,
-    who: &str,
-    selection: Selection,
-    now_ms: u64,
-) -> Result<HoldId> {
-    let request = Request::PlaceHold {
-        caller: buyer(who),
-        selection,
-        idempotency_key: None,
-    };
+fn place(inventory: &mut Inventory, who: &str, selection: Selection, now_ms: u64) -> Result<HoldId> {
+    let request = Request::PlaceHold { caller: buyer(who), selection, idempotency_key: None };
     match run(inventory, request, now_ms)? {
         Outcome::Hold(hold_id) => Ok(hold_id),
         other => panic!("unexpected {other:?}"),
     }
 }
 
-fn confirm(
-    inventory: &mut Inventory,
-    who: &str,
-    hold_id: &HoldId,
-    now_ms: u64,
-) -> Result<BookingId> {
+fn confirm(inventory: &mut Inventory, who: &str, hold_id: &HoldId, now_ms: u64) -> Result<BookingId> {
     let request = Request::ConfirmHold {
         caller: buyer(who),
         hold_id: hold_id.clone(),
@@ -113,22 +88,11 @@ fn confirm(
 }
 
 fn seat_ids_of(inventory: &Inventory, hold_id: &HoldId) -> Vec<String> {
-    inventory
-        .hold_view(hold_id, None)
-        .unwrap()
-        .tickets
-        .into_iter()
-        .map(|ticket| ticket.seat_id.unwrap())
-        .collect()
+    inventory.hold_view(hold_id, None).unwrap().tickets.into_iter().map(|ticket| ticket.seat_id.unwrap()).collect()
 }
 
 fn available(inventory: &Inventory, section_id: &str) -> u32 {
-    inventory
-        .availability()
-        .into_iter()
-        .find(|row| row.section_id == section_id)
-        .unwrap()
-        .available
+    inventory.availability().into_iter().find(|row| row.section_id == section_id).unwrap().available
 }
 
 #[test]
@@ -145,15 +109,8 @@ fn hold_then_confirm_books_the_seats_at_the_locked_price() {
     let booking = inventory.booking_view(&booking_id, None).unwrap();
     assert_eq!(booking.status, BookingStatus::Confirmed);
     assert_eq!(booking.total_minor, 30_000);
-    assert_eq!(
-        inventory.hold_view(&hold_id, None).unwrap().status,
-        HoldStatus::Confirmed
-    );
-    let row = inventory
-        .availability()
-        .into_iter()
-        .find(|row| row.section_id == "101")
-        .unwrap();
+    assert_eq!(inventory.hold_view(&hold_id, None).unwrap().status, HoldStatus::Confirmed);
+    let row = inventory.availability().into_iter().find(|row| row.section_id == "101").unwrap();
     assert_eq!((row.available, row.held, row.booked), (28, 0, 2));
     inventory.check_invariants().unwrap();
 }
@@ -162,19 +119,8 @@ fn hold_then_confirm_books_the_seats_at_the_locked_price() {
 fn a_taken_seat_fails_the_whole_hold_and_names_the_seat() {
     let mut inventory = stadium();
     place(&mut inventory, "ann", seats(&["101:A:3"]), T0).unwrap();
-    let error = place(
-        &mut inventory,
-        "bob",
-        seats(&["101:A:2", "101:A:3", "101:A:4"]),
-        T0,
-    )
-    .unwrap_err();
-    assert_eq!(
-        error,
-        Error::SeatsTaken {
-            seat_ids: vec!["101:A:3".into()]
-        }
-    );
+    let error = place(&mut inventory, "bob", seats(&["101:A:2", "101:A:3", "101:A:4"]), T0).unwrap_err();
+    assert_eq!(error, Error::SeatsTaken { seat_ids: vec!["101:A:3".into()] });
     // All or nothing: the free seats of the failed request are still free.
     assert_eq!(available(&inventory, "101"), 29);
     inventory.check_invariants().unwrap();
@@ -184,24 +130,10 @@ fn a_taken_seat_fails_the_whole_hold_and_names_the_seat() {
 fn release_returns_seats_and_confirming_a_released_hold_fails() {
     let mut inventory = stadium();
     let hold_id = place(&mut inventory, "ann", seats(&["102:A:1"]), T0).unwrap();
-    run(
-        &mut inventory,
-        Request::ReleaseHold {
-            caller: buyer("ann"),
-            hold_id: hold_id.clone(),
-        },
-        T0 + 5,
-    )
-    .unwrap();
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("ann"), hold_id: hold_id.clone() }, T0 + 5).unwrap();
     assert_eq!(available(&inventory, "102"), 5);
     let error = confirm(&mut inventory, "ann", &hold_id, T0 + 10).unwrap_err();
-    assert_eq!(
-        error,
-        Error::HoldNotActive {
-            hold_id: hold_id.to_string(),
-            status: "released"
-        }
-    );
+    assert_eq!(error, Error::HoldNotActive { hold_id: hold_id.to_string(), status: "released" });
     // The seat can be held again by someone else.
     place(&mut inventory, "bob", seats(&["102:A:1"]), T0 + 20).unwrap();
 }
@@ -215,20 +147,9 @@ fn expiry_returns_seats_at_the_deadline_and_not_before() {
     assert_eq!(inventory.expiry_due(T0 + TTL - 1), None);
 
     let command = inventory.expiry_due(T0 + TTL).unwrap();
-    assert_eq!(
-        inventory.apply(&command),
-        Outcome::HoldsExpired {
-            hold_ids: vec![early.clone()]
-        }
-    );
-    assert_eq!(
-        inventory.hold_view(&early, None).unwrap().status,
-        HoldStatus::Expired
-    );
-    assert_eq!(
-        inventory.hold_view(&late, None).unwrap().status,
-        HoldStatus::Active
-    );
+    assert_eq!(inventory.apply(&command), Outcome::HoldsExpired { hold_ids: vec![early.clone()] });
+    assert_eq!(inventory.hold_view(&early, None).unwrap().status, HoldStatus::Expired);
+    assert_eq!(inventory.hold_view(&late, None).unwrap().status, HoldStatus::Active);
     assert_eq!(inventory.next_deadline_ms(), Some(T0 + 1_000 + TTL));
     assert_eq!(available(&inventory, "101"), 29);
     inventory.check_invariants().unwrap();
@@ -239,13 +160,7 @@ fn confirm_after_the_deadline_fails_even_before_the_timer_runs() {
     let mut inventory = stadium();
     let hold_id = place(&mut inventory, "ann", seats(&["101:A:1"]), T0).unwrap();
     let error = confirm(&mut inventory, "ann", &hold_id, T0 + TTL).unwrap_err();
-    assert_eq!(
-        error,
-        Error::HoldNotActive {
-            hold_id: hold_id.to_string(),
-            status: "expired"
-        }
-    );
+    assert_eq!(error, Error::HoldNotActive { hold_id: hold_id.to_string(), status: "expired" });
     // One millisecond earlier it would have been fine.
     confirm(&mut inventory, "ann", &hold_id, T0 + TTL - 1).unwrap();
 }
@@ -255,23 +170,14 @@ fn cancel_booking_returns_seats_to_sale_and_is_idempotent() {
     let mut inventory = stadium();
     let hold_id = place(&mut inventory, "ann", seats(&["101:B:5", "101:B:6"]), T0).unwrap();
     let booking_id = confirm(&mut inventory, "ann", &hold_id, T0 + 1).unwrap();
-    let request = Request::CancelBooking {
-        caller: buyer("ann"),
-        booking_id: booking_id.clone(),
-    };
+    let request = Request::CancelBooking { caller: buyer("ann"), booking_id: booking_id.clone() };
     run(&mut inventory, request.clone(), T0 + 2).unwrap();
     let version = inventory.version();
     // A retried cancel answers the same and changes nothing.
-    assert_eq!(
-        run(&mut inventory, request, T0 + 3).unwrap(),
-        Outcome::Booking(booking_id.clone())
-    );
+    assert_eq!(run(&mut inventory, request, T0 + 3).unwrap(), Outcome::Booking(booking_id.clone()));
     assert_eq!(inventory.version(), version);
     let booking = inventory.booking_view(&booking_id, None).unwrap();
-    assert_eq!(
-        (booking.status, booking.cancelled_at_ms),
-        (BookingStatus::Cancelled, Some(T0 + 2))
-    );
+    assert_eq!((booking.status, booking.cancelled_at_ms), (BookingStatus::Cancelled, Some(T0 + 2)));
     assert_eq!(available(&inventory, "101"), 30);
     place(&mut inventory, "bob", seats(&["101:B:5"]), T0 + 4).unwrap();
     inventory.check_invariants().unwrap();
@@ -280,21 +186,10 @@ fn cancel_booking_returns_seats_to_sale_and_is_idempotent() {
 #[test]
 fn best_available_takes_adjacent_seats_nearest_the_stage_in_the_middle() {
     let mut inventory = stadium();
-    let hold_id = place(
-        &mut inventory,
-        "ann",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 4,
-        },
-        T0,
-    )
-    .unwrap();
+    let hold_id =
+        place(&mut inventory, "ann", Selection::BestAvailable { section_id: "101".into(), quantity: 4 }, T0).unwrap();
     // Row A has 10 seats; the centred block of four is 4..7.
-    assert_eq!(
-        seat_ids_of(&inventory, &hold_id),
-        ["101:A:4", "101:A:5", "101:A:6", "101:A:7"]
-    );
+    assert_eq!(seat_ids_of(&inventory, &hold_id), ["101:A:4", "101:A:5", "101:A:6", "101:A:7"]);
 }
 
 #[test]
@@ -304,32 +199,13 @@ fn best_available_avoids_stranding_a_single_seat() {
     // goes to row B, centred.
     let taken: Vec<String> = (4..=10).map(|number| format!("101:A:{number}")).collect();
     place(&mut inventory, "ann", Selection::Seats(taken), T0).unwrap();
-    let pair = place(
-        &mut inventory,
-        "bob",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 2,
-        },
-        T0,
-    )
-    .unwrap();
+    let pair =
+        place(&mut inventory, "bob", Selection::BestAvailable { section_id: "101".into(), quantity: 2 }, T0).unwrap();
     assert_eq!(seat_ids_of(&inventory, &pair), ["101:B:5", "101:B:6"]);
     // Three fit row A exactly, stranding nothing: nearest the stage wins.
-    let triple = place(
-        &mut inventory,
-        "cat",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 3,
-        },
-        T0,
-    )
-    .unwrap();
-    assert_eq!(
-        seat_ids_of(&inventory, &triple),
-        ["101:A:1", "101:A:2", "101:A:3"]
-    );
+    let triple =
+        place(&mut inventory, "cat", Selection::BestAvailable { section_id: "101".into(), quantity: 3 }, T0).unwrap();
+    assert_eq!(seat_ids_of(&inventory, &triple), ["101:A:1", "101:A:2", "101:A:3"]);
 }
 
 #[test]
@@ -337,32 +213,13 @@ fn best_available_strands_a_seat_only_when_it_must() {
     let mut inventory = stadium();
     // Section 102 is one row of five; with 1 and 2 taken, any pair leaves one seat alone.
     place(&mut inventory, "ann", seats(&["102:A:1", "102:A:2"]), T0).unwrap();
-    let pair = place(
-        &mut inventory,
-        "bob",
-        Selection::BestAvailable {
-            section_id: "102".into(),
-            quantity: 2,
-        },
-        T0,
-    )
-    .unwrap();
+    let pair =
+        place(&mut inventory, "bob", Selection::BestAvailable { section_id: "102".into(), quantity: 2 }, T0).unwrap();
     assert_eq!(seat_ids_of(&inventory, &pair), ["102:A:3", "102:A:4"]);
     // One seat left: two adjacent cannot be had.
-    let error = place(
-        &mut inventory,
-        "cat",
-        Selection::BestAvailable {
-            section_id: "102".into(),
-            quantity: 2,
-        },
-        T0,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(error, Error::NotEnoughSeats { ref reason, .. } if reason.contains("1 available")),
-        "{error}"
-    );
+    let error = place(&mut inventory, "cat", Selection::BestAvailable { section_id: "102".into(), quantity: 2 }, T0)
+        .unwrap_err();
+    assert!(matches!(error, Error::NotEnoughSeats { ref reason, .. } if reason.contains("1 available")), "{error}");
 }
 
 #[test]
@@ -370,24 +227,10 @@ fn best_available_reports_when_no_row_has_enough_adjacent_seats() {
     let mut inventory = stadium();
     // Leave every row of 101 with free runs of at most 4.
     for (who, row) in [("ann", "A"), ("bob", "B"), ("cat", "C")] {
-        place(
-            &mut inventory,
-            who,
-            seats(&[&format!("101:{row}:5"), &format!("101:{row}:6")]),
-            T0,
-        )
-        .unwrap();
+        place(&mut inventory, who, seats(&[&format!("101:{row}:5"), &format!("101:{row}:6")]), T0).unwrap();
     }
-    let error = place(
-        &mut inventory,
-        "dan",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 5,
-        },
-        T0,
-    )
-    .unwrap_err();
+    let error = place(&mut inventory, "dan", Selection::BestAvailable { section_id: "101".into(), quantity: 5 }, T0)
+        .unwrap_err();
     assert!(
         matches!(error, Error::NotEnoughSeats { ref reason, .. } if reason.contains("no 5 adjacent seats")),
         "{error}"
@@ -400,81 +243,35 @@ fn general_admission_is_sold_by_quantity_up_to_capacity() {
     let mut holders = Vec::new();
     for index in 0..12 {
         let who = format!("fan{index}");
-        let hold_id = place(
-            &mut inventory,
-            &who,
-            Selection::BestAvailable {
-                section_id: "FLOOR".into(),
-                quantity: 8,
-            },
-            T0,
-        )
-        .unwrap();
+        let hold_id =
+            place(&mut inventory, &who, Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 8 }, T0)
+                .unwrap();
         holders.push((who, hold_id));
     }
     assert_eq!(available(&inventory, "FLOOR"), 4);
-    let error = place(
-        &mut inventory,
-        "late",
-        Selection::BestAvailable {
-            section_id: "FLOOR".into(),
-            quantity: 5,
-        },
-        T0,
-    )
-    .unwrap_err();
+    let error = place(&mut inventory, "late", Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 5 }, T0)
+        .unwrap_err();
     assert!(matches!(error, Error::NotEnoughSeats { .. }));
     let (who, hold_id) = &holders[0];
     let booking_id = confirm(&mut inventory, who, hold_id, T0 + 1).unwrap();
     let booking = inventory.booking_view(&booking_id, None).unwrap();
     assert_eq!(booking.tickets.len(), 8);
-    assert!(booking
-        .tickets
-        .iter()
-        .all(|ticket| ticket.seat_id.is_none() && ticket.price_level_id == "P2"));
+    assert!(booking.tickets.iter().all(|ticket| ticket.seat_id.is_none() && ticket.price_level_id == "P2"));
     assert_eq!(booking.total_minor, 8 * 8_000);
     let error = place(&mut inventory, "x", seats(&["FLOOR:A:1"]), T0).unwrap_err();
-    assert!(
-        matches!(error, Error::InvalidArgument { ref reason, .. } if reason.contains("general admission"))
-    );
+    assert!(matches!(error, Error::InvalidArgument { ref reason, .. } if reason.contains("general admission")));
     inventory.check_invariants().unwrap();
 }
 
 #[test]
 fn the_buyer_limit_counts_holds_and_bookings() {
     let mut inventory = stadium();
-    let first = place(
-        &mut inventory,
-        "ann",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 5,
-        },
-        T0,
-    )
-    .unwrap();
+    let first =
+        place(&mut inventory, "ann", Selection::BestAvailable { section_id: "101".into(), quantity: 5 }, T0).unwrap();
     confirm(&mut inventory, "ann", &first, T0 + 1).unwrap();
-    place(
-        &mut inventory,
-        "ann",
-        Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 3,
-        },
-        T0 + 2,
-    )
-    .unwrap();
+    place(&mut inventory, "ann", Selection::BestAvailable { section_id: "101".into(), quantity: 3 }, T0 + 2).unwrap();
     let error = place(&mut inventory, "ann", seats(&["102:A:1"]), T0 + 3).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::LimitExceeded {
-                limit: "buyer_seat_limit",
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, Error::LimitExceeded { limit: "buyer_seat_limit", .. }), "{error}");
     // Another buyer is not affected.
     place(&mut inventory, "bob", seats(&["102:A:1"]), T0 + 3).unwrap();
 }
@@ -482,51 +279,24 @@ fn the_buyer_limit_counts_holds_and_bookings() {
 #[test]
 fn the_number_of_live_holds_per_buyer_is_bounded() {
     let mut inventory = stadium();
-    let mut limit_raised = Request::UpdateTerms {
-        hold_ttl_ms: None,
-        buyer_seat_limit: Some(100),
-    };
+    let mut limit_raised = Request::UpdateTerms { hold_ttl_ms: None, buyer_seat_limit: Some(100) };
     run(&mut inventory, limit_raised.clone(), T0).unwrap();
     for index in 0..limits::HOLDS_PER_BUYER_MAX {
         place(
             &mut inventory,
             "ann",
-            Selection::BestAvailable {
-                section_id: "FLOOR".into(),
-                quantity: 1,
-            },
+            Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 1 },
             T0 + u64::from(index),
         )
         .unwrap();
     }
-    let error = place(
-        &mut inventory,
-        "ann",
-        Selection::BestAvailable {
-            section_id: "FLOOR".into(),
-            quantity: 1,
-        },
-        T0 + 50,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::LimitExceeded {
-                limit: "holds_per_buyer",
-                ..
-            }
-        ),
-        "{error}"
-    );
-    limit_raised = Request::UpdateTerms {
-        hold_ttl_ms: Some(1),
-        buyer_seat_limit: None,
-    };
+    let error =
+        place(&mut inventory, "ann", Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 1 }, T0 + 50)
+            .unwrap_err();
+    assert!(matches!(error, Error::LimitExceeded { limit: "holds_per_buyer", .. }), "{error}");
+    limit_raised = Request::UpdateTerms { hold_ttl_ms: Some(1), buyer_seat_limit: None };
     let error = run(&mut inventory, limit_raised, T0).unwrap_err();
-    assert!(
-        matches!(error, Error::InvalidArgument { ref field, .. } if field == "hold_ttl_seconds")
-    );
+    assert!(matches!(error, Error::InvalidArgument { ref field, .. } if field == "hold_ttl_seconds"));
 }
 
 #[test]
@@ -534,10 +304,7 @@ fn a_retried_hold_with_the_same_key_returns_the_first_hold() {
     let mut inventory = stadium();
     let request = Request::PlaceHold {
         caller: buyer("ann"),
-        selection: Selection::BestAvailable {
-            section_id: "101".into(),
-            quantity: 2,
-        },
+        selection: Selection::BestAvailable { section_id: "101".into(), quantity: 2 },
         idempotency_key: Some("k1".into()),
     };
     let first = run(&mut inventory, request.clone(), T0).unwrap();
@@ -547,24 +314,9 @@ fn a_retried_hold_with_the_same_key_returns_the_first_hold() {
     assert_eq!(inventory.version(), version);
     assert_eq!(available(&inventory, "101"), 28);
     // The same key from another buyer is another request.
-    let Request::PlaceHold {
-        selection,
-        idempotency_key,
-        ..
-    } = request
-    else {
-        unreachable!()
-    };
-    let other = run(
-        &mut inventory,
-        Request::PlaceHold {
-            caller: buyer("bob"),
-            selection,
-            idempotency_key,
-        },
-        T0,
-    )
-    .unwrap();
+    let Request::PlaceHold { selection, idempotency_key, .. } = request else { unreachable!() };
+    let other =
+        run(&mut inventory, Request::PlaceHold { caller: buyer("bob"), selection, idempotency_key }, T0).unwrap();
     assert_ne!(first, other);
 }
 
@@ -579,67 +331,29 @@ fn a_retried_confirm_returns_the_first_booking() {
         idempotency_key: Some(key.into()),
     };
     let first = run(&mut inventory, confirm_request("c1", "pay-1"), T0 + 1).unwrap();
-    assert_eq!(
-        run(&mut inventory, confirm_request("c1", "pay-1"), T0 + 2).unwrap(),
-        first
-    );
+    assert_eq!(run(&mut inventory, confirm_request("c1", "pay-1"), T0 + 2).unwrap(), first);
     // Same payment, no key: still the same booking, not a second one.
-    assert_eq!(
-        run(&mut inventory, confirm_request("c2", "pay-1"), T0 + 3).unwrap(),
-        first
-    );
+    assert_eq!(run(&mut inventory, confirm_request("c2", "pay-1"), T0 + 3).unwrap(), first);
     // A different payment for an already confirmed hold is refused, naming the booking.
     let error = run(&mut inventory, confirm_request("c3", "pay-2"), T0 + 4).unwrap_err();
-    assert!(
-        matches!(error, Error::HoldAlreadyConfirmed { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, Error::HoldAlreadyConfirmed { .. }), "{error}");
     // Retries survive the hold's expiry deadline.
-    assert_eq!(
-        run(&mut inventory, confirm_request("c1", "pay-1"), T0 + TTL + 5).unwrap(),
-        first
-    );
+    assert_eq!(run(&mut inventory, confirm_request("c1", "pay-1"), T0 + TTL + 5).unwrap(), first);
 }
 
 #[test]
 fn another_buyers_hold_and_booking_are_off_limits() {
     let mut inventory = stadium();
     let hold_id = place(&mut inventory, "ann", seats(&["101:A:1"]), T0).unwrap();
-    assert!(matches!(
-        confirm(&mut inventory, "bob", &hold_id, T0),
-        Err(Error::PermissionDenied { .. })
-    ));
-    let release = Request::ReleaseHold {
-        caller: buyer("bob"),
-        hold_id: hold_id.clone(),
-    };
-    assert!(matches!(
-        run(&mut inventory, release, T0),
-        Err(Error::PermissionDenied { .. })
-    ));
-    assert!(matches!(
-        inventory.hold_view(&hold_id, Some(&buyer("bob"))),
-        Err(Error::PermissionDenied { .. })
-    ));
+    assert!(matches!(confirm(&mut inventory, "bob", &hold_id, T0), Err(Error::PermissionDenied { .. })));
+    let release = Request::ReleaseHold { caller: buyer("bob"), hold_id: hold_id.clone() };
+    assert!(matches!(run(&mut inventory, release, T0), Err(Error::PermissionDenied { .. })));
+    assert!(matches!(inventory.hold_view(&hold_id, Some(&buyer("bob"))), Err(Error::PermissionDenied { .. })));
     let booking_id = confirm(&mut inventory, "ann", &hold_id, T0).unwrap();
-    let cancel = Request::CancelBooking {
-        caller: buyer("bob"),
-        booking_id: booking_id.clone(),
-    };
-    assert!(matches!(
-        run(&mut inventory, cancel, T0),
-        Err(Error::PermissionDenied { .. })
-    ));
+    let cancel = Request::CancelBooking { caller: buyer("bob"), booking_id: booking_id.clone() };
+    assert!(matches!(run(&mut inventory, cancel, T0), Err(Error::PermissionDenied { .. })));
     // An admin may cancel it.
-    run(
-        &mut inventory,
-        Request::CancelBooking {
-            caller: admin(),
-            booking_id,
-        },
-        T0,
-    )
-    .unwrap();
+    run(&mut inventory, Request::CancelBooking { caller: admin(), booking_id }, T0).unwrap();
 }
 
 #[test]
@@ -647,67 +361,21 @@ fn bad_seat_lists_name_the_field() {
     let mut inventory = stadium();
     let cases: Vec<(Selection, &str, &str)> = vec![
         (seats(&[]), "seats.seat_ids", "at least one"),
-        (
-            Selection::Seats((1..=51).map(|n| format!("101:A:{n}")).collect()),
-            "seats.seat_ids",
-            "at most 50",
-        ),
-        (
-            seats(&["101:A:1", "101:A:1"]),
-            "seats.seat_ids[1]",
-            "listed twice",
-        ),
-        (
-            seats(&["101:A:1", "101:Z:1"]),
-            "seats.seat_ids[1]",
-            "no row 'Z'",
-        ),
-        (
-            Selection::BestAvailable {
-                section_id: "101".into(),
-                quantity: 0,
-            },
-            "best_available.quantity",
-            "at least 1",
-        ),
-        (
-            Selection::BestAvailable {
-                section_id: "101".into(),
-                quantity: -3,
-            },
-            "best_available.quantity",
-            "got -3",
-        ),
-        (
-            Selection::BestAvailable {
-                section_id: "101".into(),
-                quantity: 51,
-            },
-            "best_available.quantity",
-            "at most 50",
-        ),
-        (
-            Selection::BestAvailable {
-                section_id: "999".into(),
-                quantity: 1,
-            },
-            "best_available.section_id",
-            "no section",
-        ),
+        (Selection::Seats((1..=51).map(|n| format!("101:A:{n}")).collect()), "seats.seat_ids", "at most 50"),
+        (seats(&["101:A:1", "101:A:1"]), "seats.seat_ids[1]", "listed twice"),
+        (seats(&["101:A:1", "101:Z:1"]), "seats.seat_ids[1]", "no row 'Z'"),
+        (Selection::BestAvailable { section_id: "101".into(), quantity: 0 }, "best_available.quantity", "at least 1"),
+        (Selection::BestAvailable { section_id: "101".into(), quantity: -3 }, "best_available.quantity", "got -3"),
+        (Selection::BestAvailable { section_id: "101".into(), quantity: 51 }, "best_available.quantity", "at most 50"),
+        (Selection::BestAvailable { section_id: "999".into(), quantity: 1 }, "best_available.section_id", "no section"),
     ];
     for (selection, expected_field, expected_reason) in cases {
         let error = place(&mut inventory, "ann", selection.clone(), T0).unwrap_err();
-        let Error::InvalidArgument { field, reason } = &error else {
-            panic!("{selection:?}: {error}")
-        };
+        let Error::InvalidArgument { field, reason } = &error else { panic!("{selection:?}: {error}") };
         assert_eq!(field, expected_field, "{selection:?}");
         assert!(reason.contains(expected_reason), "{selection:?}: {reason}");
     }
-    assert_eq!(
-        inventory.version(),
-        0,
-        "no rejected request changed anything"
-    );
+    assert_eq!(inventory.version(), 0, "no rejected request changed anything");
 }
 
 #[test]
@@ -717,64 +385,26 @@ fn cancelling_the_event_releases_holds_and_cancels_bookings() {
     let to_book = place(&mut inventory, "bob", seats(&["101:A:2"]), T0).unwrap();
     let booking_id = confirm(&mut inventory, "bob", &to_book, T0).unwrap();
     let outcome = run(&mut inventory, Request::CancelEvent, T0 + 1).unwrap();
-    assert_eq!(
-        outcome,
-        Outcome::EventCancelled {
-            holds_released: 1,
-            bookings_cancelled: vec![booking_id.clone()]
-        }
-    );
-    assert_eq!(
-        inventory.hold_view(&held, None).unwrap().status,
-        HoldStatus::Cancelled
-    );
-    assert_eq!(
-        inventory.booking_view(&booking_id, None).unwrap().status,
-        BookingStatus::Cancelled
-    );
+    assert_eq!(outcome, Outcome::EventCancelled { holds_released: 1, bookings_cancelled: vec![booking_id.clone()] });
+    assert_eq!(inventory.hold_view(&held, None).unwrap().status, HoldStatus::Cancelled);
+    assert_eq!(inventory.booking_view(&booking_id, None).unwrap().status, BookingStatus::Cancelled);
     assert_eq!(inventory.next_deadline_ms(), None);
-    assert!(matches!(
-        place(&mut inventory, "cat", seats(&["101:A:3"]), T0 + 2),
-        Err(Error::EventCancelled { .. })
-    ));
-    assert!(matches!(
-        run(&mut inventory, Request::CancelEvent, T0 + 3),
-        Err(Error::EventCancelled { .. })
-    ));
+    assert!(matches!(place(&mut inventory, "cat", seats(&["101:A:3"]), T0 + 2), Err(Error::EventCancelled { .. })));
+    assert!(matches!(run(&mut inventory, Request::CancelEvent, T0 + 3), Err(Error::EventCancelled { .. })));
     inventory.check_invariants().unwrap();
 }
 
 #[test]
 fn ended_holds_are_forgotten_after_the_retention() {
     let mut inventory = stadium();
-    let request = Request::PlaceHold {
-        caller: buyer("ann"),
-        selection: seats(&["101:A:1"]),
-        idempotency_key: Some("k".into()),
-    };
-    let Outcome::Hold(hold_id) = run(&mut inventory, request.clone(), T0).unwrap() else {
-        panic!()
-    };
-    run(
-        &mut inventory,
-        Request::ReleaseHold {
-            caller: buyer("ann"),
-            hold_id: hold_id.clone(),
-        },
-        T0 + 1,
-    )
-    .unwrap();
-    inventory.apply(&Command::ExpireHolds {
-        now_ms: T0 + 1 + limits::HOLD_RETENTION_MS,
-    });
-    assert!(matches!(
-        inventory.hold_view(&hold_id, None),
-        Err(Error::NotFound { .. })
-    ));
+    let request =
+        Request::PlaceHold { caller: buyer("ann"), selection: seats(&["101:A:1"]), idempotency_key: Some("k".into()) };
+    let Outcome::Hold(hold_id) = run(&mut inventory, request.clone(), T0).unwrap() else { panic!() };
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("ann"), hold_id: hold_id.clone() }, T0 + 1).unwrap();
+    inventory.apply(&Command::ExpireHolds { now_ms: T0 + 1 + limits::HOLD_RETENTION_MS });
+    assert!(matches!(inventory.hold_view(&hold_id, None), Err(Error::NotFound { .. })));
     // Its idempotency key went with it: the same key now places a new hold.
-    let Outcome::Hold(second) =
-        run(&mut inventory, request, T0 + 2 + limits::HOLD_RETENTION_MS).unwrap()
-    else {
+    let Outcome::Hold(second) = run(&mut inventory, request, T0 + 2 + limits::HOLD_RETENTION_MS).unwrap() else {
         panic!()
     };
     assert_ne!(second, hold_id);
@@ -799,10 +429,7 @@ fn replaying_the_commands_rebuilds_the_same_state() {
             },
             2 => match inventory.deadlines.iter().next() {
                 Some((_, hold_id)) => Request::ConfirmHold {
-                    caller: Caller {
-                        buyer: inventory.holds[hold_id].buyer.clone(),
-                        admin: false,
-                    },
+                    caller: Caller { buyer: inventory.holds[hold_id].buyer.clone(), admin: false },
                     hold_id: hold_id.clone(),
                     payment_reference: "p".into(),
                     idempotency_key: None,
@@ -810,10 +437,7 @@ fn replaying_the_commands_rebuilds_the_same_state() {
                 None => continue,
             },
             3 => match inventory.bookings.keys().min() {
-                Some(booking_id) => Request::CancelBooking {
-                    caller: admin(),
-                    booking_id: booking_id.clone(),
-                },
+                Some(booking_id) => Request::CancelBooking { caller: admin(), booking_id: booking_id.clone() },
                 None => continue,
             },
             _ => {
@@ -839,10 +463,7 @@ fn replaying_the_commands_rebuilds_the_same_state() {
     let mut booking_ids: Vec<_> = inventory.bookings.keys().cloned().collect();
     booking_ids.sort();
     for booking_id in booking_ids {
-        assert_eq!(
-            replica.booking_view(&booking_id, None),
-            inventory.booking_view(&booking_id, None)
-        );
+        assert_eq!(replica.booking_view(&booking_id, None), inventory.booking_view(&booking_id, None));
     }
     replica.check_invariants().unwrap();
 }

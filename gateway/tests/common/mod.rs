@@ -9,6 +9,7 @@ use tonic::Request;
 use turnstile::auth::{Authenticator, Role};
 use turnstile::config::Config;
 use turnstile::server::Server;
+use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::Engine;
 use turnstile_proto::v1 as pb;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
@@ -19,6 +20,8 @@ pub const SECRET: &str = "integration-test-secret-0123456789";
 
 pub struct TestServer {
     pub server: Option<Server>,
+    /// The server's data directory, removed when the test ends.
+    pub data_dir: tempfile::TempDir,
     pub channel: Channel,
     pub authenticator: Authenticator,
 }
@@ -27,21 +30,17 @@ impl TestServer {
     pub async fn start() -> Self {
         let mut config = Config::default();
         config.auth.secret = SECRET.into();
+        let data_dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(data_dir.path(), EngineOptions::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::start(&config, Engine::new(), listener)
-            .await
-            .unwrap();
+        let server = Server::start(&config, engine, listener).await.unwrap();
         let channel = Channel::from_shared(format!("http://{}", server.local_addr))
             .unwrap()
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
             .unwrap();
-        Self {
-            server: Some(server),
-            channel,
-            authenticator: Authenticator::new(SECRET.as_bytes()),
-        }
+        Self { server: Some(server), data_dir, channel, authenticator: Authenticator::new(SECRET.as_bytes()) }
     }
 
     pub fn token(&self, user: &str) -> String {
@@ -84,11 +83,7 @@ pub fn timestamp(seconds: i64) -> prost_types::Timestamp {
 }
 
 /// Section "S" of `rows` rows by `seats_per_row` seats, plus a general-admission "GA" section.
-pub fn venue_request(
-    rows: usize,
-    seats_per_row: usize,
-    general_admission: u32,
-) -> pb::CreateVenueRequest {
+pub fn venue_request(rows: usize, seats_per_row: usize, general_admission: u32) -> pb::CreateVenueRequest {
     let mut sections = vec![pb::Section {
         section_id: "S".into(),
         name: "Stalls".into(),
@@ -108,36 +103,21 @@ pub fn venue_request(
             general_admission_capacity: general_admission,
         });
     }
-    pb::CreateVenueRequest {
-        name: "Test Hall".into(),
-        city: "Porto".into(),
-        address: "".into(),
-        sections,
-    }
+    pb::CreateVenueRequest { name: "Test Hall".into(), city: "Porto".into(), address: "".into(), sections }
 }
 
 pub fn event_request(venue: &pb::Venue, buyer_seat_limit: u32) -> pb::CreateEventRequest {
     let mut levels = vec![pb::PriceLevel {
         price_level_id: "STD".into(),
         name: "Standard".into(),
-        price: Some(pb::Money {
-            amount_minor: 2_500,
-            currency: "EUR".into(),
-        }),
+        price: Some(pb::Money { amount_minor: 2_500, currency: "EUR".into() }),
         section_ids: vec!["S".into()],
     }];
-    if venue
-        .sections
-        .iter()
-        .any(|section| section.section_id == "GA")
-    {
+    if venue.sections.iter().any(|section| section.section_id == "GA") {
         levels.push(pb::PriceLevel {
             price_level_id: "GA".into(),
             name: "Standing".into(),
-            price: Some(pb::Money {
-                amount_minor: 1_500,
-                currency: "EUR".into(),
-            }),
+            price: Some(pb::Money { amount_minor: 1_500, currency: "EUR".into() }),
             section_ids: vec!["GA".into()],
         });
     }
@@ -166,10 +146,7 @@ pub async fn create_event(
     let admin = server.admin_token();
     let venue = server
         .admin()
-        .create_venue(authed(
-            &admin,
-            venue_request(rows, seats_per_row, general_admission),
-        ))
+        .create_venue(authed(&admin, venue_request(rows, seats_per_row, general_admission)))
         .await
         .unwrap()
         .into_inner()
@@ -187,16 +164,12 @@ pub async fn create_event(
 }
 
 pub fn seats(ids: &[String]) -> Option<pb::hold_seats_request::Selection> {
-    Some(pb::hold_seats_request::Selection::Seats(pb::SeatList {
-        seat_ids: ids.to_vec(),
-    }))
+    Some(pb::hold_seats_request::Selection::Seats(pb::SeatList { seat_ids: ids.to_vec() }))
 }
 
 pub fn best(section_id: &str, quantity: i32) -> Option<pb::hold_seats_request::Selection> {
-    Some(pb::hold_seats_request::Selection::BestAvailable(
-        pb::BestAvailable {
-            section_id: section_id.into(),
-            quantity,
-        },
-    ))
+    Some(pb::hold_seats_request::Selection::BestAvailable(pb::BestAvailable {
+        section_id: section_id.into(),
+        quantity,
+    }))
 }
