@@ -67,8 +67,9 @@ fn bench_inventory(criterion: &mut Criterion) {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let engine = Engine::new();
-    let venue =
-        runtime.block_on(engine.create_venue(VenueSpec { name: "Hall".into(), sections: sections(), ..VenueSpec::default() })).unwrap();
+    let venue = runtime
+        .block_on(engine.create_venue(VenueSpec { name: "Hall".into(), sections: sections(), ..VenueSpec::default() }))
+        .unwrap();
     let event_id = runtime
         .block_on(engine.create_event(EventSpec {
             name: "Bench".into(),

@@ -232,6 +232,22 @@ impl Engine {
         });
     }
 
+    /// Stops every event actor (waiting for each to finish what it was doing) and the store's
+    /// writer after the writes already queued. The database file is released once the last clone
+    /// of this engine is dropped.
+    pub async fn shutdown(&self) {
+        let handles: Vec<EventHandle> =
+            self.inner.actors.iter().filter_map(|entry| entry.value().get().cloned()).collect();
+        for handle in handles {
+            handle.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        }
+        self.inner.actors.clear();
+        if let Some(store) = self.inner.store.clone() {
+            // Joins the writer thread: keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
+    }
+
     pub fn store(&self) -> Option<&Arc<Store>> {
         self.inner.store.as_ref()
     }

@@ -8,10 +8,10 @@ use tracing_subscriber::EnvFilter;
 use turnstile::auth::{Authenticator, Role};
 use turnstile::config::Config;
 use turnstile::server::Server;
-use turnstile_proto::v1::admin_service_client::AdminServiceClient;
-use turnstile_proto::v1::CreateBackupRequest;
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::Engine;
+use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+use turnstile_proto::v1::CreateBackupRequest;
 
 #[derive(Parser)]
 #[command(name = "turnstile", version, about = "Seat-inventory engine for live-event ticketing")]
