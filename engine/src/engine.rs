@@ -114,7 +114,13 @@ struct EngineInner {
     /// Inventories rebuilt from the store, waiting for their actor to be spawned.
     recovered: DashMap<EventId, Inventory>,
     options: EngineOptions,
+    /// The id of every event whose catalog record changed (created, updated, cancelled), for
+    /// readers that keep their own copy, such as the search index.
+    catalog_changes: tokio::sync::broadcast::Sender<EventId>,
 }
+
+/// Catalog changes buffered for a slow subscriber before it is told it lagged.
+const CATALOG_CHANGES_BUFFERED_MAX: usize = 4_096;
 
 impl Drop for EngineInner {
     fn drop(&mut self) {
@@ -170,6 +176,7 @@ impl Engine {
                 store,
                 recovered: DashMap::new(),
                 options,
+                catalog_changes: tokio::sync::broadcast::channel(CATALOG_CHANGES_BUFFERED_MAX).0,
             }),
         }
     }
@@ -248,6 +255,17 @@ impl Engine {
         }
     }
 
+    /// Ids of events whose catalog record changes from now on. A receiver that falls more than
+    /// 4,096 changes behind is told it lagged and must reread the catalog.
+    pub fn subscribe_catalog_changes(&self) -> tokio::sync::broadcast::Receiver<EventId> {
+        self.inner.catalog_changes.subscribe()
+    }
+
+    fn announce_catalog_change(&self, event_id: &EventId) {
+        // No subscriber is fine: nobody keeps a copy.
+        let _ = self.inner.catalog_changes.send(event_id.clone());
+    }
+
     pub fn store(&self) -> Option<&Arc<Store>> {
         self.inner.store.as_ref()
     }
@@ -312,6 +330,7 @@ impl Engine {
         let event = self.inner.catalog.build_event(spec, nonce, self.now_ms())?;
         self.persist_event(&event).await?;
         self.inner.catalog.insert_event(event.clone())?;
+        self.announce_catalog_change(&event.event_id);
         Ok(event)
     }
 
@@ -353,6 +372,7 @@ impl Engine {
         }
         self.persist_event(&edited).await?;
         self.inner.catalog.edit_event(event_id, |event| *event = edited)?;
+        self.announce_catalog_change(event_id);
         self.event_details(event_id, false).await
     }
 
@@ -368,6 +388,7 @@ impl Engine {
         edited.status = EventStatus::Cancelled;
         self.persist_event(&edited).await?;
         self.inner.catalog.edit_event(event_id, |event| *event = edited)?;
+        self.announce_catalog_change(event_id);
         Ok((self.event_details(event_id, false).await?, holds_released, bookings_cancelled))
     }
 
@@ -383,6 +404,28 @@ impl Engine {
             unreachable!("an overview query answers with the overview")
         };
         Ok(EventDetails { info, venue, performers, overview })
+    }
+
+    /// Places left to sell, without starting an actor for an event nobody has touched.
+    pub async fn available_places(&self, event_id: &EventId) -> Result<u32> {
+        let spawned = self.inner.actors.get(event_id).is_some_and(|cell| cell.get().is_some());
+        if !spawned {
+            if let Some(inventory) = self.inner.recovered.get(event_id) {
+                return Ok(inventory.availability().iter().map(|row| row.available).sum());
+            }
+            let info = self.inner.catalog.event(event_id)?;
+            if info.status == EventStatus::Cancelled {
+                return Ok(0);
+            }
+            return Ok(self.inner.catalog.venue(&info.venue_id)?.seat_map.capacity());
+        }
+        let Answer::Overview(overview) = self.read(event_id, Query::Overview { include_seats: false }).await? else {
+            unreachable!("an overview query answers with the overview")
+        };
+        if overview.status == EventStatus::Cancelled {
+            return Ok(0);
+        }
+        Ok(overview.availability.iter().map(|row| row.available).sum())
     }
 
     pub async fn place_hold(

@@ -6,6 +6,7 @@
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
+//! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
 //! - [`demo`]: the demo data set behind `turnstile serve --demo`.
 
@@ -14,5 +15,6 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod search;
 pub mod server;
 pub mod service;

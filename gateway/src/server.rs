@@ -23,14 +23,21 @@ pub struct Server {
     pub engine: Engine,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    indexer: JoinHandle<()>,
 }
 
 impl Server {
     /// Serves until `shutdown` is called.
     pub async fn start(config: &Config, engine: Engine, listener: TcpListener) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
+        // The index lives beside the log when the engine is durable, in memory otherwise.
+        let search_path = engine
+            .store()
+            .map(|store| store.path().parent().unwrap_or(std::path::Path::new(".")).join("search"));
+        let (search, indexer) = crate::search::start(&engine, search_path).await?;
         let gateway = Gateway {
             engine: engine.clone(),
+            search,
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
         };
@@ -61,12 +68,16 @@ impl Server {
             let _ = shutdown_signal.await;
         }));
         tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");
-        Ok(Self { local_addr, engine, shutdown, task })
+        Ok(Self { local_addr, engine, shutdown, task, indexer })
     }
 
+    /// Stops serving, then stops the engine (its actors and its log writer).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.task.await??;
+        self.indexer.abort();
+        let _ = self.indexer.await;
+        self.engine.shutdown().await;
         Ok(())
     }
 

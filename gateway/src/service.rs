@@ -24,6 +24,7 @@ use crate::error::{invalid, status};
 #[derive(Clone)]
 pub struct Gateway {
     pub engine: Engine,
+    pub search: Arc<turnstile_search::SearchIndex>,
     pub authenticator: Arc<Authenticator>,
     pub anonymous_catalog_reads: bool,
 }
@@ -79,7 +80,8 @@ impl CatalogService for Gateway {
         request: Request<pb::SearchEventsRequest>,
     ) -> Result<Response<pb::SearchEventsResponse>, Status> {
         self.check_catalog_reader(&request)?;
-        Err(Status::unimplemented("SearchEvents is not built yet"))
+        let response = crate::search::search(&self.engine, &self.search, request.into_inner()).await?;
+        Ok(Response::new(response))
     }
 }
 

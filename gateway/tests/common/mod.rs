@@ -28,10 +28,25 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// A server on an existing data directory (reopening what an earlier server left there).
+    pub async fn start_in(data_dir: tempfile::TempDir) -> Self {
         let mut config = Config::default();
         config.auth.secret = SECRET.into();
-        let data_dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(data_dir.path(), EngineOptions::default()).await.unwrap();
+        // The previous server's database is released once its last handle is dropped.
+        let started = std::time::Instant::now();
+        let engine = loop {
+            match Engine::open(data_dir.path(), EngineOptions::default()).await {
+                Ok(engine) => break engine,
+                Err(error) if started.elapsed() < Duration::from_secs(5) => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("cannot reopen {}: {error}", data_dir.path().display()),
+            }
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::start(&config, engine, listener).await.unwrap();
         let channel = Channel::from_shared(format!("http://{}", server.local_addr))
@@ -41,6 +56,17 @@ impl TestServer {
             .await
             .unwrap();
         Self { server: Some(server), data_dir, channel, authenticator: Authenticator::new(SECRET.as_bytes()) }
+    }
+
+    /// Stops this server, lets `change` alter its data directory, and starts a new one on it.
+    pub async fn restart_with(mut self, change: impl FnOnce(&std::path::Path)) -> Self {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        let TestServer { data_dir, channel, .. } = self;
+        drop(channel);
+        change(data_dir.path());
+        Self::start_in(data_dir).await
     }
 
     pub fn token(&self, user: &str) -> String {
