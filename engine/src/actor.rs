@@ -99,6 +99,37 @@ pub struct EventState {
     timer: Option<(u64, JoinHandle<Result<(), MessagingErr<EventMsg>>>)>,
 }
 
+/// Counts applied changes by kind, for the metrics endpoint.
+fn count_change(command: &Command, outcome: &Outcome) {
+    let (name, count) = match (command, outcome) {
+        (Command::PlaceHold { .. }, _) => ("turnstile_holds_placed_total", 1),
+        (Command::ConfirmHold { .. }, _) => ("turnstile_holds_confirmed_total", 1),
+        (Command::ReleaseHold { .. }, _) => ("turnstile_holds_released_total", 1),
+        (Command::ExpireHolds { .. }, Outcome::HoldsExpired { hold_ids }) => {
+            ("turnstile_holds_expired_total", hold_ids.len() as u64)
+        }
+        (Command::CancelBooking { .. }, _) => ("turnstile_bookings_cancelled_total", 1),
+        (Command::CancelEvent { .. }, _) => ("turnstile_events_cancelled_total", 1),
+        _ => return,
+    };
+    metrics::counter!(name).increment(count);
+}
+
+/// A short label for a rejection; seat conflicts are the ones operators watch.
+fn rejection_reason(error: &crate::Error) -> &'static str {
+    use crate::Error;
+    match error {
+        Error::SeatsTaken { .. } | Error::NotEnoughSeats { .. } => "seat_conflict",
+        Error::HoldNotActive { .. } | Error::HoldAlreadyConfirmed { .. } => "hold_not_active",
+        Error::EventCancelled { .. } => "event_cancelled",
+        Error::LimitExceeded { .. } => "limit",
+        Error::PermissionDenied { .. } => "permission",
+        Error::InvalidArgument { .. } => "invalid",
+        Error::NotFound { .. } => "not_found",
+        Error::AlreadyExists { .. } | Error::Unavailable { .. } => "other",
+    }
+}
+
 /// Record kind of stored bookings.
 pub const BOOKING_RECORD: &str = "booking";
 
@@ -116,7 +147,10 @@ impl EventState {
         };
         match self.inventory.decide(request, now_ms, rand::random()) {
             // A rejection acknowledges nothing: it may go at once.
-            Err(error) => drop(reply.send(Err(error))),
+            Err(error) => {
+                metrics::counter!("turnstile_rejections_total", "reason" => rejection_reason(&error)).increment(1);
+                drop(reply.send(Err(error)))
+            }
             Ok(Decision::Answered(outcome)) => {
                 // A retry's first answer may still be on its way to disk: answer behind it.
                 let answer = self.answer(outcome, caller);
@@ -134,6 +168,7 @@ impl EventState {
     /// bookings it changed.
     fn commit(&mut self, command: &Command) -> (Outcome, Vec<Write>, Vec<BookingView>) {
         let outcome = self.inventory.apply(command);
+        count_change(command, &outcome);
         self.commands_since_checkpoint += 1;
         let mut writes = vec![Write::Append { payload: postcard::to_stdvec(command).expect("commands serialize") }];
         let changed: &[BookingId] = match &outcome {

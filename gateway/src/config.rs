@@ -17,6 +17,8 @@ pub struct Config {
     pub node: NodeConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
+    pub tls: TlsConfig,
     pub log: LogConfig,
     /// Every node of the cluster. A single-node deployment lists itself.
     pub nodes: Vec<NodeEntry>,
@@ -44,6 +46,31 @@ pub struct AuthConfig {
 pub struct LimitsConfig {
     /// Largest request message the server decodes, in bytes.
     pub request_bytes_max: usize,
+    /// Requests one buyer may make per second, sustained (0 turns the limit off).
+    pub buyer_requests_per_second: u32,
+    /// Requests one buyer may make at once after being idle.
+    pub buyer_requests_burst: u32,
+    /// Requests one client address may make per second, sustained (0 turns the limit off).
+    /// Backends call on behalf of many buyers, so this is much higher than the buyer limit.
+    pub address_requests_per_second: u32,
+    pub address_requests_burst: u32,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub streams_per_connection_max: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`GET /metrics`); absent turns it off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain and private key; with both set the gRPC port speaks TLS only.
+    pub certificate_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -66,6 +93,8 @@ impl Default for Config {
             node: NodeConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
+            tls: TlsConfig::default(),
             log: LogConfig::default(),
             nodes: Vec::new(),
         }
@@ -90,7 +119,14 @@ impl Default for AuthConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { request_bytes_max: 4 * 1024 * 1024 }
+        Self {
+            request_bytes_max: 4 * 1024 * 1024,
+            buyer_requests_per_second: 20,
+            buyer_requests_burst: 40,
+            address_requests_per_second: 0,
+            address_requests_burst: 10_000,
+            streams_per_connection_max: 1_024,
+        }
     }
 }
 
@@ -145,6 +181,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "limits.request_bytes_max",
                 reason: "must be between 1 KiB and 64 MiB".into(),
+            });
+        }
+        if self.tls.certificate_file.is_some() != self.tls.private_key_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "tls",
+                reason: "set both certificate_file and private_key_file, or neither".into(),
+            });
+        }
+        if !(1..=100_000).contains(&self.limits.streams_per_connection_max) {
+            return Err(ConfigError::Invalid {
+                key: "limits.streams_per_connection_max",
+                reason: "must be between 1 and 100000".into(),
             });
         }
         let mut ids = std::collections::HashSet::new();

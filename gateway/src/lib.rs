@@ -6,7 +6,9 @@
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
+//! - [`rate`]: rate limits per buyer and per client address;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
+//! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
 //! - [`demo`]: the demo data set behind `turnstile serve --demo`.
 
@@ -15,6 +17,8 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod metrics;
+pub mod rate;
 pub mod search;
 pub mod server;
 pub mod service;

@@ -129,6 +129,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    if let Some(listen) = config.metrics.listen {
+        turnstile::metrics::install_exporter(listen)?;
+    }
     let started = std::time::Instant::now();
     let engine = Engine::open(&config.node.data_dir, EngineOptions::default())
         .await

@@ -38,6 +38,7 @@ impl Server {
         let gateway = Gateway {
             engine: engine.clone(),
             search,
+            rate_limits: crate::rate::RateLimits::new(&config.limits),
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
         };
@@ -55,7 +56,20 @@ impl Server {
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(config.limits.streams_per_connection_max));
+        if let (Some(certificate_file), Some(private_key_file)) =
+            (&config.tls.certificate_file, &config.tls.private_key_file)
+        {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|error| anyhow::anyhow!("tls: cannot read {}: {error}", path.display()))
+            };
+            let identity = tonic::transport::Identity::from_pem(read(certificate_file)?, read(private_key_file)?);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+            tracing::info!(certificate = %certificate_file.display(), "gRPC port speaks TLS");
+        }
+        let router = builder
+            .layer(crate::metrics::RpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -16,7 +16,10 @@ use turnstile_proto::v1::admin_service_server::AdminService;
 use turnstile_proto::v1::booking_service_server::BookingService;
 use turnstile_proto::v1::catalog_service_server::CatalogService;
 
+use turnstile_engine::inventory::Caller;
+
 use crate::auth::Authenticator;
+use crate::rate::RateLimits;
 use crate::convert;
 use crate::error::{invalid, status};
 
@@ -27,10 +30,25 @@ pub struct Gateway {
     pub search: Arc<turnstile_search::SearchIndex>,
     pub authenticator: Arc<Authenticator>,
     pub anonymous_catalog_reads: bool,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl Gateway {
+    /// A buyer (or admin) call: rate limits by address and by buyer, then the token.
+    fn buyer<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        let caller = self.authenticator.require_caller(request.metadata())?;
+        self.rate_limits.check_buyer(caller.buyer.as_str())?;
+        Ok(caller)
+    }
+
+    fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        self.authenticator.require_admin(request.metadata())
+    }
+
     fn check_catalog_reader<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
         let caller = self.authenticator.caller(request.metadata())?;
         if caller.is_none() && !self.anonymous_catalog_reads {
             return Err(Status::unauthenticated("this server requires a token for catalog reads"));
@@ -91,7 +109,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::HoldSeatsRequest>,
     ) -> Result<Response<pb::HoldSeatsResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let request = request.into_inner();
         let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
         let selection = match request.selection {
@@ -110,7 +128,7 @@ impl BookingService for Gateway {
     }
 
     async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::GetHoldResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         let hold = self.engine.get_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::GetHoldResponse { hold: Some(convert::hold(&hold)) }))
@@ -120,7 +138,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::ReleaseHoldRequest>,
     ) -> Result<Response<pb::ReleaseHoldResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         let hold = self.engine.release_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::ReleaseHoldResponse { hold: Some(convert::hold(&hold)) }))
@@ -130,7 +148,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::ConfirmHoldRequest>,
     ) -> Result<Response<pb::ConfirmHoldResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let request = request.into_inner();
         let hold_id = HoldId::new(convert::id("hold_id", &request.hold_id)?);
         let booking = self
@@ -145,7 +163,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::GetBookingRequest>,
     ) -> Result<Response<pb::GetBookingResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
         let booking = self.engine.get_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::GetBookingResponse { booking: Some(convert::booking(&booking)) }))
@@ -155,7 +173,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::ListBookingsRequest>,
     ) -> Result<Response<pb::ListBookingsResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
         let cursor = decode_cursor(&request.page_token)?;
@@ -170,7 +188,7 @@ impl BookingService for Gateway {
         &self,
         request: Request<pb::CancelBookingRequest>,
     ) -> Result<Response<pb::CancelBookingResponse>, Status> {
-        let caller = self.authenticator.require_caller(request.metadata())?;
+        let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
         let booking = self.engine.cancel_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::CancelBookingResponse { booking: Some(convert::booking(&booking)) }))
@@ -183,7 +201,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::CreateVenueRequest>,
     ) -> Result<Response<pb::CreateVenueResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let request = request.into_inner();
         let spec = VenueSpec {
             name: request.name,
@@ -199,7 +217,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::CreatePerformerRequest>,
     ) -> Result<Response<pb::CreatePerformerResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let request = request.into_inner();
         let spec = PerformerSpec { name: request.name, description: request.description, genre: request.genre };
         let performer = self.engine.create_performer(spec).await.map_err(status)?;
@@ -210,7 +228,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::CreateEventRequest>,
     ) -> Result<Response<pb::CreateEventResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let request = request.into_inner();
         let starts_at_ms = convert::required_time("starts_at", request.starts_at.as_ref())?;
         let ends_at_ms = convert::required_time("ends_at", request.ends_at.as_ref())?;
@@ -236,7 +254,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::UpdateEventRequest>,
     ) -> Result<Response<pb::UpdateEventResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let request = request.into_inner();
         let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
         let update = EventUpdate {
@@ -258,7 +276,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::CancelEventRequest>,
     ) -> Result<Response<pb::CancelEventResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         let (details, holds_released, bookings_cancelled) =
             self.engine.cancel_event(&event_id).await.map_err(status)?;
@@ -273,7 +291,7 @@ impl AdminService for Gateway {
         &self,
         request: Request<pb::CreateBackupRequest>,
     ) -> Result<Response<pb::CreateBackupResponse>, Status> {
-        self.authenticator.require_admin(request.metadata())?;
+        self.admin(&request)?;
         let path = std::path::PathBuf::from(convert::id("path", &request.get_ref().path)?);
         let Some(store) = self.engine.store().cloned() else {
             return Err(Status::failed_precondition("this node runs in memory only and has nothing to back up"));

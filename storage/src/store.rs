@@ -646,6 +646,9 @@ impl Writer {
                 stats.jobs.fetch_add(job_count, Ordering::Relaxed);
                 stats.entries.fetch_add(appended.len() as u64, Ordering::Relaxed);
                 stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                metrics::histogram!("turnstile_log_commit_jobs").record(job_count as f64);
+                metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::counter!("turnstile_log_entries_total").increment(appended.len() as u64);
                 if !checkpointed.is_empty() {
                     self.purge();
                 }

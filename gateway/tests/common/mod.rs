@@ -31,10 +31,22 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().unwrap()).await
     }
 
+    /// A server whose config `edit` adjusts (rate limits, TLS).
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_configured(tempfile::tempdir().unwrap(), edit).await
+    }
+
     /// A server on an existing data directory (reopening what an earlier server left there).
     pub async fn start_in(data_dir: tempfile::TempDir) -> Self {
+        Self::start_configured(data_dir, |_| {}).await
+    }
+
+    async fn start_configured(data_dir: tempfile::TempDir, edit: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::default();
         config.auth.secret = SECRET.into();
+        // Tests drive one buyer far faster than a person would; the rate-limit test turns it on.
+        config.limits.buyer_requests_per_second = 0;
+        edit(&mut config);
         // The previous server's database is released once its last handle is dropped.
         let started = std::time::Instant::now();
         let engine = loop {
