@@ -82,6 +82,8 @@ pub struct EventArguments {
     pub store: Option<Arc<Store>>,
     /// Commands between automatic checkpoints.
     pub checkpoint_commands: u64,
+    /// Live holds over all events of the node; each actor adds its own changes.
+    pub live_holds: Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub struct EventActor;
@@ -95,6 +97,9 @@ pub struct EventState {
     stream: String,
     commands_since_checkpoint: u64,
     checkpoint_commands: u64,
+    live_holds: Arc<std::sync::atomic::AtomicI64>,
+    /// This event's live holds as last added to `live_holds`.
+    live_holds_counted: i64,
     /// The armed wake-up: its deadline (Unix ms) and the task that will send `ExpireDue`.
     timer: Option<(u64, JoinHandle<Result<(), MessagingErr<EventMsg>>>)>,
 }
@@ -313,8 +318,15 @@ impl EventState {
         }
     }
 
+    fn count_live_holds(&mut self) {
+        let live = self.inventory.live_hold_count() as i64;
+        self.live_holds.fetch_add(live - self.live_holds_counted, std::sync::atomic::Ordering::Relaxed);
+        self.live_holds_counted = live;
+    }
+
     /// Keeps exactly one wake-up armed, for the earliest deadline.
     fn rearm(&mut self, myself: &ActorRef<EventMsg>) {
+        self.count_live_holds();
         let next_deadline = self.inventory.next_deadline_ms();
         if self.timer.as_ref().map(|(deadline, _)| *deadline) == next_deadline {
             return;
@@ -348,8 +360,11 @@ impl Actor for EventActor {
             store: arguments.store,
             commands_since_checkpoint: 0,
             checkpoint_commands: arguments.checkpoint_commands.max(1),
+            live_holds: arguments.live_holds,
+            live_holds_counted: 0,
             timer: None,
         };
+        state.count_live_holds();
         state.rearm(&myself);
         Ok(state)
     }
@@ -359,6 +374,7 @@ impl Actor for EventActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
+        state.live_holds.fetch_sub(state.live_holds_counted, std::sync::atomic::Ordering::Relaxed);
         if let Some((_, handle)) = state.timer.take() {
             handle.abort();
         }

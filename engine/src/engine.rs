@@ -117,6 +117,7 @@ struct EngineInner {
     /// The id of every event whose catalog record changed (created, updated, cancelled), for
     /// readers that keep their own copy, such as the search index.
     catalog_changes: tokio::sync::broadcast::Sender<EventId>,
+    live_holds: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Catalog changes buffered for a slow subscriber before it is told it lagged.
@@ -177,6 +178,7 @@ impl Engine {
                 recovered: DashMap::new(),
                 options,
                 catalog_changes: tokio::sync::broadcast::channel(CATALOG_CHANGES_BUFFERED_MAX).0,
+                live_holds: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             }),
         }
     }
@@ -253,6 +255,13 @@ impl Engine {
             // Joins the writer thread: keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
         }
+    }
+
+    /// Events with a running actor, and live holds over them.
+    pub fn activity(&self) -> (u64, u64) {
+        let active = self.inner.actors.iter().filter(|entry| entry.value().get().is_some()).count() as u64;
+        let live_holds = self.inner.live_holds.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64;
+        (active, live_holds)
     }
 
     /// Ids of events whose catalog record changes from now on. A receiver that falls more than
@@ -546,6 +555,7 @@ impl Engine {
                     directory: self.inner.directory.clone(),
                     store: self.inner.store.clone(),
                     checkpoint_commands: self.inner.options.checkpoint_commands,
+                    live_holds: self.inner.live_holds.clone(),
                 };
                 let (actor, _join) = Actor::spawn(None, EventActor, arguments)
                     .await

@@ -487,6 +487,10 @@ impl Inventory {
         &self.seat_map
     }
 
+    pub fn live_hold_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
     /// The earliest deadline among active holds.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         self.deadlines.first().map(|(deadline, _)| *deadline)

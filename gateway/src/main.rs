@@ -49,6 +49,15 @@ enum Command {
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
     },
+    /// Print a running node's status: events, live holds, log size, last checkpoint.
+    Status {
+        /// Configuration file (for the node's address and the secret to sign an admin token).
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Address of the node (defaults to node.listen of the config).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+    },
     /// Install a backup as the database of a data directory. The node must be stopped and the
     /// directory must not have a database yet.
     Restore {
@@ -109,6 +118,38 @@ fn main() -> anyhow::Result<()> {
                     .map_err(|status| anyhow::anyhow!("backup refused: {}", status.message()))?
                     .into_inner();
                 println!("backup written to {} ({} bytes)", response.path, response.size_bytes);
+                Ok(())
+            })
+        }
+        Command::Status { config, server } => {
+            let config = Config::load(&config)?;
+            let address = server.unwrap_or(config.node.listen);
+            let token = Authenticator::new(config.auth.secret.as_bytes()).mint("turnstile-status", Role::Admin, 300);
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
+                let mut client = AdminServiceClient::connect(format!("http://{address}"))
+                    .await
+                    .with_context(|| format!("cannot reach the node at {address}"))?;
+                let mut request = tonic::Request::new(turnstile_proto::v1::GetNodeStatusRequest {});
+                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                let status = client
+                    .get_node_status(request)
+                    .await
+                    .map_err(|status| anyhow::anyhow!("status refused: {}", status.message()))?
+                    .into_inner();
+                let last_checkpoint = status
+                    .last_checkpoint_at
+                    .map(|at| format!("{} s since the Unix epoch", at.seconds))
+                    .unwrap_or_else(|| "none since start".into());
+                println!("node               {}", status.node_id);
+                println!("events owned       {} ({} active)", status.events_owned, status.events_active);
+                println!("live holds         {}", status.live_holds);
+                println!(
+                    "log                {} entries, last index {}, purged to {}",
+                    status.log_entries, status.log_last_index, status.log_purged_index
+                );
+                println!("log commits        {} carrying {} commands", status.log_commits, status.log_commands);
+                println!("database           {} bytes", status.database_bytes);
+                println!("last checkpoint    {last_checkpoint}");
                 Ok(())
             })
         }

@@ -39,6 +39,7 @@ impl Server {
             engine: engine.clone(),
             search,
             rate_limits: crate::rate::RateLimits::new(&config.limits),
+            node_id: config.node.id.clone(),
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
         };

@@ -31,6 +31,7 @@ pub struct Gateway {
     pub authenticator: Arc<Authenticator>,
     pub anonymous_catalog_reads: bool,
     pub rate_limits: Arc<RateLimits>,
+    pub node_id: String,
 }
 
 impl Gateway {
@@ -285,6 +286,34 @@ impl AdminService for Gateway {
             holds_released,
             bookings_cancelled,
         }))
+    }
+
+    async fn get_node_status(
+        &self,
+        request: Request<pb::GetNodeStatusRequest>,
+    ) -> Result<Response<pb::GetNodeStatusResponse>, Status> {
+        self.admin(&request)?;
+        let (events_active, live_holds) = self.engine.activity();
+        let mut response = pb::GetNodeStatusResponse {
+            node_id: self.node_id.clone(),
+            events_owned: self.engine.catalog().events().len() as u64,
+            events_active,
+            live_holds,
+            ..Default::default()
+        };
+        if let Some(store) = self.engine.store() {
+            let unavailable = |error: turnstile_storage::StoreError| Status::unavailable(error.to_string());
+            response.log_entries = store.log_len().map_err(unavailable)?;
+            response.log_last_index = store.last_index().map_err(unavailable)?;
+            response.log_purged_index = store.purged_index().map_err(unavailable)?;
+            response.database_bytes = std::fs::metadata(store.path()).map(|metadata| metadata.len()).unwrap_or(0);
+            let stats = store.stats();
+            let last_checkpoint_ms = stats.last_checkpoint_unix_ms.load(std::sync::atomic::Ordering::Relaxed);
+            response.last_checkpoint_at = (last_checkpoint_ms > 0).then(|| convert::timestamp_u(last_checkpoint_ms));
+            response.log_commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+            response.log_commands = stats.entries.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(Response::new(response))
     }
 
     async fn create_backup(

@@ -131,3 +131,27 @@ async fn the_grpc_port_speaks_tls_when_a_certificate_is_configured() {
     }
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn node_status_reports_events_live_holds_and_the_log() {
+    let server = TestServer::start().await;
+    let (admin, ann) = (server.admin_token(), server.token("ann"));
+    let event_id = create_event(&server, 1, 10, 0, 8).await;
+    for quantity in [1, 2] {
+        server
+            .booking()
+            .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", quantity) }))
+            .await
+            .unwrap();
+    }
+    let error = server.admin().get_node_status(authed(&ann, pb::GetNodeStatusRequest {})).await.unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied);
+    let status = server.admin().get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner();
+    assert_eq!(status.node_id, "node-1");
+    assert_eq!((status.events_owned, status.events_active, status.live_holds), (1, 1, 2));
+    assert_eq!(status.log_entries, 2, "two holds logged, no checkpoint yet");
+    assert_eq!(status.log_last_index, 2);
+    assert!(status.database_bytes > 0);
+    assert!(status.log_commands >= 2);
+    server.stop().await;
+}

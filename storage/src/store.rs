@@ -84,6 +84,8 @@ pub struct Stats {
     pub jobs: AtomicU64,
     pub entries: AtomicU64,
     pub commit_micros: AtomicU64,
+    /// Unix ms of the last committed checkpoint (0: none since the store was opened).
+    pub last_checkpoint_unix_ms: AtomicU64,
 }
 
 enum Job {
@@ -650,6 +652,11 @@ impl Writer {
                 metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("turnstile_log_entries_total").increment(appended.len() as u64);
                 if !checkpointed.is_empty() {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|elapsed| elapsed.as_millis() as u64)
+                        .unwrap_or(0);
+                    stats.last_checkpoint_unix_ms.store(now_ms, Ordering::Relaxed);
                     self.purge();
                 }
                 for job in pending {
