@@ -1,0 +1,185 @@
+//! The authorization matrix: every RPC against every kind of caller (no token, expired token,
+//! wrong signature, the buyer who owns the resource, another buyer, an admin), over real gRPC.
+
+mod common;
+
+use common::*;
+use tonic::{Code, Request, Status};
+use turnstile::auth::{Authenticator, Claims, Role};
+use turnstile_proto::v1 as pb;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Nobody,
+    Expired,
+    WrongSignature,
+    Owner,
+    OtherBuyer,
+    Admin,
+}
+
+const EVERYONE: [Who; 6] = [Who::Nobody, Who::Expired, Who::WrongSignature, Who::Owner, Who::OtherBuyer, Who::Admin];
+
+fn request<T>(server: &TestServer, who: Who, owner: &str, message: T) -> Request<T> {
+    let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3_600;
+    match who {
+        Who::Nobody => Request::new(message),
+        Who::Expired => authed(&server.authenticator.mint_claims(&Claims { sub: "ann".into(), role: Role::User, exp: past }), message),
+        Who::WrongSignature => authed(&Authenticator::new(b"not-the-server-secret-at-all").mint("ann", Role::Admin, 3_600), message),
+        Who::Owner => authed(&server.token(owner), message),
+        Who::OtherBuyer => authed(&server.token("bob"), message),
+        Who::Admin => authed(&server.admin_token(), message),
+    }
+}
+
+/// What each kind of caller must get, for one class of RPC.
+fn expected(class: &str, who: Who) -> Code {
+    let unauthenticated = matches!(who, Who::Expired | Who::WrongSignature);
+    match class {
+        // Catalog reads: anonymous allowed, but a token that is sent must be valid.
+        "catalog" if unauthenticated => Code::Unauthenticated,
+        "catalog" => Code::Ok,
+        _ if unauthenticated || who == Who::Nobody => Code::Unauthenticated,
+        // Any buyer acts for themselves.
+        "self" => Code::Ok,
+        // Someone's hold or booking: the owner, or an admin (who may read and undo, not pay).
+        "owned" => match who {
+            Who::OtherBuyer => Code::PermissionDenied,
+            _ => Code::Ok,
+        },
+        "owner_only" => match who {
+            Who::Owner => Code::Ok,
+            _ => Code::PermissionDenied,
+        },
+        "admin" => match who {
+            Who::Admin => Code::Ok,
+            _ => Code::PermissionDenied,
+        },
+        other => unreachable!("{other}"),
+    }
+}
+
+fn code<T>(result: Result<tonic::Response<T>, Status>) -> (Code, String) {
+    match result {
+        Ok(_) => (Code::Ok, String::new()),
+        Err(status) => (status.code(), status.message().to_string()),
+    }
+}
+
+struct Fixture {
+    event_id: String,
+    venue: pb::Venue,
+}
+
+async fn fresh_hold(server: &TestServer, fixture: &Fixture, owner: &str) -> pb::Hold {
+    let request = pb::HoldSeatsRequest { event_id: fixture.event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) };
+    server.booking().hold_seats(authed(&server.token(owner), request)).await.unwrap().into_inner().hold.unwrap()
+}
+
+async fn fresh_booking(server: &TestServer, fixture: &Fixture, owner: &str) -> pb::Booking {
+    let hold = fresh_hold(server, fixture, owner).await;
+    let request = pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "pay".into(), idempotency_key: "".into() };
+    server.booking().confirm_hold(authed(&server.token(owner), request)).await.unwrap().into_inner().booking.unwrap()
+}
+
+/// Runs one RPC as `who` against fresh resources; returns its code and message.
+async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner: &str) -> (Code, String) {
+    match rpc {
+        "GetEvent" => code(server.catalog().get_event(request(server, who, owner, pb::GetEventRequest { event_id: fixture.event_id.clone(), include_seats: false })).await),
+        "SearchEvents" => code(server.catalog().search_events(request(server, who, owner, pb::SearchEventsRequest::default())).await),
+        "HoldSeats" => {
+            let message = pb::HoldSeatsRequest { event_id: fixture.event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) };
+            code(server.booking().hold_seats(request(server, who, owner, message)).await)
+        }
+        "ListBookings" => code(server.booking().list_bookings(request(server, who, owner, pb::ListBookingsRequest::default())).await),
+        "GetHold" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            code(server.booking().get_hold(request(server, who, owner, pb::GetHoldRequest { hold_id: hold.hold_id })).await)
+        }
+        "ReleaseHold" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            code(server.booking().release_hold(request(server, who, owner, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await)
+        }
+        "ConfirmHold" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            let message = pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "p".into(), idempotency_key: "".into() };
+            code(server.booking().confirm_hold(request(server, who, owner, message)).await)
+        }
+        "GetBooking" => {
+            let booking = fresh_booking(server, fixture, owner).await;
+            code(server.booking().get_booking(request(server, who, owner, pb::GetBookingRequest { booking_id: booking.booking_id })).await)
+        }
+        "CancelBooking" => {
+            let booking = fresh_booking(server, fixture, owner).await;
+            code(server.booking().cancel_booking(request(server, who, owner, pb::CancelBookingRequest { booking_id: booking.booking_id })).await)
+        }
+        "CreateVenue" => code(server.admin().create_venue(request(server, who, owner, venue_request(1, 2, 0))).await),
+        "CreatePerformer" => {
+            let message = pb::CreatePerformerRequest { name: "P".into(), description: "".into(), genre: "".into() };
+            code(server.admin().create_performer(request(server, who, owner, message)).await)
+        }
+        "CreateEvent" => code(server.admin().create_event(request(server, who, owner, event_request(&fixture.venue, 500))).await),
+        "UpdateEvent" => {
+            let message = pb::UpdateEventRequest { event_id: fixture.event_id.clone(), description: Some("updated".into()), ..Default::default() };
+            code(server.admin().update_event(request(server, who, owner, message)).await)
+        }
+        "CancelEvent" => {
+            // A throwaway event, so the shared one stays on sale.
+            let event = server.admin().create_event(authed(&server.admin_token(), event_request(&fixture.venue, 500))).await.unwrap().into_inner().event.unwrap();
+            code(server.admin().cancel_event(request(server, who, owner, pb::CancelEventRequest { event_id: event.event_id })).await)
+        }
+        "CreateBackup" => {
+            let path = server.data_dir.path().join(format!("backup-{}.redb", rand::random::<u64>()));
+            code(server.admin().create_backup(request(server, who, owner, pb::CreateBackupRequest { path: path.display().to_string() })).await)
+        }
+        "GetNodeStatus" => code(server.admin().get_node_status(request(server, who, owner, pb::GetNodeStatusRequest {})).await),
+        other => unreachable!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token();
+    let venue = server.admin().create_venue(authed(&admin, venue_request(10, 50, 0))).await.unwrap().into_inner().venue.unwrap();
+    let event = server.admin().create_event(authed(&admin, event_request(&venue, 500))).await.unwrap().into_inner().event.unwrap();
+    let fixture = Fixture { event_id: event.event_id, venue };
+    let matrix = [
+        ("GetEvent", "catalog"),
+        ("SearchEvents", "catalog"),
+        ("HoldSeats", "self"),
+        ("ListBookings", "self"),
+        ("GetHold", "owned"),
+        ("ReleaseHold", "owned"),
+        ("ConfirmHold", "owner_only"),
+        ("GetBooking", "owned"),
+        ("CancelBooking", "owned"),
+        ("CreateVenue", "admin"),
+        ("CreatePerformer", "admin"),
+        ("CreateEvent", "admin"),
+        ("UpdateEvent", "admin"),
+        ("CancelEvent", "admin"),
+        ("CreateBackup", "admin"),
+        ("GetNodeStatus", "admin"),
+    ];
+    let mut failures = Vec::new();
+    for (case, (rpc, class)) in matrix.iter().enumerate() {
+        for (position, who) in EVERYONE.into_iter().enumerate() {
+            // A buyer of their own per case, so no case runs into the per-buyer limits.
+            let owner = format!("owner-{case}-{position}");
+            let want = expected(class, who);
+            let (got, message) = call(&server, &fixture, rpc, who, &owner).await;
+            if got != want {
+                failures.push(format!("{rpc} as {who:?}: expected {want:?}, got {got:?} ({message})"));
+            }
+            if got == Code::Unauthenticated {
+                let says_why = ["expired", "signature", "missing authorization"].iter().any(|reason| message.contains(reason));
+                if !says_why {
+                    failures.push(format!("{rpc} as {who:?}: UNAUTHENTICATED without a reason: {message}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), matrix.len() * EVERYONE.len(), failures.join("\n"));
+    server.stop().await;
+}
