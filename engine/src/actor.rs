@@ -98,6 +98,9 @@ pub struct EventState {
     commands_since_checkpoint: u64,
     checkpoint_commands: u64,
     live_holds: Arc<std::sync::atomic::AtomicI64>,
+    /// Set by the store's callback as soon as a write of this event fails, before the failure is
+    /// answered: from then on the actor serves nothing and stops.
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
     /// This event's live holds as last added to `live_holds`.
     live_holds_counted: i64,
     /// The armed wake-up: its deadline (Unix ms) and the task that will send `ExpireDue`.
@@ -220,6 +223,7 @@ impl EventState {
             return;
         };
         let poison_target = myself.clone();
+        let poisoned = self.poisoned.clone();
         let event_id = self.inventory.event_id().clone();
         store.submit(
             &self.stream,
@@ -231,6 +235,7 @@ impl EventState {
                     }
                 }
                 Err(error) => {
+                    poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
                     tracing::error!(%event_id, %error, "a change of this event was not stored; rebuilding it");
                     if let Some((port, _)) = reply {
                         let reason = format!("the change was not stored ({error}); it did not happen");
@@ -253,11 +258,13 @@ impl EventState {
         }
         self.commands_since_checkpoint = 0;
         let poison_target = myself.clone();
+        let poisoned = self.poisoned.clone();
         store.submit(
             &self.stream,
             vec![Write::Checkpoint { state: self.inventory.checkpoint() }],
             Box::new(move |result| {
                 if let Err(error) = result {
+                    poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
                     tracing::error!(%error, "checkpoint not stored; rebuilding the event");
                     let _ = poison_target.cast(EventMsg::Poisoned);
                 }
@@ -361,6 +368,7 @@ impl Actor for EventActor {
             commands_since_checkpoint: 0,
             checkpoint_commands: arguments.checkpoint_commands.max(1),
             live_holds: arguments.live_holds,
+            poisoned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             live_holds_counted: 0,
             timer: None,
         };
@@ -387,6 +395,17 @@ impl Actor for EventActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
+        if state.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
+            // Memory is ahead of the log: answer nothing from it, stop, and be rebuilt.
+            let reason = format!("event {} is being rebuilt after a failed write; retry", state.stream);
+            match message {
+                EventMsg::Execute { reply, .. } | EventMsg::Read { reply, .. } => {
+                    let _ = reply.send(Err(crate::Error::Unavailable { reason: reason.clone() }));
+                }
+                EventMsg::ExpireDue | EventMsg::Checkpoint | EventMsg::Poisoned => {}
+            }
+            return Err(reason.into());
+        }
         match message {
             EventMsg::Execute { request, permit, reply } => {
                 state.execute(&myself, &request, reply);

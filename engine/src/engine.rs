@@ -522,11 +522,17 @@ impl Engine {
             if !matches!(handle.actor.get_status(), ActorStatus::Stopping | ActorStatus::Stopped) {
                 return Ok(handle.clone());
             }
-            // The actor stopped (a write failed): rebuild its event from the log, once.
+            // The actor stopped (a write failed): rebuild its event from the log. If the rebuild
+            // fails, the dead actor stays in place and the next request tries again; the event is
+            // never served from an empty inventory.
+            let rebuilt = match &self.inner.store {
+                Some(store) => Some(recover_inventories(store, &self.inner.catalog, Some(event_id))?),
+                None => None,
+            };
             let removed = self.inner.actors.remove_if(event_id, |_, current| Arc::ptr_eq(current, &cell));
             if removed.is_some() {
-                if let Some(store) = &self.inner.store {
-                    for (rebuilt_id, inventory) in recover_inventories(store, &self.inner.catalog, Some(event_id))? {
+                if let (Some(store), Some(rebuilt)) = (&self.inner.store, rebuilt) {
+                    for (rebuilt_id, inventory) in rebuilt {
                         self.inner.recovered.insert(rebuilt_id, inventory);
                     }
                     store.clear_poison(event_id.as_str());

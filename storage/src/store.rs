@@ -485,6 +485,12 @@ struct Writer {
     poisoned: HashSet<String>,
 }
 
+/// One change a group made to the log, in the order it was made.
+enum LogChange {
+    Appended(String, u64),
+    Checkpointed(String),
+}
+
 /// A job taken into the current group.
 struct Pending {
     stream: String,
@@ -582,11 +588,19 @@ impl Writer {
             return;
         }
         let job_count = accepted.len() as u64;
-        let mut next_index = self.cursor.last_index;
-        let mut appended: Vec<(String, u64)> = Vec::new();
-        let mut group_last_index: HashMap<String, u64> = HashMap::new();
-        let mut checkpointed: Vec<String> = Vec::new();
+        // Callbacks are held outside the transaction so that every job is answered, however early
+        // the transaction fails.
         let mut pending: Vec<Pending> = Vec::with_capacity(accepted.len());
+        let mut batches: Vec<Vec<Write>> = Vec::with_capacity(accepted.len());
+        for (stream, writes, done) in accepted {
+            pending.push(Pending { stream, done, committed: Committed::default() });
+            batches.push(writes);
+        }
+        let mut next_index = self.cursor.last_index;
+        // What the group did to the log, in order: an append after a checkpoint of the same
+        // stream in the same group must leave that stream dirty again.
+        let mut log_changes: Vec<LogChange> = Vec::new();
+        let mut group_last_index: HashMap<&str, u64> = HashMap::new();
         let result = (|| -> Result<(), redb::Error> {
             let transaction = self.shared.db.begin_write()?;
             {
@@ -594,42 +608,39 @@ impl Writer {
                 let mut checkpoints = transaction.open_table(CHECKPOINTS)?;
                 let mut records = transaction.open_table(RECORDS)?;
                 let mut buyer_bookings = transaction.open_table(BUYER_BOOKINGS)?;
-                for (stream, writes, done) in accepted {
-                    let mut committed = Committed::default();
+                for (job, writes) in pending.iter_mut().zip(batches) {
+                    let stream = job.stream.as_str();
                     for write in writes {
                         match write {
                             Write::Append { payload } => {
                                 next_index += 1;
-                                let entry = encode_entry(next_index, SINGLE_NODE_TERM, &stream, &payload);
+                                let entry = encode_entry(next_index, SINGLE_NODE_TERM, stream, &payload);
                                 log.insert(next_index, entry.as_slice())?;
-                                committed.indexes.push(next_index);
-                                appended.push((stream.clone(), next_index));
-                                group_last_index.insert(stream.clone(), next_index);
+                                job.committed.indexes.push(next_index);
+                                group_last_index.insert(stream, next_index);
+                                log_changes.push(LogChange::Appended(job.stream.clone(), next_index));
                             }
                             Write::Put { kind, key, value } => {
                                 let sealed = frame::seal(&record_key(&kind, &key), &value);
                                 records.insert((kind.as_str(), key.as_str()), sealed.as_slice())?;
                             }
                             Write::IndexBooking { buyer, booked_at_ms, booking_id } => {
-                                buyer_bookings
-                                    .insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
+                                buyer_bookings.insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
                             }
                             Write::Checkpoint { state } => {
                                 let index = group_last_index
-                                    .get(&stream)
-                                    .or_else(|| self.cursor.last_index_by_stream.get(&stream))
+                                    .get(stream)
+                                    .or_else(|| self.cursor.last_index_by_stream.get(stream))
                                     .copied()
                                     .unwrap_or(self.cursor.purged_index);
                                 let mut body = Vec::with_capacity(8 + state.len());
                                 body.extend_from_slice(&index.to_le_bytes());
                                 body.extend_from_slice(&state);
-                                checkpoints
-                                    .insert(stream.as_str(), frame::seal(stream.as_bytes(), &body).as_slice())?;
-                                checkpointed.push(stream.clone());
+                                checkpoints.insert(stream, frame::seal(stream.as_bytes(), &body).as_slice())?;
+                                log_changes.push(LogChange::Checkpointed(job.stream.clone()));
                             }
                         }
                     }
-                    pending.push(Pending { stream, done, committed });
                 }
             }
             transaction.commit()?;
@@ -637,21 +648,29 @@ impl Writer {
         })();
         match result {
             Ok(()) => {
-                for (stream, index) in &appended {
-                    self.cursor.mark_appended(stream, *index);
-                }
-                for stream in &checkpointed {
-                    self.cursor.mark_checkpointed(stream);
+                let mut entries = 0u64;
+                let mut checkpointed = false;
+                for change in &log_changes {
+                    match change {
+                        LogChange::Appended(stream, index) => {
+                            self.cursor.mark_appended(stream, *index);
+                            entries += 1;
+                        }
+                        LogChange::Checkpointed(stream) => {
+                            self.cursor.mark_checkpointed(stream);
+                            checkpointed = true;
+                        }
+                    }
                 }
                 let stats = &self.shared.stats;
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.jobs.fetch_add(job_count, Ordering::Relaxed);
-                stats.entries.fetch_add(appended.len() as u64, Ordering::Relaxed);
+                stats.entries.fetch_add(entries, Ordering::Relaxed);
                 stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 metrics::histogram!("turnstile_log_commit_jobs").record(job_count as f64);
                 metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
-                metrics::counter!("turnstile_log_entries_total").increment(appended.len() as u64);
-                if !checkpointed.is_empty() {
+                metrics::counter!("turnstile_log_entries_total").increment(entries);
+                if checkpointed {
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|elapsed| elapsed.as_millis() as u64)
