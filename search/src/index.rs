@@ -22,16 +22,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::TopDocs;
 use tantivy::columnar::StrColumn;
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::AllQuery;
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyError, Term};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyError, Term};
 
 use crate::error::SearchError;
 use crate::limits;
 use crate::page_token::PageToken;
-use crate::query::{QueryPlan, SearchHit, SearchPage, SearchQuery};
+use crate::query::{QueryPlan, RankKey, SearchHit, SearchPage, SearchQuery, SortOrder};
 use crate::schema::{self, EventDocument, Fields};
 
 #[derive(Clone, Debug)]
@@ -252,10 +254,37 @@ impl SearchIndex {
             writer.rollback()?;
             return Err(error);
         }
-        self.shared.commit_locked(&mut writer)?;
+        // While the bulk segments are written, tantivy's background merges would merge them
+        // piecemeal and compete with searches for the CPU; merge them into one segment instead,
+        // once, below. Incremental writes afterwards use the default log merge policy again.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
+        let committed = self.shared.commit_locked(&mut writer);
+        if committed.is_ok() {
+            self.merge_into_one_segment(&mut writer);
+        }
+        writer.set_merge_policy(Box::new(LogMergePolicy::default()));
+        committed?;
         drop(writer);
         self.created_fresh.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Merges every segment into one and waits for it. A search visits every segment (term
+    /// dictionaries, automata, scorers, collectors), so one large segment answers much faster than
+    /// the dozen a bulk load leaves behind. A failure only costs speed, so it is logged, not returned.
+    fn merge_into_one_segment(&self, writer: &mut IndexWriter) {
+        let merged = (|| -> Result<(), SearchError> {
+            let segment_ids = writer.index().searchable_segment_ids()?;
+            if segment_ids.len() > 1 {
+                writer.merge(&segment_ids).wait()?;
+                self.shared.reader.reload()?;
+                self.shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(())
+        })();
+        if let Err(error) = merged {
+            tracing::warn!(%error, "merging the rebuilt search index into one segment failed");
+        }
     }
 
     /// Commits pending writes and makes them searchable now.
@@ -299,27 +328,52 @@ impl SearchIndex {
     fn execute(&self, plan: &QueryPlan) -> Result<SearchPage, SearchError> {
         let searcher = self.shared.reader.searcher();
         let fields = self.shared.fields;
-        let query = plan.to_tantivy(&fields);
+        let query = plan.to_tantivy(&fields, &searcher)?;
 
         let offset = u64::from(plan.offset);
         let page_size = u64::from(plan.page_size);
         assert!(offset < limits::RESULT_DEPTH_MAX, "page token decoding bounds the offset");
         // One extra hit tells whether there is a next page.
         let fetch = (page_size + 1).min(limits::RESULT_DEPTH_MAX - offset);
-        let sort = plan.sort;
-        let collector = TopDocs::with_limit(fetch as usize).and_offset(offset as usize).tweak_score(
-            move |segment: &SegmentReader| {
-                let fast_fields = segment.fast_fields();
-                let starts_at = fast_fields.i64("starts_at").ok().map(|column| column.first_or_default_col(0));
-                let event_order = fast_fields.u64("event_order").ok().map(|column| column.first_or_default_col(0));
-                move |doc: DocId, score: Score| {
-                    let starts_at_ms = starts_at.as_ref().map_or(0, |column| column.get_val(doc));
-                    let order = event_order.as_ref().map_or(0, |column| column.get_val(doc));
-                    QueryPlan::rank_key(sort, score, starts_at_ms, order)
-                }
-            },
-        );
-        let ranked = searcher.search(query.as_ref(), &collector)?;
+        // Ties on the first key are broken by the start, then by the event hash, so the order is
+        // total. The keys are tuples of tantivy sort keys, which it evaluates lazily: the two
+        // fast-field reads only happen for a document whose first key reaches the current top-k
+        // threshold, instead of for every match (they were 9% of the profile).
+        let starts_at = || (SortByStaticFastValue::<i64>::for_field("starts_at"), Order::Asc);
+        let event_order = || (SortByStaticFastValue::<u64>::for_field("event_order"), Order::Asc);
+        let top = TopDocs::with_limit(fetch as usize).and_offset(offset as usize);
+        let ranked: Vec<(RankKey, DocAddress)> = match plan.sort {
+            SortOrder::Relevance => {
+                let collector = top.order_by(((SortBySimilarityScore, Order::Desc), (starts_at(), event_order())));
+                let found = searcher.search(query.as_ref(), &collector)?;
+                found
+                    .into_iter()
+                    .map(|((score, (starts_at_ms, order)), address)| {
+                        let key = QueryPlan::rank_key(
+                            SortOrder::Relevance,
+                            score,
+                            starts_at_ms.unwrap_or(0),
+                            order.unwrap_or(0),
+                        );
+                        (key, address)
+                    })
+                    .collect()
+            }
+            // No score is needed: the collector says so, so tantivy builds the query without
+            // scoring (no BM25, no score sums), and hits report a score of 0.
+            SortOrder::Date => {
+                let collector = top.order_by((starts_at(), event_order()));
+                let found = searcher.search(query.as_ref(), &collector)?;
+                found
+                    .into_iter()
+                    .map(|((starts_at_ms, order), address)| {
+                        let key =
+                            QueryPlan::rank_key(SortOrder::Date, 0.0, starts_at_ms.unwrap_or(0), order.unwrap_or(0));
+                        (key, address)
+                    })
+                    .collect()
+            }
+        };
 
         let has_more = ranked.len() as u64 > page_size;
         let mut event_id_columns: HashMap<u32, StrColumn> = HashMap::new();

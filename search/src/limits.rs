@@ -22,6 +22,11 @@ pub const PREFIX_CHARS_MIN: usize = 2;
 pub const FUZZY_ONE_EDIT_CHARS_MIN: usize = 4;
 /// Terms of this many characters or more tolerate two edits.
 pub const FUZZY_TWO_EDITS_CHARS_MIN: usize = 7;
+/// Fuzzy variants of one query term that take part in matching, the most frequent first. Keeps a
+/// term in a dense part of the dictionary from expanding into many postings lists.
+pub const FUZZY_VARIANTS_MAX: usize = 16;
+/// Completions of the last query term that take part in matching, the most frequent first.
+pub const PREFIX_VARIANTS_MAX: usize = 32;
 /// Result pages kept in the query cache.
 pub const QUERY_CACHE_ENTRIES_MAX: usize = 1_024;
 /// How long the committer waits after the first uncommitted write before committing, so a burst

@@ -5,26 +5,29 @@
 //! colons, brackets, `*`, `~`, `^` or `AND` in user input are therefore plain text (punctuation is
 //! dropped by the analyzer, `AND` is just the word "and") and can never cause a parse error.
 //!
-//! Scoring, per query token and per free-text field (see [`Fields::text_fields`] for field boosts):
-//! - an exact term query, BM25-scored, boosted by `EXACT_BOOST`;
-//! - a fuzzy term query (1 edit from 4 characters, 2 from 7; a transposition counts as one edit),
-//!   constant-scored at `FUZZY_BOOST`. It also matches the exact term, so an exact match always
-//!   scores at least what a fuzzy one does, plus its BM25 part;
-//! - for the last token only, a prefix query constant-scored at `PREFIX_BOOST`, so "madison sq"
-//!   finds "Madison Square Garden" while the user is still typing.
+//! Scoring, per query token (see [`Fields::text_fields`] for field boosts):
+//! - per free-text field, an exact term query, BM25-scored, boosted by `EXACT_BOOST`;
+//! - one constant-scored (`VARIANT_SCORE`) set of terms of the combined `all_text` field: the token,
+//!   its fuzzy variants (1 edit from 4 characters, 2 from 7; a transposition counts as one edit)
+//!   and, for the last token only, its completions, so "madison sq" finds "Madison Square Garden"
+//!   while the user is still typing. The variants are looked up in the dictionary when the query
+//!   is built and bounded to the most frequent few. The set holds the exact token, so an exact
+//!   match always scores at least what a fuzzy one does, plus its BM25 part.
 //!
 //! Each token must match somewhere; with three or more tokens one may miss, so a stray word such
-//! as "tickets" does not empty the results.
+//! as "tickets" does not empty the results (see `QueryPlan::text_query` for how that is built).
 
 use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur, Query,
+    RangeQuery, TermQuery, TermSetQuery,
 };
-use tantivy::schema::IndexRecordOption;
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::Term;
+use tantivy::{Searcher, Term};
 
 use crate::error::SearchError;
 use crate::limits;
@@ -32,8 +35,9 @@ use crate::page_token::PageToken;
 use crate::schema::{self, Fields};
 
 const EXACT_BOOST: f32 = 2.0;
-const FUZZY_BOOST: f32 = 1.0;
-const PREFIX_BOOST: f32 = 1.0;
+/// Score of a token matched through its variant set (exact, fuzzy or prefix): what a fuzzy match
+/// in the name, the heaviest field, used to score.
+const VARIANT_SCORE: f32 = 3.0;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SortOrder {
@@ -214,10 +218,10 @@ impl QueryPlan {
         })
     }
 
-    pub fn to_tantivy(&self, fields: &Fields) -> Box<dyn Query> {
+    pub fn to_tantivy(&self, fields: &Fields, searcher: &Searcher) -> Result<Box<dyn Query>, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !self.terms.is_empty() {
-            clauses.push((Occur::Must, self.text_query(fields)));
+            clauses.push((Occur::Must, self.text_query(fields, searcher)?));
         }
         let exact_filters = [
             (fields.venue_id, &self.venue_id),
@@ -241,26 +245,48 @@ impl QueryPlan {
             clauses.push((Occur::Must, filter(Box::new(RangeQuery::new(lower, upper)))));
         }
         if clauses.is_empty() {
-            return Box::new(AllQuery);
+            return Ok(Box::new(AllQuery));
         }
-        Box::new(BooleanQuery::new(clauses))
+        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    fn text_query(&self, fields: &Fields) -> Box<dyn Query> {
+    /// Every token must match; with three or more tokens one may miss. A token that matches
+    /// nothing in the index is that one, so the others become required. Otherwise "all but one"
+    /// is written as a max over conjunctions: all tokens, and each set that leaves one token out.
+    /// A conjunction scores the sum of its tokens, so the max is the sum over the tokens a document
+    /// matches, the same score a "minimum should match" disjunction gives; but conjunctions are
+    /// driven by their rarest token and can skip, where that disjunction walks every posting of
+    /// every token (the profile's top entry for multi-word queries).
+    fn text_query(&self, fields: &Fields, searcher: &Searcher) -> Result<Box<dyn Query>, SearchError> {
         debug_assert!(!self.terms.is_empty());
         let last_index = self.terms.len() - 1;
-        let per_term: Vec<(Occur, Box<dyn Query>)> = self
-            .terms
-            .iter()
-            .enumerate()
-            .map(|(index, term)| {
-                let query = term_query(fields, term, index == last_index);
-                (Occur::Should, query)
-            })
-            .collect();
-        let terms_count = per_term.len();
-        let terms_required = if terms_count <= 2 { terms_count } else { terms_count - 1 };
-        Box::new(BooleanQuery::with_minimum_required_clauses(per_term, terms_required))
+        let mut tokens: Vec<Box<dyn Query>> = Vec::with_capacity(self.terms.len());
+        let mut missing = 0usize;
+        for (index, term) in self.terms.iter().enumerate() {
+            match term_query(fields, searcher, term, index == last_index)? {
+                Some(query) => tokens.push(query),
+                None => missing += 1,
+            }
+        }
+        let misses_allowed = if self.terms.len() <= 2 { 0 } else { 1 };
+        if missing > misses_allowed || tokens.is_empty() {
+            return Ok(Box::new(EmptyQuery));
+        }
+        if missing == misses_allowed {
+            return Ok(conjunction(tokens.iter()));
+        }
+        let mut disjuncts: Vec<Box<dyn Query>> = Vec::with_capacity(tokens.len() + 1);
+        // By date nothing is scored, and every match of the full conjunction also matches each
+        // leave-one-out one, so only relevance needs it (for its score).
+        if self.sort == SortOrder::Relevance {
+            disjuncts.push(conjunction(tokens.iter()));
+        }
+        for left_out in 0..tokens.len() {
+            disjuncts.push(conjunction(
+                tokens.iter().enumerate().filter(|(index, _)| *index != left_out).map(|(_, token)| token),
+            ));
+        }
+        Ok(Box::new(DisjunctionMaxQuery::new(disjuncts)))
     }
 
     /// Key by which hits are ranked; larger is better. See [`RankKey`].
@@ -294,26 +320,82 @@ fn edit_distance_for(term: &str) -> u8 {
     }
 }
 
-fn term_query(fields: &Fields, text: &str, is_last: bool) -> Box<dyn Query> {
-    let distance = edit_distance_for(text);
-    let with_prefix = is_last && text.chars().count() >= limits::PREFIX_CHARS_MIN;
+/// One query token: BM25 on the exact term in each field (boosted), or-ed with one constant-scored
+/// set of the terms of `all_text` within the edit distance (and, for the last token, starting with
+/// it). The set always holds the exact term, so an exact match scores the constant plus its BM25
+/// part and ranks above a match on a variant only.
+fn conjunction<'a>(tokens: impl Iterator<Item = &'a Box<dyn Query>>) -> Box<dyn Query> {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = tokens.map(|token| (Occur::Must, token.box_clone())).collect();
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// `None` when the token matches no term of the index at all (nor any variant of it).
+fn term_query(
+    fields: &Fields,
+    searcher: &Searcher,
+    text: &str,
+    is_last: bool,
+) -> Result<Option<Box<dyn Query>>, SearchError> {
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for weighted in fields.text_fields() {
-        let term = Term::from_field_text(weighted.field, text);
-        let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+        let exact = TermQuery::new(Term::from_field_text(weighted.field, text), IndexRecordOption::WithFreqs);
         alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weighted.boost * EXACT_BOOST))));
-        if distance > 0 {
-            let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
-            alternatives
-                .push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weighted.boost * FUZZY_BOOST))));
-        }
-        if with_prefix {
-            let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
-            alternatives
-                .push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), weighted.boost * PREFIX_BOOST))));
-        }
     }
-    Box::new(BooleanQuery::new(alternatives))
+    let with_prefix = is_last && text.chars().count() >= limits::PREFIX_CHARS_MIN;
+    let variants = expand(searcher, fields.all_text, text, edit_distance_for(text), with_prefix)?;
+    let exact_found = searcher.doc_freq(&Term::from_field_text(fields.all_text, text))? > 0;
+    if !exact_found && variants.len() <= 1 {
+        return Ok(None);
+    }
+    if variants.len() > 1 {
+        let set = TermSetQuery::new(variants);
+        alternatives.push((Occur::Should, Box::new(ConstScoreQuery::new(Box::new(set), VARIANT_SCORE))));
+    }
+    Ok(Some(Box::new(BooleanQuery::new(alternatives))))
+}
+
+/// The terms of `field` that `text` stands for: itself, the terms within `distance` edits (a
+/// transposition is one edit) and, `with_prefix`, the terms it starts. Each kind of expansion is cut
+/// to its most frequent terms (`limits::FUZZY_VARIANTS_MAX`, `limits::PREFIX_VARIANTS_MAX`), so a
+/// short prefix cannot turn into thousands of postings lists. Doc frequencies are summed over
+/// segments, so every segment sees the same set.
+fn expand(
+    searcher: &Searcher,
+    field: Field,
+    text: &str,
+    distance: u8,
+    with_prefix: bool,
+) -> Result<Vec<Term>, SearchError> {
+    let term = Term::from_field_text(field, text);
+    let mut selected: BTreeSet<Vec<u8>> = BTreeSet::from([text.as_bytes().to_vec()]);
+    let mut automata = Vec::with_capacity(2);
+    if distance > 0 {
+        automata.push((FuzzyTermQuery::new(term.clone(), distance, true).automaton()?, limits::FUZZY_VARIANTS_MAX));
+    }
+    if with_prefix {
+        automata.push((FuzzyTermQuery::new_prefix(term, 0, true).automaton()?, limits::PREFIX_VARIANTS_MAX));
+    }
+    for (automaton, variants_max) in automata {
+        let mut doc_freqs: HashMap<Vec<u8>, u64> = HashMap::new();
+        for segment in searcher.segment_readers() {
+            let inverted_index = segment.inverted_index(field)?;
+            let mut stream = inverted_index.terms().search(&automaton).into_stream()?;
+            while stream.advance() {
+                *doc_freqs.entry(stream.key().to_vec()).or_default() += u64::from(stream.value().doc_freq);
+            }
+        }
+        let mut ranked: Vec<(Vec<u8>, u64)> = doc_freqs.into_iter().collect();
+        if ranked.len() > variants_max {
+            ranked.sort_unstable_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+            ranked.truncate(variants_max);
+        }
+        selected.extend(ranked.into_iter().map(|(bytes, _)| bytes));
+    }
+    Ok(selected
+        .into_iter()
+        .filter_map(|bytes| String::from_utf8(bytes).ok())
+        .map(|variant| Term::from_field_text(field, &variant))
+        .collect())
 }
 
 #[cfg(test)]

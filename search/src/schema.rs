@@ -52,6 +52,9 @@ pub(crate) struct Fields {
     pub city: Field,
     pub category: Field,
     pub description: Field,
+    /// Every free-text field in one: fuzzy and prefix expansion run against this one dictionary
+    /// instead of once per field. Docs only (no frequencies, no norms): it is never BM25-scored.
+    pub all_text: Field,
     pub venue_id: Field,
     pub performer_id: Field,
     pub city_keyword: Field,
@@ -94,6 +97,7 @@ impl Fields {
             city: field("city")?,
             category: field("category")?,
             description: field("description")?,
+            all_text: field("all_text")?,
             venue_id: field("venue_id")?,
             performer_id: field("performer_id")?,
             city_keyword: field("city_keyword")?,
@@ -129,6 +133,13 @@ pub(crate) fn build_schema() -> Schema {
     builder.add_text_field("city", text.clone());
     builder.add_text_field("category", text.clone());
     builder.add_text_field("description", text);
+    let all_text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TEXT_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
+    builder.add_text_field("all_text", all_text);
     builder.add_text_field("venue_id", id.clone());
     builder.add_text_field("performer_id", id);
     builder.add_text_field("city_keyword", keyword.clone());
@@ -200,6 +211,12 @@ pub(crate) fn to_tantivy(
     document.add_text(fields.city, &event.city);
     document.add_text(fields.category, &event.category);
     document.add_text(fields.description, &event.description);
+    for text in [&event.name, &event.venue_name, &event.city, &event.category, &event.description] {
+        document.add_text(fields.all_text, text);
+    }
+    for performer_name in &event.performer_names {
+        document.add_text(fields.all_text, performer_name);
+    }
     if !event.venue_id.is_empty() {
         document.add_text(fields.venue_id, &event.venue_id);
     }
