@@ -8,6 +8,7 @@
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
 //! - [`rate`]: rate limits per buyer and per client address;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
+//! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
 //! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
 //! - [`demo`]: the demo data set behind `turnstile serve --demo`.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod loadgen;
 pub mod metrics;
 pub mod rate;
 pub mod search;

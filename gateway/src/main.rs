@@ -49,6 +49,49 @@ enum Command {
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
     },
+    /// Load a running node over gRPC and report throughput and latency percentiles.
+    Bench {
+        /// Configuration file (for the node's address and the secret to sign tokens).
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Address of the node (defaults to node.listen of the config).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 30)]
+        duration_seconds: u64,
+        /// Reads (GetEvent, SearchEvents) per write (a hold, then a confirm or release).
+        #[arg(long, default_value_t = 100)]
+        reads_per_write: u32,
+        /// Share of holds that are confirmed; the rest are released.
+        #[arg(long, default_value_t = 10)]
+        confirm_percent: u32,
+        /// Reads are GetEvent only (no SearchEvents).
+        #[arg(long)]
+        no_search: bool,
+        /// Every worker targets the same event.
+        #[arg(long)]
+        hot_event: bool,
+        /// Events to spread the load over (without --hot-event).
+        #[arg(long, default_value_t = 16)]
+        events: usize,
+        /// gRPC connections the workers share.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Seconds per reporting window (throughput, hold p99, server memory).
+        #[arg(long, default_value_t = 10)]
+        window_seconds: u64,
+        /// Write the summary as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print a running node's status: events, live holds, log size, last checkpoint.
     Status {
         /// Configuration file (for the node's address and the secret to sign an admin token).
@@ -118,6 +161,48 @@ fn main() -> anyhow::Result<()> {
                     .map_err(|status| anyhow::anyhow!("backup refused: {}", status.message()))?
                     .into_inner();
                 println!("backup written to {} ({} bytes)", response.path, response.size_bytes);
+                Ok(())
+            })
+        }
+        Command::Bench {
+            config,
+            server,
+            concurrency,
+            duration_seconds,
+            reads_per_write,
+            confirm_percent,
+            no_search,
+            hot_event,
+            events,
+            connections,
+            window_seconds,
+            json,
+            quiet,
+            seed,
+        } => {
+            let config = Config::load(&config)?;
+            let options = turnstile::loadgen::BenchOptions {
+                server: server.unwrap_or(config.node.listen),
+                concurrency,
+                duration: std::time::Duration::from_secs(duration_seconds),
+                reads_per_write,
+                confirm_percent: confirm_percent.min(100),
+                search: !no_search,
+                hot_event,
+                events,
+                connections,
+                window: std::time::Duration::from_secs(window_seconds.max(1)),
+                progress: !quiet,
+                seed,
+            };
+            let authenticator = Authenticator::new(config.auth.secret.as_bytes());
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+                let summary = turnstile::loadgen::run(options, authenticator).await?;
+                print!("{}", turnstile::loadgen::render(&summary));
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
                 Ok(())
             })
         }

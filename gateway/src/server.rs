@@ -7,7 +7,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use turnstile_engine::Engine;
 use turnstile_proto::v1::admin_service_server::AdminServiceServer;
 use turnstile_proto::v1::booking_service_server::BookingServiceServer;
@@ -79,7 +78,9 @@ impl Server {
             .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max));
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        // No Nagle: small responses must not wait for the client's delayed ACK (a 40 ms stall).
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = shutdown_signal.await;
         }));
         tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");

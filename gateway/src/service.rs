@@ -58,6 +58,16 @@ impl Gateway {
     }
 }
 
+/// The process's resident memory, from /proc (0 where there is none).
+fn resident_bytes() -> u64 {
+    const PAGE_BYTES: u64 = 4_096;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
+        .map(|pages| pages * PAGE_BYTES)
+        .unwrap_or(0)
+}
+
 fn page_size(requested: u32) -> Result<usize, Status> {
     match requested {
         0 => Ok(limits::PAGE_SIZE_DEFAULT as usize),
@@ -299,6 +309,7 @@ impl AdminService for Gateway {
             events_owned: self.engine.catalog().events().len() as u64,
             events_active,
             live_holds,
+            resident_bytes: resident_bytes(),
             ..Default::default()
         };
         if let Some(store) = self.engine.store() {

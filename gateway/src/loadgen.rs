@@ -1,0 +1,424 @@
+//! `turnstile bench`: a load generator over gRPC.
+//!
+//! It creates its own venue and events through the admin API, then runs `concurrency` workers for
+//! a fixed duration. Each worker picks an operation at random: a write (HoldSeats of one place,
+//! then ConfirmHold or ReleaseHold) with probability 1 / (reads_per_write + 1), otherwise a read
+//! (GetEvent, or SearchEvents). Latencies go into HDR histograms per operation; the summary gives
+//! throughput, percentiles and errors by gRPC code, as text and optionally as JSON. Every window
+//! (default 10 s) also records the hold p99 and the node's resident memory, so a long run (a soak)
+//! shows drift and growth.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+use turnstile_proto::v1 as pb;
+use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+use turnstile_proto::v1::booking_service_client::BookingServiceClient;
+use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
+
+use crate::auth::{Authenticator, Role};
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub server: std::net::SocketAddr,
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub reads_per_write: u32,
+    /// Share of writes that confirm their hold (the rest release it), in percent.
+    pub confirm_percent: u32,
+    /// Whether reads include SearchEvents (half of them) besides GetEvent.
+    pub search: bool,
+    /// Every worker targets one event.
+    pub hot_event: bool,
+    pub events: usize,
+    pub connections: usize,
+    pub window: Duration,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+/// Percentiles of one operation, in microseconds.
+#[derive(Debug, Serialize)]
+pub struct OperationSummary {
+    pub count: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowSummary {
+    pub end_seconds: f64,
+    pub operations_per_second: f64,
+    pub hold_p99_us: u64,
+    pub server_resident_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchSummary {
+    pub concurrency: usize,
+    pub duration_seconds: f64,
+    pub reads_per_write: u32,
+    pub hot_event: bool,
+    pub events: usize,
+    pub operations: BTreeMap<String, OperationSummary>,
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub writes_per_second: f64,
+    pub reads_per_second: f64,
+    pub windows: Vec<WindowSummary>,
+}
+
+const OPERATIONS: [&str; 5] = ["hold", "confirm", "release", "view", "search"];
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: BTreeMap<&'static str, Histogram<u64>>,
+    errors: BTreeMap<&'static str, u64>,
+    errors_by_code: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn record<T>(&mut self, operation: &'static str, started: Instant, result: &Result<T, tonic::Status>) {
+        let micros = started.elapsed().as_micros().max(1) as u64;
+        self.latencies.entry(operation).or_insert_with(histogram).saturating_record(micros);
+        if let Err(status) = result {
+            *self.errors.entry(operation).or_default() += 1;
+            *self.errors_by_code.entry(format!("{:?}", status.code())).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (operation, latencies) in other.latencies {
+            self.latencies.entry(operation).or_insert_with(histogram).add(latencies).expect("same bounds");
+        }
+        for (operation, errors) in other.errors {
+            *self.errors.entry(operation).or_default() += errors;
+        }
+        for (code, errors) in other.errors_by_code {
+            *self.errors_by_code.entry(code).or_default() += errors;
+        }
+    }
+}
+
+fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("a token is ASCII");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// Creates the bench's venue (one general-admission floor) and events.
+async fn create_events(channel: Channel, admin: &str, events: usize) -> anyhow::Result<Vec<String>> {
+    let mut client = AdminServiceClient::new(channel);
+    let venue = client
+        .create_venue(authed(
+            admin,
+            pb::CreateVenueRequest {
+                name: "Bench Arena".into(),
+                city: "Benchville".into(),
+                address: String::new(),
+                sections: vec![pb::Section {
+                    section_id: "FLOOR".into(),
+                    name: "Floor".into(),
+                    rows: vec![],
+                    general_admission_capacity: 200_000,
+                }],
+            },
+        ))
+        .await
+        .context("creating the bench venue")?
+        .into_inner()
+        .venue
+        .context("venue missing")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let mut event_ids = Vec::with_capacity(events);
+    for number in 0..events {
+        let event = client
+            .create_event(authed(
+                admin,
+                pb::CreateEventRequest {
+                    name: format!("Bench Night {number}"),
+                    description: "load generator event".into(),
+                    category: "bench".into(),
+                    venue_id: venue.venue_id.clone(),
+                    performer_ids: vec![],
+                    starts_at: Some(prost_types::Timestamp { seconds: now + 86_400 * 30, nanos: 0 }),
+                    ends_at: Some(prost_types::Timestamp { seconds: now + 86_400 * 30 + 10_800, nanos: 0 }),
+                    price_levels: vec![pb::PriceLevel {
+                        price_level_id: "GA".into(),
+                        name: "Floor".into(),
+                        price: Some(pb::Money { amount_minor: 5_000, currency: "EUR".into() }),
+                        section_ids: vec!["FLOOR".into()],
+                    }],
+                    hold_ttl_seconds: 0,
+                    buyer_seat_limit: 1_000,
+                },
+            ))
+            .await
+            .context("creating a bench event")?
+            .into_inner()
+            .event
+            .context("event missing")?;
+        event_ids.push(event.event_id);
+    }
+    Ok(event_ids)
+}
+
+struct Worker {
+    index: usize,
+    channel: Channel,
+    event_ids: Vec<String>,
+    authenticator: std::sync::Arc<Authenticator>,
+    options: BenchOptions,
+}
+
+/// Buyers each worker cycles through: a buyer's own rate limit is never the bottleneck.
+const BUYERS_PER_WORKER: u64 = 512;
+
+impl Worker {
+    async fn run(self, deadline: Instant, window_ticks: std::sync::Arc<std::sync::Mutex<Vec<Tally>>>) -> Tally {
+        let mut rng = StdRng::seed_from_u64(self.options.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9));
+        let mut catalog = CatalogServiceClient::new(self.channel.clone());
+        let mut booking = BookingServiceClient::new(self.channel.clone());
+        let tokens: Vec<String> = (0..BUYERS_PER_WORKER)
+            .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
+            .collect();
+        let mut tally = Tally::default();
+        let mut window = Tally::default();
+        let mut window_started = Instant::now();
+        let mut writes = 0u64;
+        while Instant::now() < deadline {
+            let event_id = if self.options.hot_event {
+                self.event_ids[0].clone()
+            } else {
+                self.event_ids[rng.random_range(0..self.event_ids.len())].clone()
+            };
+            if rng.random_range(0..=self.options.reads_per_write) == 0 {
+                let token = &tokens[(writes % BUYERS_PER_WORKER) as usize];
+                writes += 1;
+                let started = Instant::now();
+                let request = pb::HoldSeatsRequest {
+                    event_id,
+                    idempotency_key: String::new(),
+                    selection: Some(pb::hold_seats_request::Selection::BestAvailable(pb::BestAvailable {
+                        section_id: "FLOOR".into(),
+                        quantity: 1,
+                    })),
+                };
+                let result = booking.hold_seats(authed(token, request)).await;
+                tally.record("hold", started, &result);
+                window.record("hold", started, &result);
+                let Ok(response) = result else { continue };
+                let Some(hold) = response.into_inner().hold else { continue };
+                let started = Instant::now();
+                if rng.random_range(0..100) < self.options.confirm_percent {
+                    let request = pb::ConfirmHoldRequest {
+                        hold_id: hold.hold_id,
+                        payment_reference: format!("bench-{}-{writes}", self.index),
+                        idempotency_key: String::new(),
+                    };
+                    let result = booking.confirm_hold(authed(token, request)).await;
+                    tally.record("confirm", started, &result);
+                    window.record("confirm", started, &result);
+                } else {
+                    let result = booking.release_hold(authed(token, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await;
+                    tally.record("release", started, &result);
+                    window.record("release", started, &result);
+                }
+            } else if self.options.search && rng.random_bool(0.5) {
+                let started = Instant::now();
+                let request =
+                    pb::SearchEventsRequest { query: "bench night".into(), page_size: 10, ..Default::default() };
+                let result = catalog.search_events(request).await;
+                tally.record("search", started, &result);
+                window.record("search", started, &result);
+            } else {
+                let started = Instant::now();
+                let result = catalog.get_event(pb::GetEventRequest { event_id, include_seats: false }).await;
+                tally.record("view", started, &result);
+                window.record("view", started, &result);
+            }
+            if window_started.elapsed() >= self.options.window {
+                window_ticks.lock().expect("window lock").push(std::mem::take(&mut window));
+                window_started = Instant::now();
+            }
+        }
+        window_ticks.lock().expect("window lock").push(window);
+        tally
+    }
+}
+
+fn summarize(latencies: &Histogram<u64>, errors: u64, seconds: f64) -> OperationSummary {
+    OperationSummary {
+        count: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / seconds,
+        p50_us: latencies.value_at_quantile(0.50),
+        p90_us: latencies.value_at_quantile(0.90),
+        p99_us: latencies.value_at_quantile(0.99),
+        p999_us: latencies.value_at_quantile(0.999),
+        max_us: latencies.max(),
+    }
+}
+
+async fn resident_bytes(channel: Channel, admin: &str) -> u64 {
+    let mut client = AdminServiceClient::new(channel);
+    match client.get_node_status(authed(admin, pb::GetNodeStatusRequest {})).await {
+        Ok(status) => status.into_inner().resident_bytes,
+        Err(_) => 0,
+    }
+}
+
+pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow::Result<BenchSummary> {
+    anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(options.events > 0, "--events must be at least 1");
+    let authenticator = std::sync::Arc::new(authenticator);
+    let admin = authenticator.mint("bench-admin", Role::Admin, 86_400);
+    let mut channels = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        let channel = Channel::from_shared(format!("http://{}", options.server))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the node at {}", options.server))?;
+        channels.push(channel);
+    }
+    let events = if options.hot_event { 1 } else { options.events };
+    let event_ids = create_events(channels[0].clone(), &admin, events).await?;
+
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let window_ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::with_capacity(options.concurrency);
+    for index in 0..options.concurrency {
+        let worker = Worker {
+            index,
+            channel: channels[index % channels.len()].clone(),
+            event_ids: event_ids.clone(),
+            authenticator: authenticator.clone(),
+            options: options.clone(),
+        };
+        tasks.push(tokio::spawn(worker.run(deadline, window_ticks.clone())));
+    }
+
+    // Progress and windows: every `window`, fold what the workers handed in.
+    let progress = if options.progress {
+        let bar = indicatif::ProgressBar::new(options.duration.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} s  {msg}")
+                .expect("valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let mut windows = Vec::new();
+    let mut ticker = tokio::time::interval(options.window.min(Duration::from_secs(1)));
+    let mut window_start = Instant::now();
+    let mut window_tally = Tally::default();
+    loop {
+        ticker.tick().await;
+        for tally in window_ticks.lock().expect("window lock").drain(..) {
+            window_tally.merge(tally);
+        }
+        let finished = tasks.iter().all(|task| task.is_finished());
+        if window_start.elapsed() >= options.window || finished {
+            let seconds = window_start.elapsed().as_secs_f64().max(0.001);
+            let operations: u64 = window_tally.latencies.values().map(|histogram| histogram.len()).sum();
+            let hold_p99_us =
+                window_tally.latencies.get("hold").map(|histogram| histogram.value_at_quantile(0.99)).unwrap_or(0);
+            windows.push(WindowSummary {
+                end_seconds: started.elapsed().as_secs_f64(),
+                operations_per_second: operations as f64 / seconds,
+                hold_p99_us,
+                server_resident_bytes: resident_bytes(channels[0].clone(), &admin).await,
+            });
+            if let Some(bar) = &progress {
+                bar.set_message(format!(
+                    "{:.0} ops/s, hold p99 {} us",
+                    operations as f64 / seconds,
+                    hold_p99_us
+                ));
+            }
+            window_tally = Tally::default();
+            window_start = Instant::now();
+        }
+        if let Some(bar) = &progress {
+            bar.set_position(started.elapsed().as_secs().min(options.duration.as_secs()));
+        }
+        if finished {
+            break;
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish();
+    }
+
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut operations = BTreeMap::new();
+    for operation in OPERATIONS {
+        if let Some(latencies) = total.latencies.get(operation) {
+            let errors = total.errors.get(operation).copied().unwrap_or(0);
+            operations.insert(operation.to_string(), summarize(latencies, errors, seconds));
+        }
+    }
+    let count = |names: &[&str]| -> f64 {
+        names.iter().filter_map(|name| operations.get(*name)).map(|summary| summary.count as f64).sum::<f64>() / seconds + 0.0
+    };
+    Ok(BenchSummary {
+        concurrency: options.concurrency,
+        duration_seconds: seconds,
+        reads_per_write: options.reads_per_write,
+        hot_event: options.hot_event,
+        events,
+        writes_per_second: count(&["hold", "confirm", "release"]),
+        reads_per_second: count(&["view", "search"]),
+        operations,
+        errors_by_code: total.errors_by_code,
+        windows,
+    })
+}
+
+/// The summary as a table for a terminal.
+pub fn render(summary: &BenchSummary) -> String {
+    let mut text = format!(
+        "{} workers for {:.1} s, {} reads per write, {} event(s){}\n",
+        summary.concurrency,
+        summary.duration_seconds,
+        summary.reads_per_write,
+        summary.events,
+        if summary.hot_event { " (hot event)" } else { "" }
+    );
+    text.push_str("operation      count    errors      per s    p50 us    p90 us    p99 us  p99.9 us    max us\n");
+    for (operation, row) in &summary.operations {
+        text.push_str(&format!(
+            "{operation:<10} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            row.count, row.errors, row.per_second, row.p50_us, row.p90_us, row.p99_us, row.p999_us, row.max_us
+        ));
+    }
+    text.push_str(&format!(
+        "writes {:.0}/s, reads {:.0}/s; errors by code: {:?}\n",
+        summary.writes_per_second, summary.reads_per_second, summary.errors_by_code
+    ));
+    text
+}
