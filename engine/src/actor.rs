@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::OwnedSemaphorePermit;
@@ -23,7 +24,7 @@ use crate::error::Result;
 use crate::ids::{BookingId, HoldId};
 use crate::inventory::{
     AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, Request,
-    SeatStatus, Terms,
+    SeatStatus, SectionRow, Terms,
 };
 
 /// Requests that only read.
@@ -43,6 +44,58 @@ pub struct EventOverview {
     pub availability: Vec<AvailabilityView>,
     /// `(seat id, status)` for every reserved seat, when asked for.
     pub seats: Option<Vec<(String, SeatStatus)>>,
+}
+
+/// What readers see of an event without asking its actor: published by the actor after every
+/// change, read through an `ArcSwap` (no lock, no mailbox). The parts that only change with the
+/// terms are shared between snapshots, so a change costs one small vector of counts.
+#[derive(Clone, Debug)]
+pub struct EventSnapshot {
+    pub version: u64,
+    pub status: EventStatus,
+    pub terms: Arc<Terms>,
+    pub sections: Arc<Vec<SectionRow>>,
+    /// `(held, booked)` per section, aligned with `sections`.
+    pub counts: Vec<(u32, u32)>,
+}
+
+impl EventSnapshot {
+    pub fn of(inventory: &Inventory) -> Self {
+        Self {
+            version: inventory.version(),
+            status: inventory.status().clone(),
+            terms: Arc::new(inventory.terms().clone()),
+            sections: Arc::new(inventory.section_rows()),
+            counts: inventory.section_counts(),
+        }
+    }
+
+    pub fn availability(&self) -> Vec<AvailabilityView> {
+        self.sections
+            .iter()
+            .zip(&self.counts)
+            .map(|(section, &(held, booked))| AvailabilityView {
+                section_id: section.section_id.clone(),
+                price_level_id: section.price_level_id.clone(),
+                amount_minor: section.amount_minor,
+                general_admission: section.general_admission,
+                total: section.total,
+                available: section.total - held - booked,
+                held,
+                booked,
+            })
+            .collect()
+    }
+
+    pub fn overview(&self) -> EventOverview {
+        EventOverview {
+            version: self.version,
+            status: self.status.clone(),
+            terms: Terms::clone(&self.terms),
+            availability: self.availability(),
+            seats: None,
+        }
+    }
 }
 
 /// What the actor replies.
@@ -84,6 +137,8 @@ pub struct EventArguments {
     pub checkpoint_commands: u64,
     /// Live holds over all events of the node; each actor adds its own changes.
     pub live_holds: Arc<std::sync::atomic::AtomicI64>,
+    /// Where the actor publishes its read snapshot.
+    pub snapshot: Arc<ArcSwap<EventSnapshot>>,
 }
 
 pub struct EventActor;
@@ -101,6 +156,7 @@ pub struct EventState {
     /// Set by the store's callback as soon as a write of this event fails, before the failure is
     /// answered: from then on the actor serves nothing and stops.
     poisoned: Arc<std::sync::atomic::AtomicBool>,
+    snapshot: Arc<ArcSwap<EventSnapshot>>,
     /// This event's live holds as last added to `live_holds`.
     live_holds_counted: i64,
     /// The armed wake-up: its deadline (Unix ms) and the task that will send `ExpireDue`.
@@ -177,6 +233,7 @@ impl EventState {
     fn commit(&mut self, command: &Command) -> (Outcome, Vec<Write>, Vec<BookingView>) {
         let outcome = self.inventory.apply(command);
         count_change(command, &outcome);
+        self.publish_snapshot(command);
         self.commands_since_checkpoint += 1;
         let mut writes = vec![Write::Append { payload: postcard::to_stdvec(command).expect("commands serialize") }];
         let changed: &[BookingId] = match &outcome {
@@ -325,6 +382,23 @@ impl EventState {
         }
     }
 
+    fn publish_snapshot(&self, command: &Command) {
+        let previous = self.snapshot.load();
+        let terms_changed = matches!(command, Command::UpdateTerms { .. } | Command::CancelEvent { .. });
+        let snapshot = if terms_changed {
+            EventSnapshot::of(&self.inventory)
+        } else {
+            EventSnapshot {
+                version: self.inventory.version(),
+                status: self.inventory.status().clone(),
+                terms: previous.terms.clone(),
+                sections: previous.sections.clone(),
+                counts: self.inventory.section_counts(),
+            }
+        };
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
     fn count_live_holds(&mut self) {
         let live = self.inventory.live_hold_count() as i64;
         self.live_holds.fetch_add(live - self.live_holds_counted, std::sync::atomic::Ordering::Relaxed);
@@ -369,6 +443,7 @@ impl Actor for EventActor {
             checkpoint_commands: arguments.checkpoint_commands.max(1),
             live_holds: arguments.live_holds,
             poisoned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            snapshot: arguments.snapshot,
             live_holds_counted: 0,
             timer: None,
         };

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::{OnceCell, Semaphore};
 use turnstile_storage::{Store, StoreError, Write};
 
-use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, Query, BOOKING_RECORD};
+use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, EventSnapshot, Query, BOOKING_RECORD};
 use crate::catalog::{
     Catalog, EventInfo, EventSpec, EventUpdate, Performer, PerformerSpec, Venue, VenueRecord, VenueSpec,
 };
@@ -72,6 +73,8 @@ impl BookingDirectory {
 #[derive(Clone)]
 struct EventHandle {
     actor: ActorRef<EventMsg>,
+    /// The actor's latest read snapshot.
+    snapshot: Arc<ArcSwap<EventSnapshot>>,
     /// One permit per request waiting in the actor's mailbox: the mailbox bound.
     mailbox: Arc<Semaphore>,
 }
@@ -409,32 +412,39 @@ impl Engine {
             .iter()
             .map(|performer_id| self.inner.catalog.performer(performer_id))
             .collect::<Result<Vec<_>>>()?;
-        let Answer::Overview(overview) = self.read(event_id, Query::Overview { include_seats }).await? else {
-            unreachable!("an overview query answers with the overview")
+        let overview = if include_seats {
+            // Every seat's status is too much to copy after each change: ask the actor.
+            let Answer::Overview(overview) = self.read(event_id, Query::Overview { include_seats }).await? else {
+                unreachable!("an overview query answers with the overview")
+            };
+            overview
+        } else {
+            // Views never wait behind writes: the actor's published snapshot answers.
+            self.handle(event_id).await?.snapshot.load().overview()
         };
         Ok(EventDetails { info, venue, performers, overview })
     }
 
     /// Places left to sell, without starting an actor for an event nobody has touched.
     pub async fn available_places(&self, event_id: &EventId) -> Result<u32> {
-        let spawned = self.inner.actors.get(event_id).is_some_and(|cell| cell.get().is_some());
-        if !spawned {
-            if let Some(inventory) = self.inner.recovered.get(event_id) {
-                return Ok(inventory.availability().iter().map(|row| row.available).sum());
-            }
-            let info = self.inner.catalog.event(event_id)?;
-            if info.status == EventStatus::Cancelled {
-                return Ok(0);
-            }
-            return Ok(self.inner.catalog.venue(&info.venue_id)?.seat_map.capacity());
-        }
-        let Answer::Overview(overview) = self.read(event_id, Query::Overview { include_seats: false }).await? else {
-            unreachable!("an overview query answers with the overview")
+        let snapshot = self.inner.actors.get(event_id).and_then(|cell| cell.get().map(|handle| handle.snapshot.load_full()));
+        let snapshot = match snapshot {
+            Some(snapshot) => snapshot,
+            None => match self.inner.recovered.get(event_id) {
+                Some(inventory) => Arc::new(EventSnapshot::of(&inventory)),
+                None => {
+                    let info = self.inner.catalog.event(event_id)?;
+                    if info.status == EventStatus::Cancelled {
+                        return Ok(0);
+                    }
+                    return Ok(self.inner.catalog.venue(&info.venue_id)?.seat_map.capacity());
+                }
+            },
         };
-        if overview.status == EventStatus::Cancelled {
+        if snapshot.status == EventStatus::Cancelled {
             return Ok(0);
         }
-        Ok(overview.availability.iter().map(|row| row.available).sum())
+        Ok(snapshot.availability().iter().map(|row| row.available).sum())
     }
 
     pub async fn place_hold(
@@ -555,6 +565,7 @@ impl Engine {
                         inventory
                     }
                 };
+                let snapshot = Arc::new(ArcSwap::from_pointee(EventSnapshot::of(&inventory)));
                 let arguments = EventArguments {
                     inventory,
                     clock: self.inner.clock,
@@ -562,11 +573,16 @@ impl Engine {
                     store: self.inner.store.clone(),
                     checkpoint_commands: self.inner.options.checkpoint_commands,
                     live_holds: self.inner.live_holds.clone(),
+                    snapshot: snapshot.clone(),
                 };
                 let (actor, _join) = Actor::spawn(None, EventActor, arguments)
                     .await
                     .map_err(|error| Error::Unavailable { reason: format!("event actor failed to start: {error}") })?;
-                Ok::<_, Error>(EventHandle { actor, mailbox: Arc::new(Semaphore::new(limits::MAILBOX_DEPTH_MAX)) })
+                Ok::<_, Error>(EventHandle {
+                    actor,
+                    snapshot,
+                    mailbox: Arc::new(Semaphore::new(limits::MAILBOX_DEPTH_MAX)),
+                })
             })
             .await?;
         Ok(handle.clone())

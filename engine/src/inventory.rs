@@ -370,6 +370,16 @@ pub struct BookingView {
     pub cancelled_at_ms: Option<u64>,
 }
 
+/// The parts of a section's availability that only change with the terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionRow {
+    pub section_id: String,
+    pub price_level_id: String,
+    pub amount_minor: i64,
+    pub general_admission: bool,
+    pub total: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AvailabilityView {
     pub section_id: String,
@@ -1180,6 +1190,25 @@ impl Inventory {
                 }
             })
             .collect()
+    }
+
+    /// What a read snapshot keeps of each section between term changes.
+    pub fn section_rows(&self) -> Vec<SectionRow> {
+        self.availability()
+            .into_iter()
+            .map(|row| SectionRow {
+                section_id: row.section_id,
+                price_level_id: row.price_level_id,
+                amount_minor: row.amount_minor,
+                general_admission: row.general_admission,
+                total: row.total,
+            })
+            .collect()
+    }
+
+    /// `(held, booked)` per section, in seat-map order: what changes with every hold.
+    pub fn section_counts(&self) -> Vec<(u32, u32)> {
+        self.counts.iter().map(|counts| (counts.held, counts.booked)).collect()
     }
 
     /// Every reserved seat's status, in seat-map order.
