@@ -21,6 +21,7 @@ use crate::engine::BookingDirectory;
 use turnstile_storage::{Store, Write};
 
 use crate::error::Result;
+use crate::feed::{Change, EventFeed};
 use crate::ids::{BookingId, HoldId};
 use crate::inventory::{
     AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, Request,
@@ -139,6 +140,8 @@ pub struct EventArguments {
     pub live_holds: Arc<std::sync::atomic::AtomicI64>,
     /// Where the actor publishes its read snapshot.
     pub snapshot: Arc<ArcSwap<EventSnapshot>>,
+    /// Where the actor publishes each change once it is durable, for watchers.
+    pub feed: Arc<EventFeed>,
 }
 
 pub struct EventActor;
@@ -157,6 +160,7 @@ pub struct EventState {
     /// answered: from then on the actor serves nothing and stops.
     poisoned: Arc<std::sync::atomic::AtomicBool>,
     snapshot: Arc<ArcSwap<EventSnapshot>>,
+    feed: Arc<EventFeed>,
     /// This event's live holds as last added to `live_holds`.
     live_holds_counted: i64,
     /// The armed wake-up: its deadline (Unix ms) and the task that will send `ExpireDue`.
@@ -218,20 +222,21 @@ impl EventState {
             Ok(Decision::Answered(outcome)) => {
                 // A retry's first answer may still be on its way to disk: answer behind it.
                 let answer = self.answer(outcome, caller);
-                self.persist(myself, Vec::new(), Vec::new(), Some((reply, answer)));
+                self.persist(myself, Vec::new(), Vec::new(), None, Some((reply, answer)));
             }
             Ok(Decision::Apply(command)) => {
-                let (outcome, writes, bookings) = self.commit(&command);
+                let (outcome, writes, bookings, change) = self.commit(&command);
                 let answer = self.answer(outcome, caller);
-                self.persist(myself, writes, bookings, Some((reply, answer)));
+                self.persist(myself, writes, bookings, Some(change), Some((reply, answer)));
             }
         }
     }
 
-    /// Applies a decided command; returns its outcome, the writes that make it durable and the
-    /// bookings it changed.
-    fn commit(&mut self, command: &Command) -> (Outcome, Vec<Write>, Vec<BookingView>) {
+    /// Applies a decided command; returns its outcome, the writes that make it durable, the
+    /// bookings it changed and the change for watchers.
+    fn commit(&mut self, command: &Command) -> (Outcome, Vec<Write>, Vec<BookingView>, Change) {
         let outcome = self.inventory.apply(command);
+        let change = Change::of(&self.inventory, command, &outcome);
         count_change(command, &outcome);
         self.publish_snapshot(command);
         self.commands_since_checkpoint += 1;
@@ -258,21 +263,26 @@ impl EventState {
             }
             bookings.push(view);
         }
-        (outcome, writes, bookings)
+        (outcome, writes, bookings, change)
     }
 
-    /// Makes writes durable, then publishes the bookings and sends the reply. Without a store,
-    /// does both at once. If the writes fail, the reply is an error and the actor is stopped.
+    /// Makes writes durable, then publishes the change to watchers and sends the reply. Without a
+    /// store, does it all at once. If the writes fail, the reply is an error and the actor is
+    /// stopped.
     fn persist(
         &mut self,
         myself: &ActorRef<EventMsg>,
         writes: Vec<Write>,
         bookings: Vec<BookingView>,
+        change: Option<Change>,
         reply: Option<(Reply, Result<Answer>)>,
     ) {
         let Some(store) = &self.store else {
             for booking in bookings {
                 self.directory.publish(booking);
+            }
+            if let Some(change) = change {
+                self.feed.publish(change);
             }
             if let Some((port, answer)) = reply {
                 let _ = port.send(answer);
@@ -282,11 +292,15 @@ impl EventState {
         let poison_target = myself.clone();
         let poisoned = self.poisoned.clone();
         let event_id = self.inventory.event_id().clone();
+        let feed = self.feed.clone();
         store.submit(
             &self.stream,
             writes,
             Box::new(move |result| match result {
                 Ok(_) => {
+                    if let Some(change) = change {
+                        feed.publish(change);
+                    }
                     if let Some((port, answer)) = reply {
                         let _ = port.send(answer);
                     }
@@ -374,11 +388,11 @@ impl EventState {
             self.timer = None;
         }
         if let Some(command) = self.inventory.expiry_due(now_ms) {
-            let (outcome, writes, bookings) = self.commit(&command);
+            let (outcome, writes, bookings, change) = self.commit(&command);
             if let Outcome::HoldsExpired { hold_ids } = outcome {
                 tracing::debug!(event_id = %self.inventory.event_id(), expired = hold_ids.len(), "holds expired");
             }
-            self.persist(myself, writes, bookings, None);
+            self.persist(myself, writes, bookings, Some(change), None);
         }
     }
 
@@ -444,6 +458,7 @@ impl Actor for EventActor {
             live_holds: arguments.live_holds,
             poisoned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             snapshot: arguments.snapshot,
+            feed: arguments.feed,
             live_holds_counted: 0,
             timer: None,
         };

@@ -19,9 +19,11 @@ use crate::catalog::{
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::feed::{EventFeed, EventWatch};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, Request, Selection};
 use crate::limits;
+use crate::seat_map::SeatMap;
 
 /// Position in a buyer's booking list, newest first: `(booked at, booking id)`.
 pub type BookingCursor = (u64, BookingId);
@@ -121,6 +123,10 @@ struct EngineInner {
     /// readers that keep their own copy, such as the search index.
     catalog_changes: tokio::sync::broadcast::Sender<EventId>,
     live_holds: Arc<std::sync::atomic::AtomicI64>,
+    /// Each started event's change feed; kept across actor rebuilds so watchers stay subscribed.
+    feeds: DashMap<EventId, Arc<EventFeed>>,
+    /// One permit per open watch stream over the whole node.
+    watchers: Arc<Semaphore>,
 }
 
 /// Catalog changes buffered for a slow subscriber before it is told it lagged.
@@ -182,6 +188,8 @@ impl Engine {
                 options,
                 catalog_changes: tokio::sync::broadcast::channel(CATALOG_CHANGES_BUFFERED_MAX).0,
                 live_holds: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+                feeds: DashMap::new(),
+                watchers: Arc::new(Semaphore::new(limits::WATCH_STREAMS_MAX)),
             }),
         }
     }
@@ -427,7 +435,8 @@ impl Engine {
 
     /// Places left to sell, without starting an actor for an event nobody has touched.
     pub async fn available_places(&self, event_id: &EventId) -> Result<u32> {
-        let snapshot = self.inner.actors.get(event_id).and_then(|cell| cell.get().map(|handle| handle.snapshot.load_full()));
+        let snapshot =
+            self.inner.actors.get(event_id).and_then(|cell| cell.get().map(|handle| handle.snapshot.load_full()));
         let snapshot = match snapshot {
             Some(snapshot) => snapshot,
             None => match self.inner.recovered.get(event_id) {
@@ -521,6 +530,40 @@ impl Engine {
         Ok((page, next))
     }
 
+    /// Subscribes to an event's changes after `after_version` (0: start from a full snapshot).
+    /// The permit counts the watch against the node's bound; drop it with the watch.
+    pub async fn watch_event(
+        &self,
+        event_id: &EventId,
+        after_version: u64,
+    ) -> Result<(EventWatch, tokio::sync::OwnedSemaphorePermit)> {
+        let permit = self.inner.watchers.clone().try_acquire_owned().map_err(|_| Error::LimitExceeded {
+            limit: "watch_streams",
+            reason: format!("this node already serves {} watch streams; retry later", limits::WATCH_STREAMS_MAX),
+        })?;
+        self.handle(event_id).await?;
+        let feed = self
+            .inner
+            .feeds
+            .get(event_id)
+            .map(|feed| feed.clone())
+            .ok_or_else(|| Error::Unavailable { reason: format!("event '{event_id}' has no change feed") })?;
+        let (catchup, receiver) = feed.subscribe(after_version);
+        Ok((EventWatch::new(self.clone(), event_id.clone(), after_version, catchup, receiver), permit))
+    }
+
+    /// What a watcher needs to name seats and sections: the venue's seat map and the event's
+    /// section rows.
+    pub(crate) fn seat_names(&self, event_id: &EventId) -> Result<(Arc<SeatMap>, Arc<EventSnapshot>)> {
+        let info = self.inner.catalog.event(event_id)?;
+        let seat_map = self.inner.catalog.venue(&info.venue_id)?.seat_map.clone();
+        let snapshot = match self.inner.actors.get(event_id).and_then(|cell| cell.get().cloned()) {
+            Some(handle) => handle.snapshot.load_full(),
+            None => return Err(Error::Unavailable { reason: format!("event '{event_id}' is not running") }),
+        };
+        Ok((seat_map, snapshot))
+    }
+
     // -------------------------------------------------------------------------------------------
     // Routing to event actors
     // -------------------------------------------------------------------------------------------
@@ -566,6 +609,12 @@ impl Engine {
                     }
                 };
                 let snapshot = Arc::new(ArcSwap::from_pointee(EventSnapshot::of(&inventory)));
+                let feed = self
+                    .inner
+                    .feeds
+                    .entry(event_id.clone())
+                    .or_insert_with(|| Arc::new(EventFeed::new(inventory.version())))
+                    .clone();
                 let arguments = EventArguments {
                     inventory,
                     clock: self.inner.clock,
@@ -574,6 +623,7 @@ impl Engine {
                     checkpoint_commands: self.inner.options.checkpoint_commands,
                     live_holds: self.inner.live_holds.clone(),
                     snapshot: snapshot.clone(),
+                    feed,
                 };
                 let (actor, _join) = Actor::spawn(None, EventActor, arguments)
                     .await
@@ -614,7 +664,7 @@ impl Engine {
         self.call(event_id, |permit, reply| EventMsg::Execute { request, permit, reply }).await
     }
 
-    async fn read(&self, event_id: &EventId, query: Query) -> Result<Answer> {
+    pub(crate) async fn read(&self, event_id: &EventId, query: Query) -> Result<Answer> {
         self.call(event_id, |permit, reply| EventMsg::Read { query, permit, reply }).await
     }
 

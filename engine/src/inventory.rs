@@ -1215,6 +1215,26 @@ impl Inventory {
     pub fn seat_statuses(&self) -> &[SeatStatus] {
         &self.seats
     }
+
+    /// The places of a hold this inventory still remembers (live, or ended within the retention).
+    pub fn hold_places(&self, hold_id: &HoldId) -> Option<&Places> {
+        self.holds.get(hold_id).map(|hold| &hold.places)
+    }
+
+    pub fn booking_places(&self, booking_id: &BookingId) -> Option<&Places> {
+        self.bookings.get(booking_id).map(|booking| &booking.places)
+    }
+
+    /// Places in active holds whose deadline is at or before `deadline_ms`: what will be back on
+    /// sale by then unless their buyers confirm.
+    pub fn places_expiring_by(&self, deadline_ms: u64) -> u32 {
+        self.deadlines
+            .iter()
+            .take_while(|(expires_at_ms, _)| *expires_at_ms <= deadline_ms)
+            .filter_map(|(_, hold_id)| self.holds.get(hold_id))
+            .map(|hold| hold.places.count())
+            .sum()
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!   over [`inventory::Command`]s; no runtime, no I/O, tested on its own;
 //! - [`actor`]: the ractor actor that owns one event's inventory, serializes its changes and runs
 //!   its one expiry timer;
+//! - [`feed`]: each event's change feed and the watch subscriptions over it (live seat map);
 //! - [`catalog`]: venues, performers and events (the descriptive data around inventories);
 //! - [`engine`]: the facade the gateway calls: routes requests to event actors, spawning them on
 //!   first use, and keeps the per-buyer booking directory;
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod inventory;
 pub mod limits;

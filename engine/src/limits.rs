@@ -48,6 +48,12 @@ pub const MAILBOX_DEPTH_MAX: usize = 4_096;
 /// Default and largest page of a listing.
 pub const PAGE_SIZE_DEFAULT: u32 = 20;
 pub const PAGE_SIZE_MAX: u32 = 100;
+/// Changes each event keeps for watchers resuming from a version they saw; older means a snapshot.
+pub const WATCH_RETAINED_CHANGES_MAX: usize = 1_024;
+/// Changes buffered for a live watcher before it is told it lagged and gets a snapshot.
+pub const WATCH_BUFFERED_CHANGES_MAX: usize = 256;
+/// Watch streams open at once over the whole node.
+pub const WATCH_STREAMS_MAX: usize = 10_000;
 /// How long a caller waits for an event actor's reply before giving up.
 pub const ACTOR_CALL_TIMEOUT_MS: u64 = 10_000;
 

@@ -6,6 +6,7 @@ use tonic::Status;
 use turnstile_engine::actor::EventOverview;
 use turnstile_engine::catalog::{EventInfo, Performer, Venue};
 use turnstile_engine::engine::EventDetails;
+use turnstile_engine::feed::{SnapshotReason, WatchItem};
 use turnstile_engine::inventory::{
     AvailabilityView, BookingStatus, BookingView, EventStatus, HoldStatus, HoldView, PriceLevel, SeatStatus, TicketView,
 };
@@ -202,12 +203,7 @@ pub fn event_details(details: &EventDetails) -> pb::GetEventResponse {
         venue: Some(venue(&details.venue)),
         performers: details.performers.iter().map(|performer| self::performer(performer)).collect(),
         availability: overview.availability.iter().map(|row| availability(row, &overview.terms.currency)).collect(),
-        seats: overview
-            .seats
-            .iter()
-            .flatten()
-            .map(|(seat_id, status)| pb::SeatState { seat_id: seat_id.clone(), status: seat_status(*status) as i32 })
-            .collect(),
+        seats: seat_states(overview.seats.iter().flatten()),
         version: overview.version,
     }
 }
@@ -262,4 +258,38 @@ pub fn booking(booking: &BookingView) -> pb::Booking {
         booked_at: Some(timestamp_u(booking.booked_at_ms)),
         cancelled_at: booking.cancelled_at_ms.map(timestamp_u),
     }
+}
+
+/// One message of a WatchEvent stream.
+pub fn watch_item(item: &WatchItem) -> pb::WatchEventResponse {
+    use pb::watch_event_response::{Kind, SnapshotReason as Reason};
+    match item {
+        WatchItem::Snapshot { overview, reason } => pb::WatchEventResponse {
+            kind: Kind::Snapshot as i32,
+            snapshot_reason: match reason {
+                SnapshotReason::Initial => Reason::Initial,
+                SnapshotReason::TooFarBehind => Reason::TooFarBehind,
+                SnapshotReason::Lagged => Reason::Lagged,
+                SnapshotReason::WholeEvent => Reason::WholeEvent,
+            } as i32,
+            version: overview.version,
+            status: event_status(&overview.status) as i32,
+            seats: seat_states(overview.seats.iter().flatten()),
+            availability: overview.availability.iter().map(|row| availability(row, &overview.terms.currency)).collect(),
+        },
+        WatchItem::Change(change) => pb::WatchEventResponse {
+            kind: Kind::Change as i32,
+            snapshot_reason: Reason::Unspecified as i32,
+            version: change.version,
+            status: event_status(&change.status) as i32,
+            seats: seat_states(change.seats.iter()),
+            availability: change.availability.iter().map(|row| availability(row, &change.currency)).collect(),
+        },
+    }
+}
+
+fn seat_states<'a>(seats: impl Iterator<Item = &'a (String, SeatStatus)>) -> Vec<pb::SeatState> {
+    seats
+        .map(|(seat_id, status)| pb::SeatState { seat_id: seat_id.clone(), status: seat_status(*status) as i32 })
+        .collect()
 }

@@ -21,6 +21,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     pub engine: Engine,
     shutdown: oneshot::Sender<()>,
+    /// Tells long-lived streams to end.
+    stopping: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     indexer: JoinHandle<()>,
 }
@@ -30,11 +32,12 @@ impl Server {
     pub async fn start(config: &Config, engine: Engine, listener: TcpListener) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
         // The index lives beside the log when the engine is durable, in memory otherwise.
-        let search_path = engine
-            .store()
-            .map(|store| store.path().parent().unwrap_or(std::path::Path::new(".")).join("search"));
+        let search_path =
+            engine.store().map(|store| store.path().parent().unwrap_or(std::path::Path::new(".")).join("search"));
         let (search, indexer) = crate::search::start(&engine, search_path).await?;
+        let (stopping, stopping_receiver) = tokio::sync::watch::channel(false);
         let gateway = Gateway {
+            stopping: stopping_receiver,
             engine: engine.clone(),
             search,
             rate_limits: crate::rate::RateLimits::new(&config.limits),
@@ -56,8 +59,8 @@ impl Server {
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let mut builder = tonic::transport::Server::builder()
-            .max_concurrent_streams(Some(config.limits.streams_per_connection_max));
+        let mut builder =
+            tonic::transport::Server::builder().max_concurrent_streams(Some(config.limits.streams_per_connection_max));
         if let (Some(certificate_file), Some(private_key_file)) =
             (&config.tls.certificate_file, &config.tls.private_key_file)
         {
@@ -84,11 +87,13 @@ impl Server {
             let _ = shutdown_signal.await;
         }));
         tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");
-        Ok(Self { local_addr, engine, shutdown, task, indexer })
+        Ok(Self { local_addr, engine, shutdown, stopping, task, indexer })
     }
 
     /// Stops serving, then stops the engine (its actors and its log writer).
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        // Streams first: a graceful shutdown waits for every open stream to end.
+        let _ = self.stopping.send(true);
         let _ = self.shutdown.send(());
         self.task.await??;
         self.indexer.abort();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use turnstile_engine::catalog::{EventSpec, EventUpdate, PerformerSpec, VenueSpec};
 use turnstile_engine::engine::BookingCursor;
@@ -19,9 +20,9 @@ use turnstile_proto::v1::catalog_service_server::CatalogService;
 use turnstile_engine::inventory::Caller;
 
 use crate::auth::Authenticator;
-use crate::rate::RateLimits;
 use crate::convert;
 use crate::error::{invalid, status};
+use crate::rate::RateLimits;
 
 /// Shared by the three services.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct Gateway {
     pub anonymous_catalog_reads: bool,
     pub rate_limits: Arc<RateLimits>,
     pub node_id: String,
+    /// Turns true when the server stops: long-lived streams end so the shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Gateway {
@@ -57,6 +60,9 @@ impl Gateway {
         Ok(())
     }
 }
+
+/// Messages of one watch stream waiting for the client to read them.
+const WATCH_STREAM_BUFFER: usize = 64;
 
 /// The process's resident memory, from /proc (0 where there is none).
 fn resident_bytes() -> u64 {
@@ -111,6 +117,37 @@ impl CatalogService for Gateway {
         self.check_catalog_reader(&request)?;
         let response = crate::search::search(&self.engine, &self.search, request.into_inner()).await?;
         Ok(Response::new(response))
+    }
+
+    type WatchEventStream = ReceiverStream<Result<pb::WatchEventResponse, Status>>;
+
+    async fn watch_event(
+        &self,
+        request: Request<pb::WatchEventRequest>,
+    ) -> Result<Response<Self::WatchEventStream>, Status> {
+        self.check_catalog_reader(&request)?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let (mut watch, permit) = self.engine.watch_event(&event_id, request.after_version).await.map_err(status)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(WATCH_STREAM_BUFFER);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            loop {
+                // A client that stops reading fills this channel; the watch then lags behind the
+                // event's feed and resumes from a snapshot, while the event actor never waits.
+                let message = tokio::select! {
+                    item = watch.next() => item.map(|item| convert::watch_item(&item)).map_err(status),
+                    () = sender.closed() => break,
+                    _ = stopping.wait_for(|stopping| *stopping) => Err(Status::unavailable("the server is stopping")),
+                };
+                let failed = message.is_err();
+                if sender.send(message).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
 
