@@ -31,9 +31,21 @@ use crate::inventory::{
 /// Requests that only read.
 #[derive(Clone, Debug)]
 pub enum Query {
-    Hold { hold_id: HoldId, caller: Caller },
-    Booking { booking_id: BookingId, caller: Caller },
-    Overview { include_seats: bool },
+    Hold {
+        hold_id: HoldId,
+        caller: Caller,
+    },
+    Booking {
+        booking_id: BookingId,
+        caller: Caller,
+    },
+    Overview {
+        include_seats: bool,
+    },
+    /// Places in active holds that expire at or before the deadline.
+    PlacesExpiringBy {
+        deadline_ms: u64,
+    },
 }
 
 /// The live state of an event as its actor sees it.
@@ -106,6 +118,7 @@ pub enum Answer {
     Booking(BookingView),
     Overview(EventOverview),
     EventCancelled { holds_released: u32, bookings_cancelled: u32 },
+    Places(u32),
 }
 
 pub enum EventMsg {
@@ -194,6 +207,7 @@ fn rejection_reason(error: &crate::Error) -> &'static str {
         Error::PermissionDenied { .. } => "permission",
         Error::InvalidArgument { .. } => "invalid",
         Error::NotFound { .. } => "not_found",
+        Error::Queue { .. } => "waiting_room",
         Error::AlreadyExists { .. } | Error::Unavailable { .. } => "other",
     }
 }
@@ -360,6 +374,7 @@ impl EventState {
                 Answer::Booking(self.inventory.booking_view(booking_id, Some(caller))?)
             }
             Query::Overview { include_seats } => Answer::Overview(self.overview(*include_seats)),
+            Query::PlacesExpiringBy { deadline_ms } => Answer::Places(self.inventory.places_expiring_by(*deadline_ms)),
         })
     }
 

@@ -23,6 +23,7 @@ use crate::feed::{EventFeed, EventWatch};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, Request, Selection};
 use crate::limits;
+use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
 use crate::seat_map::SeatMap;
 
 /// Position in a buyer's booking list, newest first: `(booked at, booking id)`.
@@ -127,6 +128,9 @@ struct EngineInner {
     feeds: DashMap<EventId, Arc<EventFeed>>,
     /// One permit per open watch stream over the whole node.
     watchers: Arc<Semaphore>,
+    /// Waiting rooms: settings as stored, and the queue actors started so far.
+    queue_configs: DashMap<EventId, QueueConfig>,
+    queues: DashMap<EventId, Arc<OnceCell<QueueHandle>>>,
 }
 
 /// Catalog changes buffered for a slow subscriber before it is told it lagged.
@@ -139,6 +143,21 @@ impl Drop for EngineInner {
                 handle.actor.stop(None);
             }
         }
+        for entry in self.queues.iter() {
+            if let Some(queue) = entry.value().get() {
+                queue.actor.stop(None);
+            }
+        }
+    }
+}
+
+/// An engine reference that does not keep the engine alive (held by its own queue actors).
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<EngineInner>);
+
+impl WeakEngine {
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
     }
 }
 
@@ -190,6 +209,8 @@ impl Engine {
                 live_holds: Arc::new(std::sync::atomic::AtomicI64::new(0)),
                 feeds: DashMap::new(),
                 watchers: Arc::new(Semaphore::new(limits::WATCH_STREAMS_MAX)),
+                queue_configs: DashMap::new(),
+                queues: DashMap::new(),
             }),
         }
     }
@@ -214,6 +235,10 @@ impl Engine {
         }
         for (_, bytes) in store.records(EVENT_RECORD).map_err(storage_error)? {
             catalog.insert_event(Arc::new(decode::<EventInfo>(&bytes, "event record")?))?;
+        }
+        for (event_id, bytes) in store.records(QUEUE_RECORD).map_err(storage_error)? {
+            let config: QueueConfig = decode(&bytes, "waiting room record")?;
+            engine.inner.queue_configs.insert(EventId::new(event_id), config);
         }
         let inventories = recover_inventories(&store, catalog, None)?;
         let mut with_live_holds = Vec::new();
@@ -262,6 +287,12 @@ impl Engine {
             handle.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
         }
         self.inner.actors.clear();
+        let queues: Vec<QueueHandle> =
+            self.inner.queues.iter().filter_map(|entry| entry.value().get().cloned()).collect();
+        for queue in queues {
+            queue.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        }
+        self.inner.queues.clear();
         if let Some(store) = self.inner.store.clone() {
             // Joins the writer thread: keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -290,8 +321,25 @@ impl Engine {
         self.inner.store.as_ref()
     }
 
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    pub(crate) fn queues(&self) -> &DashMap<EventId, Arc<OnceCell<QueueHandle>>> {
+        &self.inner.queues
+    }
+
+    pub(crate) fn queue_configs(&self) -> &DashMap<EventId, QueueConfig> {
+        &self.inner.queue_configs
+    }
+
+    /// The event's latest read snapshot (starting its actor if needed).
+    pub(crate) async fn event_snapshot(&self, event_id: &EventId) -> Result<Arc<EventSnapshot>> {
+        Ok(self.handle(event_id).await?.snapshot.load_full())
+    }
+
     /// Makes catalog writes durable before the change is visible or acknowledged.
-    async fn persist(&self, writes: Vec<Write>) -> Result<()> {
+    pub(crate) async fn persist(&self, writes: Vec<Write>) -> Result<()> {
         let Some(store) = &self.inner.store else { return Ok(()) };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         store.submit("", writes, Box::new(move |result| drop(sender.send(result))));

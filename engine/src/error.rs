@@ -36,6 +36,10 @@ pub enum Error {
     #[error("{limit}: {reason}")]
     LimitExceeded { limit: &'static str, reason: String },
 
+    /// The event's waiting room does not allow this now (it is off, or not yet open).
+    #[error("waiting room of event '{event_id}': {reason}")]
+    Queue { event_id: String, reason: String },
+
     #[error("{kind} '{id}' already exists")]
     AlreadyExists { kind: &'static str, id: String },
 

@@ -7,6 +7,7 @@
 //! - [`actor`]: the ractor actor that owns one event's inventory, serializes its changes and runs
 //!   its one expiry timer;
 //! - [`feed`]: each event's change feed and the watch subscriptions over it (live seat map);
+//! - [`queue`]: the waiting room: one queue actor per on-sale meters admission;
 //! - [`catalog`]: venues, performers and events (the descriptive data around inventories);
 //! - [`engine`]: the facade the gateway calls: routes requests to event actors, spawning them on
 //!   first use, and keeps the per-buyer booking directory;
@@ -21,6 +22,7 @@ pub mod feed;
 pub mod ids;
 pub mod inventory;
 pub mod limits;
+pub mod queue;
 pub mod seat_map;
 
 pub use engine::Engine;

@@ -54,6 +54,16 @@ pub const WATCH_RETAINED_CHANGES_MAX: usize = 1_024;
 pub const WATCH_BUFFERED_CHANGES_MAX: usize = 256;
 /// Watch streams open at once over the whole node.
 pub const WATCH_STREAMS_MAX: usize = 10_000;
+/// How long an admission pass lets its buyer hold: default and bounds.
+pub const PASS_TTL_MS_DEFAULT: u64 = 2 * 60 * 1_000;
+pub const PASS_TTL_MS_MIN: u64 = 10 * 1_000;
+pub const PASS_TTL_MS_MAX: u64 = 30 * 60 * 1_000;
+/// Largest fixed admission rate of a waiting room, buyers per second.
+pub const ADMISSION_RATE_MAX: u32 = 100_000;
+/// Buyers one event's waiting room holds (about 20 bytes each).
+pub const QUEUE_BUYERS_MAX: u64 = 20_000_000;
+/// Buyers one admission step (every 100 ms) lets in at most.
+pub const ADMISSIONS_PER_TICK_MAX: u64 = 10_000;
 /// How long a caller waits for an event actor's reply before giving up.
 pub const ACTOR_CALL_TIMEOUT_MS: u64 = 10_000;
 

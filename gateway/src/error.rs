@@ -11,7 +11,8 @@ pub fn status(error: Error) -> Status {
         | Error::NotEnoughSeats { .. }
         | Error::HoldNotActive { .. }
         | Error::HoldAlreadyConfirmed { .. }
-        | Error::EventCancelled { .. } => Code::FailedPrecondition,
+        | Error::EventCancelled { .. }
+        | Error::Queue { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::LimitExceeded { .. } => Code::ResourceExhausted,
         Error::AlreadyExists { .. } => Code::AlreadyExists,

@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`config`]: `cluster.toml`, strict and validated;
 //! - [`auth`]: HS256 bearer tokens (buyer or admin);
+//! - [`admission`]: the waiting room's signed queue tokens and admission passes;
+//! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
@@ -13,6 +15,7 @@
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
 //! - [`demo`]: the demo data set behind `turnstile serve --demo`.
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod convert;
@@ -24,3 +27,4 @@ pub mod rate;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod waiting_room;

@@ -221,6 +221,7 @@ impl Worker {
                         section_id: "FLOOR".into(),
                         quantity: 1,
                     })),
+                    ..Default::default()
                 };
                 let result = booking.hold_seats(authed(token, request)).await;
                 tally.record("hold", started, &result);

@@ -11,6 +11,7 @@ use turnstile_engine::Engine;
 use turnstile_proto::v1::admin_service_server::AdminServiceServer;
 use turnstile_proto::v1::booking_service_server::BookingServiceServer;
 use turnstile_proto::v1::catalog_service_server::CatalogServiceServer;
+use turnstile_proto::v1::queue_service_server::QueueServiceServer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -43,6 +44,7 @@ impl Server {
             rate_limits: crate::rate::RateLimits::new(&config.limits),
             node_id: config.node.id.clone(),
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
+            admission: Arc::new(crate::admission::AdmissionTokens::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
         };
         let request_bytes_max = config.limits.request_bytes_max;
@@ -51,6 +53,7 @@ impl Server {
         health_reporter.set_serving::<CatalogServiceServer<Gateway>>().await;
         health_reporter.set_serving::<BookingServiceServer<Gateway>>().await;
         health_reporter.set_serving::<AdminServiceServer<Gateway>>().await;
+        health_reporter.set_serving::<QueueServiceServer<Gateway>>().await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
@@ -78,6 +81,7 @@ impl Server {
             .add_service(reflection_v1alpha)
             .add_service(CatalogServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(BookingServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
+            .add_service(QueueServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max));
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();

@@ -30,6 +30,8 @@ pub struct Gateway {
     pub engine: Engine,
     pub search: Arc<turnstile_search::SearchIndex>,
     pub authenticator: Arc<Authenticator>,
+    /// Signs and checks queue tokens and admission passes.
+    pub admission: Arc<crate::admission::AdmissionTokens>,
     pub anonymous_catalog_reads: bool,
     pub rate_limits: Arc<RateLimits>,
     pub node_id: String,
@@ -39,7 +41,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// A buyer (or admin) call: rate limits by address and by buyer, then the token.
-    fn buyer<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+    pub(crate) fn buyer<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
         let caller = self.authenticator.require_caller(request.metadata())?;
         self.rate_limits.check_buyer(caller.buyer.as_str())?;
@@ -167,11 +169,12 @@ impl BookingService for Gateway {
             }
             None => return Err(invalid("selection", "set either seats or best_available")),
         };
-        let hold = self
-            .engine
-            .place_hold(caller, &event_id, selection, convert::optional_key(request.idempotency_key))
-            .await
-            .map_err(status)?;
+        let idempotency_key = convert::optional_key(request.idempotency_key);
+        let hold = if self.engine.queue_enabled(&event_id) {
+            self.hold_with_pass(caller, &event_id, selection, idempotency_key, &request.admission_pass).await?
+        } else {
+            self.engine.place_hold(caller, &event_id, selection, idempotency_key).await.map_err(status)?
+        };
         Ok(Response::new(pb::HoldSeatsResponse { hold: Some(convert::hold(&hold)) }))
     }
 
@@ -362,6 +365,18 @@ impl AdminService for Gateway {
             response.log_commands = stats.entries.load(std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Response::new(response))
+    }
+
+    async fn configure_queue(
+        &self,
+        request: Request<pb::ConfigureQueueRequest>,
+    ) -> Result<Response<pb::ConfigureQueueResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let config = crate::waiting_room::config(&request)?;
+        let progress = self.engine.configure_queue(&event_id, config.clone()).await.map_err(status)?;
+        Ok(Response::new(crate::waiting_room::configured(&event_id, &config, &progress)))
     }
 
     async fn create_backup(

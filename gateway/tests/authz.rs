@@ -24,8 +24,13 @@ fn request<T>(server: &TestServer, who: Who, owner: &str, message: T) -> Request
     let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3_600;
     match who {
         Who::Nobody => Request::new(message),
-        Who::Expired => authed(&server.authenticator.mint_claims(&Claims { sub: "ann".into(), role: Role::User, exp: past }), message),
-        Who::WrongSignature => authed(&Authenticator::new(b"not-the-server-secret-at-all").mint("ann", Role::Admin, 3_600), message),
+        Who::Expired => authed(
+            &server.authenticator.mint_claims(&Claims { sub: "ann".into(), role: Role::User, exp: past }),
+            message,
+        ),
+        Who::WrongSignature => {
+            authed(&Authenticator::new(b"not-the-server-secret-at-all").mint("ann", Role::Admin, 3_600), message)
+        }
         Who::Owner => authed(&server.token(owner), message),
         Who::OtherBuyer => authed(&server.token("bob"), message),
         Who::Admin => authed(&server.admin_token(), message),
@@ -68,71 +73,192 @@ fn code<T>(result: Result<tonic::Response<T>, Status>) -> (Code, String) {
 
 struct Fixture {
     event_id: String,
+    /// An event whose waiting room is on.
+    queued_event_id: String,
     venue: pb::Venue,
 }
 
 async fn fresh_hold(server: &TestServer, fixture: &Fixture, owner: &str) -> pb::Hold {
-    let request = pb::HoldSeatsRequest { event_id: fixture.event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) };
+    let request = pb::HoldSeatsRequest {
+        event_id: fixture.event_id.clone(),
+        idempotency_key: "".into(),
+        selection: best("S", 1),
+        ..Default::default()
+    };
     server.booking().hold_seats(authed(&server.token(owner), request)).await.unwrap().into_inner().hold.unwrap()
 }
 
 async fn fresh_booking(server: &TestServer, fixture: &Fixture, owner: &str) -> pb::Booking {
     let hold = fresh_hold(server, fixture, owner).await;
-    let request = pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "pay".into(), idempotency_key: "".into() };
+    let request =
+        pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "pay".into(), idempotency_key: "".into() };
     server.booking().confirm_hold(authed(&server.token(owner), request)).await.unwrap().into_inner().booking.unwrap()
 }
 
 /// Runs one RPC as `who` against fresh resources; returns its code and message.
 async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner: &str) -> (Code, String) {
     match rpc {
-        "GetEvent" => code(server.catalog().get_event(request(server, who, owner, pb::GetEventRequest { event_id: fixture.event_id.clone(), include_seats: false })).await),
-        "SearchEvents" => code(server.catalog().search_events(request(server, who, owner, pb::SearchEventsRequest::default())).await),
+        "GetEvent" => code(
+            server
+                .catalog()
+                .get_event(request(
+                    server,
+                    who,
+                    owner,
+                    pb::GetEventRequest { event_id: fixture.event_id.clone(), include_seats: false },
+                ))
+                .await,
+        ),
+        "SearchEvents" => {
+            code(server.catalog().search_events(request(server, who, owner, pb::SearchEventsRequest::default())).await)
+        }
         "HoldSeats" => {
-            let message = pb::HoldSeatsRequest { event_id: fixture.event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) };
+            let message = pb::HoldSeatsRequest {
+                event_id: fixture.event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 1),
+                ..Default::default()
+            };
             code(server.booking().hold_seats(request(server, who, owner, message)).await)
         }
-        "ListBookings" => code(server.booking().list_bookings(request(server, who, owner, pb::ListBookingsRequest::default())).await),
+        "ListBookings" => {
+            code(server.booking().list_bookings(request(server, who, owner, pb::ListBookingsRequest::default())).await)
+        }
         "GetHold" => {
             let hold = fresh_hold(server, fixture, owner).await;
-            code(server.booking().get_hold(request(server, who, owner, pb::GetHoldRequest { hold_id: hold.hold_id })).await)
+            code(
+                server
+                    .booking()
+                    .get_hold(request(server, who, owner, pb::GetHoldRequest { hold_id: hold.hold_id }))
+                    .await,
+            )
         }
         "ReleaseHold" => {
             let hold = fresh_hold(server, fixture, owner).await;
-            code(server.booking().release_hold(request(server, who, owner, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await)
+            code(
+                server
+                    .booking()
+                    .release_hold(request(server, who, owner, pb::ReleaseHoldRequest { hold_id: hold.hold_id }))
+                    .await,
+            )
         }
         "ConfirmHold" => {
             let hold = fresh_hold(server, fixture, owner).await;
-            let message = pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "p".into(), idempotency_key: "".into() };
+            let message = pb::ConfirmHoldRequest {
+                hold_id: hold.hold_id,
+                payment_reference: "p".into(),
+                idempotency_key: "".into(),
+            };
             code(server.booking().confirm_hold(request(server, who, owner, message)).await)
         }
         "GetBooking" => {
             let booking = fresh_booking(server, fixture, owner).await;
-            code(server.booking().get_booking(request(server, who, owner, pb::GetBookingRequest { booking_id: booking.booking_id })).await)
+            code(
+                server
+                    .booking()
+                    .get_booking(request(server, who, owner, pb::GetBookingRequest { booking_id: booking.booking_id }))
+                    .await,
+            )
         }
         "CancelBooking" => {
             let booking = fresh_booking(server, fixture, owner).await;
-            code(server.booking().cancel_booking(request(server, who, owner, pb::CancelBookingRequest { booking_id: booking.booking_id })).await)
+            code(
+                server
+                    .booking()
+                    .cancel_booking(request(
+                        server,
+                        who,
+                        owner,
+                        pb::CancelBookingRequest { booking_id: booking.booking_id },
+                    ))
+                    .await,
+            )
         }
         "CreateVenue" => code(server.admin().create_venue(request(server, who, owner, venue_request(1, 2, 0))).await),
         "CreatePerformer" => {
             let message = pb::CreatePerformerRequest { name: "P".into(), description: "".into(), genre: "".into() };
             code(server.admin().create_performer(request(server, who, owner, message)).await)
         }
-        "CreateEvent" => code(server.admin().create_event(request(server, who, owner, event_request(&fixture.venue, 500))).await),
+        "CreateEvent" => {
+            code(server.admin().create_event(request(server, who, owner, event_request(&fixture.venue, 500))).await)
+        }
         "UpdateEvent" => {
-            let message = pb::UpdateEventRequest { event_id: fixture.event_id.clone(), description: Some("updated".into()), ..Default::default() };
+            let message = pb::UpdateEventRequest {
+                event_id: fixture.event_id.clone(),
+                description: Some("updated".into()),
+                ..Default::default()
+            };
             code(server.admin().update_event(request(server, who, owner, message)).await)
         }
         "CancelEvent" => {
             // A throwaway event, so the shared one stays on sale.
-            let event = server.admin().create_event(authed(&server.admin_token(), event_request(&fixture.venue, 500))).await.unwrap().into_inner().event.unwrap();
-            code(server.admin().cancel_event(request(server, who, owner, pb::CancelEventRequest { event_id: event.event_id })).await)
+            let event = server
+                .admin()
+                .create_event(authed(&server.admin_token(), event_request(&fixture.venue, 500)))
+                .await
+                .unwrap()
+                .into_inner()
+                .event
+                .unwrap();
+            code(
+                server
+                    .admin()
+                    .cancel_event(request(server, who, owner, pb::CancelEventRequest { event_id: event.event_id }))
+                    .await,
+            )
         }
         "CreateBackup" => {
             let path = server.data_dir.path().join(format!("backup-{}.redb", rand::random::<u64>()));
-            code(server.admin().create_backup(request(server, who, owner, pb::CreateBackupRequest { path: path.display().to_string() })).await)
+            code(
+                server
+                    .admin()
+                    .create_backup(request(
+                        server,
+                        who,
+                        owner,
+                        pb::CreateBackupRequest { path: path.display().to_string() },
+                    ))
+                    .await,
+            )
         }
-        "GetNodeStatus" => code(server.admin().get_node_status(request(server, who, owner, pb::GetNodeStatusRequest {})).await),
+        "GetNodeStatus" => {
+            code(server.admin().get_node_status(request(server, who, owner, pb::GetNodeStatusRequest {})).await)
+        }
+        "WatchEvent" => {
+            let message = pb::WatchEventRequest { event_id: fixture.event_id.clone(), after_version: 0 };
+            code(server.catalog().watch_event(request(server, who, owner, message)).await)
+        }
+        "JoinQueue" => {
+            let message = pb::JoinQueueRequest { event_id: fixture.queued_event_id.clone() };
+            code(server.queue().join_queue(request(server, who, owner, message)).await)
+        }
+        "WatchQueue" => {
+            // Each caller presents the queue token they were given themselves (if they can get one).
+            let subject = match who {
+                Who::OtherBuyer => "bob".to_string(),
+                Who::Admin => "admin".to_string(),
+                _ => owner.to_string(),
+            };
+            let token = if who == Who::Admin { server.admin_token() } else { server.token(&subject) };
+            let joined = server
+                .queue()
+                .join_queue(authed(&token, pb::JoinQueueRequest { event_id: fixture.queued_event_id.clone() }))
+                .await
+                .unwrap()
+                .into_inner();
+            let message =
+                pb::WatchQueueRequest { event_id: fixture.queued_event_id.clone(), queue_token: joined.queue_token };
+            code(server.queue().watch_queue(request(server, who, owner, message)).await)
+        }
+        "ConfigureQueue" => {
+            let message = pb::ConfigureQueueRequest {
+                event_id: fixture.queued_event_id.clone(),
+                enabled: true,
+                admission_rate_per_second: 5,
+                ..Default::default()
+            };
+            code(server.admin().configure_queue(request(server, who, owner, message)).await)
+        }
         other => unreachable!("{other}"),
     }
 }
@@ -141,9 +267,38 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
 async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
     let server = TestServer::start().await;
     let admin = server.admin_token();
-    let venue = server.admin().create_venue(authed(&admin, venue_request(10, 50, 0))).await.unwrap().into_inner().venue.unwrap();
-    let event = server.admin().create_event(authed(&admin, event_request(&venue, 500))).await.unwrap().into_inner().event.unwrap();
-    let fixture = Fixture { event_id: event.event_id, venue };
+    let venue = server
+        .admin()
+        .create_venue(authed(&admin, venue_request(10, 50, 0)))
+        .await
+        .unwrap()
+        .into_inner()
+        .venue
+        .unwrap();
+    let event = server
+        .admin()
+        .create_event(authed(&admin, event_request(&venue, 500)))
+        .await
+        .unwrap()
+        .into_inner()
+        .event
+        .unwrap();
+    let queued = server
+        .admin()
+        .create_event(authed(&admin, event_request(&venue, 500)))
+        .await
+        .unwrap()
+        .into_inner()
+        .event
+        .unwrap();
+    let configure = pb::ConfigureQueueRequest {
+        event_id: queued.event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 5,
+        ..Default::default()
+    };
+    server.admin().configure_queue(authed(&admin, configure)).await.unwrap();
+    let fixture = Fixture { event_id: event.event_id, queued_event_id: queued.event_id, venue };
     let matrix = [
         ("GetEvent", "catalog"),
         ("SearchEvents", "catalog"),
@@ -161,6 +316,10 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("CancelEvent", "admin"),
         ("CreateBackup", "admin"),
         ("GetNodeStatus", "admin"),
+        ("WatchEvent", "catalog"),
+        ("JoinQueue", "self"),
+        ("WatchQueue", "self"),
+        ("ConfigureQueue", "admin"),
     ];
     let mut failures = Vec::new();
     for (case, (rpc, class)) in matrix.iter().enumerate() {
@@ -173,13 +332,20 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
                 failures.push(format!("{rpc} as {who:?}: expected {want:?}, got {got:?} ({message})"));
             }
             if got == Code::Unauthenticated {
-                let says_why = ["expired", "signature", "missing authorization"].iter().any(|reason| message.contains(reason));
+                let says_why =
+                    ["expired", "signature", "missing authorization"].iter().any(|reason| message.contains(reason));
                 if !says_why {
                     failures.push(format!("{rpc} as {who:?}: UNAUTHENTICATED without a reason: {message}"));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), matrix.len() * EVERYONE.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        matrix.len() * EVERYONE.len(),
+        failures.join("\n")
+    );
     server.stop().await;
 }

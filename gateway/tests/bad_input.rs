@@ -92,7 +92,7 @@ async fn hold(
         .booking()
         .hold_seats(authed(
             token,
-            pb::HoldSeatsRequest { event_id: event_id.into(), idempotency_key: String::new(), selection },
+            pb::HoldSeatsRequest { event_id: event_id.into(), idempotency_key: String::new(), selection, ..Default::default() },
         ))
         .await
         .map(|response| response.into_inner().hold.unwrap())
@@ -238,6 +238,7 @@ fn with_authorization(header: &str, event_id: &str) -> Request<pb::HoldSeatsRequ
         event_id: event_id.into(),
         idempotency_key: String::new(),
         selection: best("S", 1),
+        ..Default::default()
     });
     let value: MetadataValue<_> = header.parse().unwrap();
     request.metadata_mut().insert("authorization", value);
@@ -399,6 +400,7 @@ async fn empty_required_ids_and_missing_selection_are_invalid() {
                     event_id: event_id.clone(),
                     idempotency_key: "k".repeat(129),
                     selection: best("S", 1),
+                    ..Default::default()
                 },
             ))
             .await,
@@ -717,6 +719,7 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
                 event_id: event_id.clone(),
                 idempotency_key: String::new(),
                 selection: best("S", 1),
+                ..Default::default()
             })
             .await,
         Code::Unauthenticated,

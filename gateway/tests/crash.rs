@@ -1080,6 +1080,7 @@ impl StormBuyer {
             event_id: self.event_id.clone(),
             idempotency_key: pending.idempotency_key.clone(),
             selection: seats(&pending.seat_ids),
+            ..Default::default()
         };
         let result = self.client.hold_seats(authed(&self.ledger.token, request)).await;
         match classify(result) {

@@ -57,6 +57,7 @@ async fn view_hold_confirm_list_and_cancel() {
                 event_id: event.event_id.clone(),
                 idempotency_key: "hold-1".into(),
                 selection: best("S", 2),
+                ..Default::default()
             },
         ))
         .await
@@ -78,6 +79,7 @@ async fn view_hold_confirm_list_and_cancel() {
                 event_id: event.event_id.clone(),
                 idempotency_key: "".into(),
                 selection: best("GA", 2),
+                ..Default::default()
             },
         ))
         .await
@@ -213,7 +215,7 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 2) },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 2), ..Default::default() },
         ))
         .await
         .unwrap()
@@ -225,7 +227,7 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
         ))
         .await
         .unwrap_err();
@@ -236,7 +238,7 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &bob,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
         ))
         .await
         .unwrap()
@@ -275,7 +277,7 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1) },
+            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
         ))
         .await
         .unwrap_err();

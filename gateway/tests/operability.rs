@@ -32,7 +32,7 @@ async fn metrics_count_holds_confirms_conflicts_commits_and_rpcs() {
     let seat_ids = vec!["S:R0:1".to_string(), "S:R0:2".to_string()];
     let hold = server
         .booking()
-        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids) }))
+        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids), ..Default::default() }))
         .await
         .unwrap()
         .into_inner()
@@ -40,7 +40,7 @@ async fn metrics_count_holds_confirms_conflicts_commits_and_rpcs() {
         .unwrap();
     let conflict = server
         .booking()
-        .hold_seats(authed(&bob, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids) }))
+        .hold_seats(authed(&bob, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids), ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(conflict.code(), Code::FailedPrecondition);
@@ -140,7 +140,7 @@ async fn node_status_reports_events_live_holds_and_the_log() {
     for quantity in [1, 2] {
         server
             .booking()
-            .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", quantity) }))
+            .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", quantity), ..Default::default() }))
             .await
             .unwrap();
     }

@@ -58,6 +58,7 @@ async fn two_hundred_buyers_race_for_a_thousand_seats() {
                     event_id: event_id.clone(),
                     idempotency_key: format!("h{round}"),
                     selection,
+                    ..Default::default()
                 };
                 let hold = match client.hold_seats(authed(&token, request)).await {
                     Ok(response) => response.into_inner().hold.unwrap(),

@@ -67,7 +67,7 @@ async fn created_events_are_found_with_typos_and_cancelled_ones_disappear() {
     let ann = server.token("ann");
     server
         .booking()
-        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: swift.clone(), idempotency_key: "".into(), selection: best("S", 3) }))
+        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: swift.clone(), idempotency_key: "".into(), selection: best("S", 3), ..Default::default() }))
         .await
         .unwrap();
     let response = search(&server, text("eras tour")).await.unwrap();

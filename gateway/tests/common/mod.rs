@@ -15,6 +15,7 @@ use turnstile_proto::v1 as pb;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
 use turnstile_proto::v1::booking_service_client::BookingServiceClient;
 use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
+use turnstile_proto::v1::queue_service_client::QueueServiceClient;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
 
@@ -99,6 +100,10 @@ impl TestServer {
 
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
+    }
+
+    pub fn queue(&self) -> QueueServiceClient<Channel> {
+        QueueServiceClient::new(self.channel.clone())
     }
 
     pub async fn stop(mut self) {

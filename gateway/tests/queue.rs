@@ -1,0 +1,280 @@
+//! The waiting room over gRPC: buyers join a line, are admitted in order with a signed pass that
+//! HoldSeats requires and accepts once, and learn when the event sells out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{authed, best, create_event, seats, TestServer};
+use tonic::Code;
+use turnstile_proto::v1 as pb;
+
+async fn configure(server: &TestServer, event_id: &str, rate: u32, seats_per_pass: u32) -> pb::ConfigureQueueResponse {
+    let request = pb::ConfigureQueueRequest {
+        event_id: event_id.into(),
+        enabled: true,
+        admission_rate_per_second: rate,
+        seats_per_pass,
+        ..Default::default()
+    };
+    server.admin().configure_queue(authed(&server.admin_token(), request)).await.unwrap().into_inner()
+}
+
+async fn join(server: &TestServer, buyer: &str, event_id: &str) -> pb::JoinQueueResponse {
+    let request = pb::JoinQueueRequest { event_id: event_id.into() };
+    server.queue().join_queue(authed(&server.token(buyer), request)).await.unwrap().into_inner()
+}
+
+/// Watches a buyer's standing until it is final; returns every standing received.
+async fn watch_until_final(
+    server: &TestServer,
+    buyer: &str,
+    event_id: &str,
+    queue_token: &str,
+) -> Vec<pb::QueueStanding> {
+    let request = pb::WatchQueueRequest { event_id: event_id.into(), queue_token: queue_token.into() };
+    let mut stream = server.queue().watch_queue(authed(&server.token(buyer), request)).await.unwrap().into_inner();
+    let mut standings = Vec::new();
+    while let Some(standing) =
+        tokio::time::timeout(Duration::from_secs(20), stream.message()).await.expect("a standing in time").unwrap()
+    {
+        standings.push(standing);
+    }
+    standings
+}
+
+fn state(standing: &pb::QueueStanding) -> pb::QueueState {
+    pb::QueueState::try_from(standing.state).unwrap()
+}
+
+async fn hold(
+    server: &TestServer,
+    buyer: &str,
+    event_id: &str,
+    selection: Option<pb::hold_seats_request::Selection>,
+    pass: &str,
+    key: &str,
+) -> Result<pb::Hold, tonic::Status> {
+    let request = pb::HoldSeatsRequest {
+        event_id: event_id.into(),
+        idempotency_key: key.into(),
+        selection,
+        admission_pass: pass.into(),
+    };
+    server
+        .booking()
+        .hold_seats(authed(&server.token(buyer), request))
+        .await
+        .map(|response| response.into_inner().hold.unwrap())
+}
+
+#[tokio::test]
+async fn buyers_are_admitted_in_order_with_a_pass_that_is_required_and_used_once() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 3, 10, 0, 2).await;
+    let configured = configure(&server, &event_id, 4, 0).await;
+    assert!(configured.enabled);
+    assert_eq!(configured.seats_per_pass, 2, "a pass allows the event's per-buyer limit by default");
+
+    let buyers: Vec<String> = (0..6).map(|index| format!("buyer-{index}")).collect();
+    let mut tokens = Vec::new();
+    for (index, buyer) in buyers.iter().enumerate() {
+        let joined = join(&server, buyer, &event_id).await;
+        let standing = joined.standing.unwrap();
+        assert_eq!(standing.position, index as u64 + 1, "first in, first placed");
+        tokens.push(joined.queue_token);
+    }
+    // Joining again keeps the place.
+    let again = join(&server, &buyers[2], &event_id).await.standing.unwrap();
+    assert_eq!(again.position, 3);
+
+    // Without a pass, no hold.
+    let refused = hold(&server, &buyers[0], &event_id, best("S", 1), "", "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("admission_pass"), "{refused:?}");
+
+    // Whoever is admitted at any moment is a prefix of the line.
+    for _ in 0..5 {
+        let mut admitted = Vec::new();
+        for buyer in &buyers {
+            let standing = join(&server, buyer, &event_id).await.standing.unwrap();
+            admitted.push(state(&standing) == pb::QueueState::Admitted);
+        }
+        let first_waiting = admitted.iter().position(|admitted| !admitted).unwrap_or(admitted.len());
+        assert!(admitted[first_waiting..].iter().all(|admitted| !admitted), "admitted out of order: {admitted:?}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    let mut passes = Vec::new();
+    for (buyer, token) in buyers.iter().zip(&tokens) {
+        let standings = watch_until_final(&server, buyer, &event_id, token).await;
+        let last = standings.last().expect("at least one standing");
+        assert_eq!(state(last), pb::QueueState::Admitted, "{standings:?}");
+        assert_eq!(last.pass_seats, 2);
+        assert!(standings.windows(2).all(|pair| pair[0] != pair[1]), "a standing was sent twice: {standings:?}");
+        passes.push(last.admission_pass.clone());
+    }
+
+    // A pass is for its buyer, its event and its seats, once.
+    let stolen = hold(&server, &buyers[1], &event_id, best("S", 1), &passes[0], "").await.unwrap_err();
+    assert_eq!(stolen.code(), Code::PermissionDenied);
+    assert!(stolen.message().contains("another buyer"), "{stolen:?}");
+    let greedy = hold(&server, &buyers[0], &event_id, best("S", 3), &passes[0], "").await.unwrap_err();
+    assert_eq!(greedy.code(), Code::PermissionDenied);
+    assert!(greedy.message().contains("allows 2 seats"), "{greedy:?}");
+    let first = hold(&server, &buyers[0], &event_id, best("S", 2), &passes[0], "k1").await.unwrap();
+    let retried = hold(&server, &buyers[0], &event_id, best("S", 2), &passes[0], "k1").await.unwrap();
+    assert_eq!(retried.hold_id, first.hold_id, "a retry of the same hold is not a second use");
+    let reused = hold(&server, &buyers[0], &event_id, best("S", 1), &passes[0], "k2").await.unwrap_err();
+    assert_eq!(reused.code(), Code::PermissionDenied);
+    assert!(reused.message().contains("already been used"), "{reused:?}");
+
+    // A refused hold gives the pass back.
+    let taken: Vec<String> = first.tickets.iter().map(|ticket| ticket.seat_id.clone()).collect();
+    let conflict = hold(&server, &buyers[1], &event_id, seats(&taken), &passes[1], "").await.unwrap_err();
+    assert_eq!(conflict.code(), Code::FailedPrecondition, "{conflict:?}");
+    hold(&server, &buyers[1], &event_id, best("S", 2), &passes[1], "").await.unwrap();
+
+    // Forged tokens are refused.
+    let forger = turnstile::admission::AdmissionTokens::new(b"some-other-secret-0123456789");
+    let forged_pass = forger.pass(
+        &turnstile_engine::ids::BuyerId::new(&buyers[2]),
+        &turnstile_engine::ids::EventId::new(&event_id),
+        3,
+        2,
+        u64::MAX / 2,
+    );
+    let forged = hold(&server, &buyers[2], &event_id, best("S", 1), &forged_pass, "").await.unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied);
+    assert!(forged.message().contains("signature"), "{forged:?}");
+    let forged_token = forger.queue_token(
+        &turnstile_engine::ids::BuyerId::new(&buyers[2]),
+        &turnstile_engine::ids::EventId::new(&event_id),
+        1,
+    );
+    let request = pb::WatchQueueRequest { event_id: event_id.clone(), queue_token: forged_token };
+    let refused = server.queue().watch_queue(authed(&server.token(&buyers[2]), request)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    // Someone else's queue token.
+    let request = pb::WatchQueueRequest { event_id: event_id.clone(), queue_token: tokens[0].clone() };
+    let refused = server.queue().watch_queue(authed(&server.token(&buyers[3]), request)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sold_out_event_admits_nobody_and_tells_everyone_waiting() {
+    let server = TestServer::start().await;
+    // Four seats, two per buyer: automatic admission lets exactly two buyers in.
+    let event_id = create_event(&server, 1, 4, 0, 2).await;
+    configure(&server, &event_id, 0, 2).await;
+    let mut tokens = Vec::new();
+    for index in 0..5 {
+        tokens.push(join(&server, &format!("fan-{index}"), &event_id).await.queue_token);
+    }
+    let mut bookings = Vec::new();
+    for index in 0..2 {
+        let buyer = format!("fan-{index}");
+        let standings = watch_until_final(&server, &buyer, &event_id, &tokens[index]).await;
+        let pass = &standings.last().unwrap().admission_pass;
+        assert!(!pass.is_empty(), "{standings:?}");
+        let held = hold(&server, &buyer, &event_id, best("S", 2), pass, "").await.unwrap();
+        let confirm =
+            pb::ConfirmHoldRequest { hold_id: held.hold_id, payment_reference: "p".into(), ..Default::default() };
+        let booking = server.booking().confirm_hold(authed(&server.token(&buyer), confirm)).await.unwrap();
+        bookings.push(booking.into_inner().booking.unwrap());
+    }
+    for index in 2..5 {
+        let standings = watch_until_final(&server, &format!("fan-{index}"), &event_id, &tokens[index]).await;
+        assert_eq!(state(standings.last().unwrap()), pb::QueueState::SoldOut, "{standings:?}");
+    }
+    let late = join(&server, "latecomer", &event_id).await.standing.unwrap();
+    assert_eq!(state(&late), pb::QueueState::SoldOut);
+
+    // Seats come back: admission resumes, in order.
+    let cancel = pb::CancelBookingRequest { booking_id: bookings[0].booking_id.clone() };
+    server.booking().cancel_booking(authed(&server.token("fan-0"), cancel)).await.unwrap();
+    // The waiting room sees the returned seats at its next admission step.
+    let started = std::time::Instant::now();
+    while state(&join(&server, "fan-2", &event_id).await.standing.unwrap()) == pb::QueueState::SoldOut {
+        assert!(started.elapsed() < Duration::from_secs(10), "admission never resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let standings = watch_until_final(&server, "fan-2", &event_id, &tokens[2]).await;
+    assert_eq!(state(standings.last().unwrap()), pb::QueueState::Admitted, "{standings:?}");
+    let next = join(&server, "fan-3", &event_id).await.standing.unwrap();
+    assert_eq!(state(&next), pb::QueueState::Waiting, "two seats serve one pass of two: {next:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn waiting_room_requests_are_checked() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 4, 0, 2).await;
+    // Off: nobody joins, holds need no pass.
+    let refused = server
+        .queue()
+        .join_queue(authed(&server.token("ann"), pb::JoinQueueRequest { event_id: event_id.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    hold(&server, "ann", &event_id, best("S", 1), "", "").await.unwrap();
+
+    let admin = server.admin_token();
+    for (request, field) in [
+        (
+            pb::ConfigureQueueRequest {
+                event_id: event_id.clone(),
+                enabled: true,
+                pass_ttl_seconds: 1,
+                ..Default::default()
+            },
+            "pass_ttl_seconds",
+        ),
+        (
+            pb::ConfigureQueueRequest {
+                event_id: event_id.clone(),
+                enabled: true,
+                seats_per_pass: 3,
+                ..Default::default()
+            },
+            "seats_per_pass",
+        ),
+        (
+            pb::ConfigureQueueRequest {
+                event_id: event_id.clone(),
+                enabled: true,
+                admission_rate_per_second: 10_000_000,
+                ..Default::default()
+            },
+            "admission_rate_per_second",
+        ),
+        (pb::ConfigureQueueRequest { event_id: String::new(), enabled: true, ..Default::default() }, "event_id"),
+    ] {
+        let error = server.admin().configure_queue(authed(&admin, request)).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{field}: {error:?}");
+        assert!(error.message().contains(field), "{field}: {error:?}");
+    }
+    let missing =
+        pb::ConfigureQueueRequest { event_id: "evt_0000000000000009".into(), enabled: true, ..Default::default() };
+    assert_eq!(server.admin().configure_queue(authed(&admin, missing)).await.unwrap_err().code(), Code::NotFound);
+    let bad_token = pb::WatchQueueRequest { event_id: event_id.clone(), queue_token: "not.a.token".into() };
+    configure(&server, &event_id, 10, 0).await;
+    let error = server.queue().watch_queue(authed(&server.token("ann"), bad_token)).await.unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied, "{error:?}");
+    assert!(error.message().contains("queue_token"), "{error:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_waiting_room_setting_survives_a_restart() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 4, 0, 2).await;
+    configure(&server, &event_id, 10, 0).await;
+    let server = server.restart_with(|_| {}).await;
+    let refused = hold(&server, "ann", &event_id, best("S", 1), "", "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "the waiting room is still on: {refused:?}");
+    let joined = join(&server, "ann", &event_id).await.standing.unwrap();
+    assert_eq!(joined.position, 1);
+    server.stop().await;
+}
