@@ -338,9 +338,11 @@ impl QueueState {
                     .map(|batch| batch.last - batch.first + 1)
                     .sum::<u64>()
                     .saturating_sub(self.used.len() as u64);
+                // Rounded up: the last few seats go to one more buyer, who may take fewer than
+                // a pass allows, rather than to nobody.
                 let servable = u64::from(gauge.available) + u64::from(gauge.expiring);
                 let reserved = outstanding * u64::from(seats_per_pass);
-                admit = servable.saturating_sub(reserved) / u64::from(seats_per_pass.max(1));
+                admit = servable.saturating_sub(reserved).div_ceil(u64::from(seats_per_pass.max(1)));
             }
             admit = admit.min(waiting).min(limits::ADMISSIONS_PER_TICK_MAX);
         }
