@@ -94,7 +94,11 @@ struct Report {
     served: u64,
     abandoned: u64,
     booked_seats: u64,
-    refused_holds: u64,
+    /// Admitted buyers whose pass had expired before they used it (the simulated buyers act
+    /// one worker at a time, so a long backlog can outlast a pass).
+    expired_passes: u64,
+    /// Admitted buyers who found no seat left to hold.
+    found_nothing: u64,
 }
 
 /// Runs the on-sale; panics if any seat is sold twice, any booking is lost, or admission ran out
@@ -136,9 +140,10 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
     let join_seconds = started.elapsed().as_secs_f64();
     let queue_bytes_per_buyer = resident_bytes().saturating_sub(memory_before) as f64 / buyers as f64;
 
-    // Opening: the draw, then automatic admission.
-    let opened = Instant::now();
-    engine.configure_queue(&event_id, QueueConfig { opens_at_ms: Some(engine.now_ms()), ..config }).await.unwrap();
+    // Opening: the draw, at a trickle (one buyer a second) while the simulation learns who drew
+    // which place, then automatic admission.
+    let trickle = QueueConfig { opens_at_ms: Some(engine.now_ms()), rate_per_second: 1, ..config.clone() };
+    engine.configure_queue(&event_id, trickle).await.unwrap();
     let mut positions = vec![0u32; buyers as usize + 1];
     {
         // Who is where: every buyer asks once (as their WatchQueue would).
@@ -150,18 +155,22 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
         }
     }
     let buyer_at: Arc<Vec<u32>> = Arc::new(positions);
+    let opened = Instant::now();
+    engine.configure_queue(&event_id, QueueConfig { opens_at_ms: Some(engine.now_ms()), ..config }).await.unwrap();
     let (_, mut progress) = engine.join_queue(&event_id, &buyer(0)).await.unwrap();
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<u64>(4_096);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let served = Arc::new(AtomicU64::new(0));
     let abandoned = Arc::new(AtomicU64::new(0));
+    let expired = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (engine, event_id, receiver) = (engine.clone(), event_id.clone(), receiver.clone());
         let (buyer_at, section_ids) = (buyer_at.clone(), section_ids.clone());
-        let (served, abandoned, refused) = (served.clone(), abandoned.clone(), refused.clone());
+        let (served, abandoned, refused, expired) =
+            (served.clone(), abandoned.clone(), refused.clone(), expired.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let Some(position) = receiver.lock().await.recv().await else { break };
@@ -173,7 +182,7 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
                 match engine.claim_pass(&event_id, position, None).await {
                     Ok(()) => {}
                     Err(Error::PermissionDenied { .. }) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
+                        expired.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     Err(error) => panic!("claim: {error}"),
@@ -220,6 +229,15 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
             dispatched += 1;
             sender.send(dispatched).await.unwrap();
         }
+        if std::env::var_os("TURNSTILE_ONSALE_VERBOSE").is_some() {
+            eprintln!(
+                "{:6.2} s: admitted {} served {} expired {}",
+                opened.elapsed().as_secs_f64(),
+                current.admitted_through,
+                served.load(Ordering::Relaxed),
+                expired.load(Ordering::Relaxed)
+            );
+        }
         if current.sold_out {
             break opened.elapsed().as_secs_f64();
         }
@@ -259,7 +277,8 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
         served: served.load(Ordering::Relaxed),
         abandoned: abandoned.load(Ordering::Relaxed),
         booked_seats: booked,
-        refused_holds: refused.load(Ordering::Relaxed),
+        expired_passes: expired.load(Ordering::Relaxed),
+        found_nothing: refused.load(Ordering::Relaxed),
     };
     engine.shutdown().await;
     report
@@ -274,7 +293,7 @@ async fn a_crowd_sells_out_an_event_through_the_waiting_room_without_overselling
     println!(
         "on-sale: {} buyers for {} seats; joined in {:.2} s ({:.0} joins/s), line memory {:.1} bytes per buyer; \
          sold out {:.2} s after opening; {} admitted (line depth {:.2}%), {} served, {} walked away, \
-         {} refused holds, {} seats booked, oversell 0",
+         {} passes expired before use, {} found no seat, {} seats booked, oversell 0",
         report.buyers,
         report.seats,
         report.join_seconds,
@@ -285,7 +304,8 @@ async fn a_crowd_sells_out_an_event_through_the_waiting_room_without_overselling
         100.0 * report.admitted as f64 / report.buyers as f64,
         report.served,
         report.abandoned,
-        report.refused_holds,
+        report.expired_passes,
+        report.found_nothing,
         report.booked_seats,
     );
     assert_eq!(report.booked_seats, report.seats);
