@@ -185,6 +185,9 @@ fn count_change(command: &Command, outcome: &Outcome) {
     let (name, count) = match (command, outcome) {
         (Command::PlaceHold { .. }, _) => ("turnstile_holds_placed_total", 1),
         (Command::ConfirmHold { .. }, _) => ("turnstile_holds_confirmed_total", 1),
+        (Command::ConfirmExpiredHold { .. }, _) => ("turnstile_holds_confirmed_late_total", 1),
+        (Command::ExtendHold { payment: false, .. }, _) => ("turnstile_holds_extended_total", 1),
+        (Command::ExtendHold { payment: true, .. }, _) => ("turnstile_payments_started_total", 1),
         (Command::ReleaseHold { .. }, _) => ("turnstile_holds_released_total", 1),
         (Command::ExpireHolds { .. }, Outcome::HoldsExpired { hold_ids }) => {
             ("turnstile_holds_expired_total", hold_ids.len() as u64)
@@ -224,7 +227,9 @@ impl EventState {
             Request::PlaceHold { caller, .. }
             | Request::ConfirmHold { caller, .. }
             | Request::ReleaseHold { caller, .. }
-            | Request::CancelBooking { caller, .. } => Some(caller),
+            | Request::CancelBooking { caller, .. }
+            | Request::ExtendHold { caller, .. }
+            | Request::StartPayment { caller, .. } => Some(caller),
             Request::UpdateTerms { .. } | Request::CancelEvent => None,
         };
         match self.inventory.decide(request, now_ms, rand::random()) {

@@ -541,6 +541,18 @@ impl Engine {
         expect_booking(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
     }
 
+    pub async fn extend_hold(&self, caller: Caller, hold_id: &HoldId) -> Result<HoldView> {
+        let event_id = hold_event(hold_id)?;
+        let request = Request::ExtendHold { caller, hold_id: hold_id.clone() };
+        expect_hold(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
+    }
+
+    pub async fn start_payment(&self, caller: Caller, hold_id: &HoldId) -> Result<HoldView> {
+        let event_id = hold_event(hold_id)?;
+        let request = Request::StartPayment { caller, hold_id: hold_id.clone() };
+        expect_hold(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
+    }
+
     pub async fn get_booking(&self, caller: Caller, booking_id: &BookingId) -> Result<BookingView> {
         let event_id = booking_event(booking_id)?;
         let query = Query::Booking { booking_id: booking_id.clone(), caller };

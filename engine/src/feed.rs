@@ -57,7 +57,9 @@ impl Change {
         };
         match (command, outcome) {
             (Command::PlaceHold { places, .. }, _) => moved(Some(places), SeatStatus::Held),
-            (Command::ConfirmHold { hold_id, .. }, _) => moved(inventory.hold_places(hold_id), SeatStatus::Booked),
+            (Command::ConfirmHold { hold_id, .. } | Command::ConfirmExpiredHold { hold_id, .. }, _) => {
+                moved(inventory.hold_places(hold_id), SeatStatus::Booked)
+            }
             (Command::ReleaseHold { hold_id, .. }, _) => moved(inventory.hold_places(hold_id), SeatStatus::Available),
             (Command::ExpireHolds { .. }, Outcome::HoldsExpired { hold_ids }) => {
                 for hold_id in hold_ids {
@@ -68,7 +70,7 @@ impl Change {
                 moved(inventory.booking_places(booking_id), SeatStatus::Available)
             }
             (Command::CancelEvent { .. }, _) => change.whole_event = true,
-            (Command::ExpireHolds { .. } | Command::UpdateTerms { .. }, _) => {}
+            (Command::ExpireHolds { .. } | Command::UpdateTerms { .. } | Command::ExtendHold { .. }, _) => {}
         }
         change.sections.sort_unstable();
         change.sections.dedup();

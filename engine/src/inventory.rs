@@ -206,6 +206,10 @@ struct HoldRecord {
     status: HoldStatus,
     booking_id: Option<BookingId>,
     idempotency_key: Option<String>,
+    /// Extensions granted so far (at most `HOLD_EXTENSIONS_MAX`).
+    extensions: u8,
+    /// The buyer said payment is under way: the deadline was pushed once to cover it.
+    payment_started: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -264,12 +268,40 @@ pub enum Selection {
 /// A caller's request to change the inventory, before it is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    PlaceHold { caller: Caller, selection: Selection, idempotency_key: Option<String> },
-    ConfirmHold { caller: Caller, hold_id: HoldId, payment_reference: String, idempotency_key: Option<String> },
-    ReleaseHold { caller: Caller, hold_id: HoldId },
-    CancelBooking { caller: Caller, booking_id: BookingId },
-    UpdateTerms { hold_ttl_ms: Option<u64>, buyer_seat_limit: Option<u32> },
+    PlaceHold {
+        caller: Caller,
+        selection: Selection,
+        idempotency_key: Option<String>,
+    },
+    ConfirmHold {
+        caller: Caller,
+        hold_id: HoldId,
+        payment_reference: String,
+        idempotency_key: Option<String>,
+    },
+    ReleaseHold {
+        caller: Caller,
+        hold_id: HoldId,
+    },
+    CancelBooking {
+        caller: Caller,
+        booking_id: BookingId,
+    },
+    UpdateTerms {
+        hold_ttl_ms: Option<u64>,
+        buyer_seat_limit: Option<u32>,
+    },
     CancelEvent,
+    /// More time for an active hold: half its TTL, a bounded number of times, up to a cap.
+    ExtendHold {
+        caller: Caller,
+        hold_id: HoldId,
+    },
+    /// The buyer's payment is under way: the hold lives at least `PAYMENT_GRACE_MS` more, once.
+    StartPayment {
+        caller: Caller,
+        hold_id: HoldId,
+    },
 }
 
 /// A change to the inventory: the unit of the log.
@@ -309,6 +341,20 @@ pub enum Command {
         buyer_seat_limit: Option<u32>,
     },
     CancelEvent {
+        now_ms: u64,
+    },
+    /// Moves an active hold's deadline later (an extension, or the payment grace).
+    ExtendHold {
+        hold_id: HoldId,
+        expires_at_ms: u64,
+        payment: bool,
+    },
+    /// Confirms a hold that expired, on the same seats, which were still free.
+    ConfirmExpiredHold {
+        hold_id: HoldId,
+        booking_id: BookingId,
+        payment_reference: String,
+        idempotency_key: Option<String>,
         now_ms: u64,
     },
 }
@@ -353,6 +399,8 @@ pub struct HoldView {
     pub placed_at_ms: u64,
     pub expires_at_ms: u64,
     pub booking_id: Option<BookingId>,
+    pub extensions: u32,
+    pub payment_in_progress: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -545,6 +593,8 @@ impl Inventory {
                 }
                 Ok(Decision::Apply(Command::CancelEvent { now_ms }))
             }
+            Request::ExtendHold { caller, hold_id } => self.decide_extend_hold(caller, hold_id, false, now_ms),
+            Request::StartPayment { caller, hold_id } => self.decide_extend_hold(caller, hold_id, true, now_ms),
         }
     }
 
@@ -773,12 +823,30 @@ impl Inventory {
                 return Ok(Decision::Answered(Outcome::Booking(booking_id.clone())));
             }
         }
+        let mut late = false;
         match hold.status {
-            HoldStatus::Active if hold.expires_at_ms <= now_ms => {
-                // The timer has not run yet, but the deadline has passed: the hold is dead.
-                return Err(Error::HoldNotActive { hold_id: hold_id.to_string(), status: HoldStatus::Expired.name() });
-            }
+            // Past its deadline but the timer has not run: the seats are still this hold's.
             HoldStatus::Active => {}
+            HoldStatus::Expired => {
+                // A late confirm re-holds the same places if nobody took them meanwhile.
+                self.check_still_free(&hold.places)?;
+                let usage = self.buyers.get(&hold.buyer).copied().unwrap_or_default();
+                if usage.seats + hold.places.count() > self.terms.buyer_seat_limit {
+                    return Err(Error::LimitExceeded {
+                        limit: "buyer_seat_limit",
+                        reason: format!(
+                            "hold '{hold_id}' expired and confirming it now would take the buyer to {} seats; the \
+                             limit for this event is {}",
+                            usage.seats + hold.places.count(),
+                            self.terms.buyer_seat_limit
+                        ),
+                    });
+                }
+                if self.status == EventStatus::Cancelled {
+                    return Err(Error::EventCancelled { event_id: self.event_id.to_string() });
+                }
+                late = true;
+            }
             HoldStatus::Confirmed => {
                 let booking_id = hold.booking_id.clone().expect("a confirmed hold has a booking");
                 if self.bookings[&booking_id].payment_reference == payment_reference {
@@ -797,13 +865,81 @@ impl Inventory {
             booking_nonce = booking_nonce.wrapping_add(1);
             booking_id = BookingId::mint(&self.event_id, booking_nonce);
         }
-        Ok(Decision::Apply(Command::ConfirmHold {
-            hold_id: hold_id.clone(),
-            booking_id,
-            payment_reference: payment_reference.to_string(),
-            idempotency_key: idempotency_key.clone(),
-            now_ms,
+        let (hold_id, payment_reference, idempotency_key) =
+            (hold_id.clone(), payment_reference.to_string(), idempotency_key.clone());
+        Ok(Decision::Apply(if late {
+            Command::ConfirmExpiredHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms }
+        } else {
+            Command::ConfirmHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms }
         }))
+    }
+
+    /// For a late confirm: the expired hold's places must all be on sale again.
+    fn check_still_free(&self, places: &Places) -> Result<()> {
+        match places {
+            Places::Seats(seats) => {
+                let taken: Vec<String> = seats
+                    .iter()
+                    .filter(|&&seat| self.seats[seat as usize] != SeatStatus::Available)
+                    .map(|&seat| self.seat_map.seat_id(seat))
+                    .collect();
+                if !taken.is_empty() {
+                    return Err(Error::SeatsTaken { seat_ids: taken });
+                }
+            }
+            Places::General { section, quantity } => {
+                let section_layout = &self.seat_map.sections[*section as usize];
+                let counts = self.counts[*section as usize];
+                let available = section_layout.capacity() - counts.held - counts.booked;
+                if available < *quantity {
+                    return Err(Error::NotEnoughSeats {
+                        section_id: section_layout.section_id.clone(),
+                        reason: format!("the hold expired; {quantity} places needed again, {available} available"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_extend_hold(&self, caller: &Caller, hold_id: &HoldId, payment: bool, now_ms: u64) -> Result<Decision> {
+        let hold = self.holds.get(hold_id).ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
+        if hold.buyer != caller.buyer {
+            return Err(Error::PermissionDenied { reason: format!("hold '{hold_id}' belongs to another buyer") });
+        }
+        if hold.status != HoldStatus::Active || hold.expires_at_ms <= now_ms {
+            let status = if hold.status == HoldStatus::Active { HoldStatus::Expired } else { hold.status };
+            return Err(Error::HoldNotActive { hold_id: hold_id.to_string(), status: status.name() });
+        }
+        let ttl_ms = self.terms.hold_ttl_ms;
+        let expires_at_ms = if payment {
+            if hold.payment_started {
+                // Said twice: the first grace stands.
+                return Ok(Decision::Answered(Outcome::Hold(hold_id.clone())));
+            }
+            hold.expires_at_ms.max(now_ms + limits::PAYMENT_GRACE_MS)
+        } else {
+            if u32::from(hold.extensions) >= limits::HOLD_EXTENSIONS_MAX {
+                return Err(Error::LimitExceeded {
+                    limit: "hold_extensions",
+                    reason: format!("hold '{hold_id}' was already extended {} times", hold.extensions),
+                });
+            }
+            // A hold lives at most twice its TTL through extensions.
+            let cap_ms = hold.placed_at_ms + limits::HOLD_LIFETIME_TTLS_MAX * ttl_ms;
+            let extended = (hold.expires_at_ms + ttl_ms / 2).min(cap_ms);
+            if extended <= hold.expires_at_ms {
+                return Err(Error::LimitExceeded {
+                    limit: "hold_lifetime",
+                    reason: format!(
+                        "hold '{hold_id}' already lives as long as a hold may ({} s)",
+                        limits::HOLD_LIFETIME_TTLS_MAX * ttl_ms / 1_000
+                    ),
+                });
+            }
+            extended
+        };
+        Ok(Decision::Apply(Command::ExtendHold { hold_id: hold_id.clone(), expires_at_ms, payment }))
     }
 
     fn decide_release_hold(&self, caller: &Caller, hold_id: &HoldId, now_ms: u64) -> Result<Decision> {
@@ -860,31 +996,41 @@ impl Inventory {
                         status: HoldStatus::Active,
                         booking_id: None,
                         idempotency_key: idempotency_key.clone(),
+                        extensions: 0,
+                        payment_started: false,
                     },
                 );
                 Outcome::Hold(hold_id.clone())
+            }
+            Command::ExtendHold { hold_id, expires_at_ms, payment } => {
+                let hold = self.holds.get_mut(hold_id).expect("extended hold exists");
+                assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} extended after it ended");
+                assert!(self.deadlines.remove(&(hold.expires_at_ms, hold_id.clone())), "active hold has a deadline");
+                hold.expires_at_ms = *expires_at_ms;
+                if *payment {
+                    hold.payment_started = true;
+                } else {
+                    hold.extensions += 1;
+                }
+                self.deadlines.insert((*expires_at_ms, hold_id.clone()));
+                Outcome::Hold(hold_id.clone())
+            }
+            Command::ConfirmExpiredHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
+                let hold = self.holds.get_mut(hold_id).expect("revived hold exists");
+                assert_eq!(hold.status, HoldStatus::Expired, "hold {hold_id} confirmed late but had not expired");
+                hold.status = HoldStatus::Confirmed;
+                hold.booking_id = Some(booking_id.clone());
+                let hold = hold.clone();
+                self.take_places(&hold.places, SeatStatus::Available, SeatStatus::Booked);
+                self.adjust_buyer(&hold.buyer, i64::from(hold.places.count()), 0);
+                self.book(hold_id, booking_id, hold, payment_reference, idempotency_key, *now_ms);
+                Outcome::Booking(booking_id.clone())
             }
             Command::ConfirmHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
                 let hold = self.end_hold(hold_id, HoldStatus::Confirmed, *now_ms);
                 self.take_places(&hold.places, SeatStatus::Held, SeatStatus::Booked);
                 self.holds.get_mut(hold_id).expect("hold just ended").booking_id = Some(booking_id.clone());
-                if let Some(key) = idempotency_key {
-                    self.confirm_keys.insert((hold.buyer.clone(), key.clone()), booking_id.clone());
-                }
-                assert!(!self.bookings.contains_key(booking_id), "booking {booking_id} made twice");
-                self.bookings.insert(
-                    booking_id.clone(),
-                    BookingRecord {
-                        hold_id: hold_id.clone(),
-                        buyer: hold.buyer,
-                        places: hold.places,
-                        prices: hold.prices,
-                        payment_reference: payment_reference.clone(),
-                        booked_at_ms: *now_ms,
-                        cancelled_at_ms: None,
-                        status: BookingStatus::Confirmed,
-                    },
-                );
+                self.book(hold_id, booking_id, hold, payment_reference, idempotency_key, *now_ms);
                 Outcome::Booking(booking_id.clone())
             }
             Command::ReleaseHold { hold_id, now_ms } => {
@@ -951,6 +1097,35 @@ impl Inventory {
         };
         debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
         outcome
+    }
+
+    /// Records the booking a confirmed hold became.
+    fn book(
+        &mut self,
+        hold_id: &HoldId,
+        booking_id: &BookingId,
+        hold: HoldRecord,
+        payment_reference: &str,
+        idempotency_key: &Option<String>,
+        now_ms: u64,
+    ) {
+        if let Some(key) = idempotency_key {
+            self.confirm_keys.insert((hold.buyer.clone(), key.clone()), booking_id.clone());
+        }
+        assert!(!self.bookings.contains_key(booking_id), "booking {booking_id} made twice");
+        self.bookings.insert(
+            booking_id.clone(),
+            BookingRecord {
+                hold_id: hold_id.clone(),
+                buyer: hold.buyer,
+                places: hold.places,
+                prices: hold.prices,
+                payment_reference: payment_reference.to_string(),
+                booked_at_ms: now_ms,
+                cancelled_at_ms: None,
+                status: BookingStatus::Confirmed,
+            },
+        );
     }
 
     /// Moves places from one status to another and keeps the section counters with them.
@@ -1142,6 +1317,8 @@ impl Inventory {
             placed_at_ms: hold.placed_at_ms,
             expires_at_ms: hold.expires_at_ms,
             booking_id: hold.booking_id.clone(),
+            extensions: u32::from(hold.extensions),
+            payment_in_progress: hold.payment_started && hold.status == HoldStatus::Active,
         })
     }
 

@@ -41,6 +41,13 @@ pub const HOLD_TTL_MS_MAX: u64 = 60 * 60 * 1_000;
 /// key, so that a late retry gets the first answer instead of a second hold.
 pub const HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
 
+/// Times one hold may be extended (each by half the event's hold TTL).
+pub const HOLD_EXTENSIONS_MAX: u32 = 2;
+/// Extensions never take a hold past this many TTLs after it was placed.
+pub const HOLD_LIFETIME_TTLS_MAX: u64 = 2;
+/// Once a buyer says payment is under way, the hold lives at least this much longer (once).
+pub const PAYMENT_GRACE_MS: u64 = 5 * 60 * 1_000;
+
 /// Length of an idempotency key or payment reference.
 pub const KEY_LENGTH_MAX: usize = 128;
 /// Requests waiting in one event actor's mailbox before new ones are refused.

@@ -551,10 +551,25 @@ impl Model {
             }
         }
         match hold.status {
-            HoldStatus::Active if hold.expires_at_ms <= self.now_ms => {
-                Plan::Reject(Rejection::HoldNotActive(HoldStatus::Expired.name()))
-            }
+            // Past the deadline but not yet expired by the timer: still this hold's seats.
             HoldStatus::Active => Plan::Apply,
+            // A late confirm books the same seats again if they are all free.
+            HoldStatus::Expired => {
+                let taken: Vec<String> = hold
+                    .seats
+                    .iter()
+                    .filter(|&&seat| self.seats[seat as usize] != SeatStatus::Available)
+                    .map(|&seat| seat_id(seat))
+                    .collect();
+                if !taken.is_empty() {
+                    return Plan::Reject(Rejection::SeatsTaken(taken));
+                }
+                let (seats_used, _) = self.usage(hold.buyer);
+                if seats_used + hold.seats.len() as u32 > self.buyer_seat_limit {
+                    return Plan::Reject(Rejection::LimitExceeded("buyer_seat_limit"));
+                }
+                Plan::Apply
+            }
             HoldStatus::Confirmed => {
                 let booking_id = hold.booking.clone().expect("a confirmed hold has a booking");
                 if self.bookings[&booking_id].payment_reference == payment_reference {
@@ -595,8 +610,12 @@ impl Model {
             }
             (Step::Confirm { hold_id, payment_reference, key, .. }, Reply::Booking(booking_id)) => {
                 let hold = self.holds.get_mut(hold_id).expect("confirmed hold is known");
+                // An expired hold confirmed late keeps the time it ended (its retention runs
+                // from its expiry).
+                if hold.status == HoldStatus::Active {
+                    hold.ended_at_ms = Some(self.now_ms);
+                }
                 hold.status = HoldStatus::Confirmed;
-                hold.ended_at_ms = Some(self.now_ms);
                 hold.booking = Some(booking_id.clone());
                 let (buyer, seats) = (hold.buyer, hold.seats.clone());
                 for &seat in &seats {

@@ -238,6 +238,8 @@ pub fn hold(hold: &HoldView) -> pb::Hold {
         placed_at: Some(timestamp_u(hold.placed_at_ms)),
         expires_at: Some(timestamp_u(hold.expires_at_ms)),
         booking_id: hold.booking_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        extensions: hold.extensions,
+        payment_in_progress: hold.payment_in_progress,
     }
 }
 

@@ -210,6 +210,26 @@ impl BookingService for Gateway {
         Ok(Response::new(pb::ConfirmHoldResponse { booking: Some(convert::booking(&booking)) }))
     }
 
+    async fn extend_hold(
+        &self,
+        request: Request<pb::ExtendHoldRequest>,
+    ) -> Result<Response<pb::ExtendHoldResponse>, Status> {
+        let caller = self.buyer(&request)?;
+        let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        let hold = self.engine.extend_hold(caller, &hold_id).await.map_err(status)?;
+        Ok(Response::new(pb::ExtendHoldResponse { hold: Some(convert::hold(&hold)) }))
+    }
+
+    async fn start_payment(
+        &self,
+        request: Request<pb::StartPaymentRequest>,
+    ) -> Result<Response<pb::StartPaymentResponse>, Status> {
+        let caller = self.buyer(&request)?;
+        let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        let hold = self.engine.start_payment(caller, &hold_id).await.map_err(status)?;
+        Ok(Response::new(pb::StartPaymentResponse { hold: Some(convert::hold(&hold)) }))
+    }
+
     async fn get_booking(
         &self,
         request: Request<pb::GetBookingRequest>,

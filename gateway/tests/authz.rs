@@ -151,6 +151,24 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
             };
             code(server.booking().confirm_hold(request(server, who, owner, message)).await)
         }
+        "ExtendHold" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            code(
+                server
+                    .booking()
+                    .extend_hold(request(server, who, owner, pb::ExtendHoldRequest { hold_id: hold.hold_id }))
+                    .await,
+            )
+        }
+        "StartPayment" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            code(
+                server
+                    .booking()
+                    .start_payment(request(server, who, owner, pb::StartPaymentRequest { hold_id: hold.hold_id }))
+                    .await,
+            )
+        }
         "GetBooking" => {
             let booking = fresh_booking(server, fixture, owner).await;
             code(
@@ -307,6 +325,8 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("GetHold", "owned"),
         ("ReleaseHold", "owned"),
         ("ConfirmHold", "owner_only"),
+        ("ExtendHold", "owner_only"),
+        ("StartPayment", "owner_only"),
         ("GetBooking", "owned"),
         ("CancelBooking", "owned"),
         ("CreateVenue", "admin"),

@@ -156,13 +156,58 @@ fn expiry_returns_seats_at_the_deadline_and_not_before() {
 }
 
 #[test]
-fn confirm_after_the_deadline_fails_even_before_the_timer_runs() {
+fn a_late_confirm_rebooks_the_same_seats_while_they_are_free_and_names_them_when_not() {
+    // Past the deadline, before the timer: the seats are still this hold's.
     let mut inventory = stadium();
     let hold_id = place(&mut inventory, "ann", seats(&["101:A:1"]), T0).unwrap();
-    let error = confirm(&mut inventory, "ann", &hold_id, T0 + TTL).unwrap_err();
-    assert_eq!(error, Error::HoldNotActive { hold_id: hold_id.to_string(), status: "expired" });
-    // One millisecond earlier it would have been fine.
-    confirm(&mut inventory, "ann", &hold_id, T0 + TTL - 1).unwrap();
+    confirm(&mut inventory, "ann", &hold_id, T0 + TTL).unwrap();
+
+    // Expired, seats still free: booked again, same seats, same locked price.
+    let hold_id = place(&mut inventory, "ann", seats(&["101:A:2", "101:A:3"]), T0).unwrap();
+    let expire = inventory.expiry_due(T0 + TTL).unwrap();
+    inventory.apply(&expire);
+    assert_eq!(available(&inventory, "101"), 29);
+    let booking_id = confirm(&mut inventory, "ann", &hold_id, T0 + TTL + 5_000).unwrap();
+    let booking = inventory.booking_view(&booking_id, None).unwrap();
+    let booked: Vec<_> = booking.tickets.iter().map(|ticket| ticket.seat_id.clone().unwrap()).collect();
+    assert_eq!(booked, vec!["101:A:2".to_string(), "101:A:3".to_string()]);
+    assert_eq!(booking.total_minor, 30_000);
+    assert_eq!(inventory.hold_view(&hold_id, None).unwrap().status, HoldStatus::Confirmed);
+    assert_eq!(available(&inventory, "101"), 27);
+    inventory.check_invariants().unwrap();
+
+    // Expired and one seat taken since: refused, naming the seat; nothing changes.
+    let hold_id = place(&mut inventory, "bob", seats(&["101:B:1", "101:B:2"]), T0 + 1).unwrap();
+    inventory.apply(&inventory.expiry_due(T0 + 1 + TTL).unwrap());
+    place(&mut inventory, "cy", seats(&["101:B:2"]), T0 + 2 + TTL).unwrap();
+    let version = inventory.version();
+    let error = confirm(&mut inventory, "bob", &hold_id, T0 + 3 + TTL).unwrap_err();
+    assert_eq!(error, Error::SeatsTaken { seat_ids: vec!["101:B:2".into()] });
+    assert_eq!(inventory.version(), version);
+
+    // General admission: refused when the places are gone.
+    let hold_id =
+        place(&mut inventory, "dee", Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 3 }, T0 + 10)
+            .unwrap();
+    inventory.apply(&inventory.expiry_due(T0 + 10 + TTL).unwrap());
+    for index in 0..20 {
+        let who = format!("floor-{index}");
+        place(
+            &mut inventory,
+            &who,
+            Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 5 },
+            T0 + 11 + TTL,
+        )
+        .unwrap();
+    }
+    let error = confirm(&mut inventory, "dee", &hold_id, T0 + 12 + TTL).unwrap_err();
+    assert!(matches!(error, Error::NotEnoughSeats { ref section_id, .. } if section_id == "FLOOR"), "{error:?}");
+    // A released hold stays dead.
+    let released = place(&mut inventory, "eve", seats(&["102:A:1"]), T0 + 20).unwrap();
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("eve"), hold_id: released.clone() }, T0 + 21).unwrap();
+    let error = confirm(&mut inventory, "eve", &released, T0 + 22).unwrap_err();
+    assert_eq!(error, Error::HoldNotActive { hold_id: released.to_string(), status: "released" });
+    inventory.check_invariants().unwrap();
 }
 
 #[test]
@@ -466,4 +511,65 @@ fn replaying_the_commands_rebuilds_the_same_state() {
         assert_eq!(replica.booking_view(&booking_id, None), inventory.booking_view(&booking_id, None));
     }
     replica.check_invariants().unwrap();
+}
+
+#[test]
+fn a_hold_is_extended_a_bounded_number_of_times_up_to_a_cap() {
+    let mut inventory = stadium();
+    let hold_id = place(&mut inventory, "ann", seats(&["101:A:1"]), T0).unwrap();
+    let extend = |who: &str| Request::ExtendHold { caller: buyer(who), hold_id: hold_id.clone() };
+    let error = run(&mut inventory, extend("bob"), T0 + 1).unwrap_err();
+    assert!(matches!(error, Error::PermissionDenied { .. }), "{error:?}");
+    run(&mut inventory, extend("ann"), T0 + 1).unwrap();
+    assert_eq!(inventory.hold_view(&hold_id, None).unwrap().expires_at_ms, T0 + TTL + TTL / 2);
+    assert_eq!(inventory.next_deadline_ms(), Some(T0 + TTL + TTL / 2), "the timer follows the new deadline");
+    run(&mut inventory, extend("ann"), T0 + 2).unwrap();
+    let view = inventory.hold_view(&hold_id, None).unwrap();
+    assert_eq!((view.expires_at_ms, view.extensions), (T0 + 2 * TTL, 2));
+    let error = run(&mut inventory, extend("ann"), T0 + 3).unwrap_err();
+    assert!(matches!(error, Error::LimitExceeded { limit: "hold_extensions", .. }), "{error:?}");
+    // The extended hold does not expire at the old deadline.
+    assert_eq!(inventory.expiry_due(T0 + TTL), None);
+    inventory.apply(&inventory.expiry_due(T0 + 2 * TTL).unwrap());
+    let error = run(&mut inventory, extend("ann"), T0 + 2 * TTL + 1).unwrap_err();
+    assert_eq!(error, Error::HoldNotActive { hold_id: hold_id.to_string(), status: "expired" });
+    inventory.check_invariants().unwrap();
+
+    // The cap: late extensions add only what is left below twice the TTL.
+    let hold_id = place(&mut inventory, "bob", seats(&["101:A:5"]), T0 + 2 * TTL).unwrap();
+    let placed = T0 + 2 * TTL;
+    run(&mut inventory, Request::ExtendHold { caller: buyer("bob"), hold_id: hold_id.clone() }, placed + TTL - 1)
+        .unwrap();
+    assert_eq!(inventory.hold_view(&hold_id, None).unwrap().expires_at_ms, placed + TTL + TTL / 2);
+    run(&mut inventory, Request::ExtendHold { caller: buyer("bob"), hold_id: hold_id.clone() }, placed + TTL + 1)
+        .unwrap();
+    assert_eq!(inventory.hold_view(&hold_id, None).unwrap().expires_at_ms, placed + 2 * TTL);
+}
+
+#[test]
+fn a_payment_in_progress_keeps_the_hold_alive_once_and_replays_identically() {
+    let mut inventory = stadium();
+    let mut log = Vec::new();
+    let hold_id = place(&mut inventory, "ann", seats(&["101:C:4"]), T0).unwrap();
+    // One minute before the deadline the buyer starts paying: five more minutes from now.
+    let paying = T0 + TTL - 60_000;
+    let request = Request::StartPayment { caller: buyer("ann"), hold_id: hold_id.clone() };
+    let Decision::Apply(command) = inventory.decide(&request, paying, 7).unwrap() else {
+        panic!("a first start applies")
+    };
+    log.push(command.clone());
+    inventory.apply(&command);
+    let view = inventory.hold_view(&hold_id, None).unwrap();
+    assert!(view.payment_in_progress);
+    assert_eq!(view.expires_at_ms, paying + limits::PAYMENT_GRACE_MS);
+    // Saying it again changes nothing.
+    assert_eq!(inventory.decide(&request, paying + 1, 8).unwrap(), Decision::Answered(Outcome::Hold(hold_id.clone())));
+    assert_eq!(inventory.expiry_due(T0 + TTL), None, "not expired mid-payment");
+    let booking_id = confirm(&mut inventory, "ann", &hold_id, T0 + TTL + 120_000).unwrap();
+    assert_eq!(inventory.booking_view(&booking_id, None).unwrap().status, BookingStatus::Confirmed);
+    assert!(!inventory.hold_view(&hold_id, None).unwrap().payment_in_progress);
+
+    // The same commands rebuild the same state.
+    let restored = Inventory::restore(&inventory.checkpoint(), inventory.seat_map().clone()).unwrap();
+    assert_eq!(restored.checkpoint(), inventory.checkpoint());
 }
