@@ -24,8 +24,8 @@ use crate::error::Result;
 use crate::feed::{Change, EventFeed};
 use crate::ids::{BookingId, HoldId};
 use crate::inventory::{
-    AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, Request,
-    SeatStatus, SectionRow, Terms,
+    AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, ReportRow,
+    Request, SeatStatus, SectionRow, Terms,
 };
 
 /// Requests that only read.
@@ -46,6 +46,7 @@ pub enum Query {
     PlacesExpiringBy {
         deadline_ms: u64,
     },
+    Report,
 }
 
 /// The live state of an event as its actor sees it.
@@ -119,6 +120,7 @@ pub enum Answer {
     Overview(EventOverview),
     EventCancelled { holds_released: u32, bookings_cancelled: u32 },
     Places(u32),
+    Report(Vec<ReportRow>),
 }
 
 pub enum EventMsg {
@@ -186,6 +188,7 @@ fn count_change(command: &Command, outcome: &Outcome) {
         (Command::PlaceHold { .. }, _) => ("turnstile_holds_placed_total", 1),
         (Command::ConfirmHold { .. }, _) => ("turnstile_holds_confirmed_total", 1),
         (Command::ConfirmExpiredHold { .. }, _) => ("turnstile_holds_confirmed_late_total", 1),
+        (Command::RedeemTicket { .. }, _) => ("turnstile_tickets_redeemed_total", 1),
         (Command::ExtendHold { payment: false, .. }, _) => ("turnstile_holds_extended_total", 1),
         (Command::ExtendHold { payment: true, .. }, _) => ("turnstile_payments_started_total", 1),
         (Command::ReleaseHold { .. }, _) => ("turnstile_holds_released_total", 1),
@@ -211,6 +214,7 @@ fn rejection_reason(error: &crate::Error) -> &'static str {
         Error::InvalidArgument { .. } => "invalid",
         Error::NotFound { .. } => "not_found",
         Error::Queue { .. } => "waiting_room",
+        Error::TicketRejected { .. } => "ticket",
         Error::AlreadyExists { .. } | Error::Unavailable { .. } => "other",
     }
 }
@@ -230,7 +234,7 @@ impl EventState {
             | Request::CancelBooking { caller, .. }
             | Request::ExtendHold { caller, .. }
             | Request::StartPayment { caller, .. } => Some(caller),
-            Request::UpdateTerms { .. } | Request::CancelEvent => None,
+            Request::UpdateTerms { .. } | Request::CancelEvent | Request::RedeemTicket { .. } => None,
         };
         match self.inventory.decide(request, now_ms, rand::random()) {
             // A rejection acknowledges nothing: it may go at once.
@@ -273,7 +277,7 @@ impl EventState {
                 key: booking_id.to_string(),
                 value: postcard::to_stdvec(&view).expect("bookings serialize"),
             });
-            if matches!(command, Command::ConfirmHold { .. }) {
+            if matches!(command, Command::ConfirmHold { .. } | Command::ConfirmExpiredHold { .. }) {
                 writes.push(Write::IndexBooking {
                     buyer: view.buyer.to_string(),
                     booked_at_ms: view.booked_at_ms,
@@ -380,6 +384,7 @@ impl EventState {
             }
             Query::Overview { include_seats } => Answer::Overview(self.overview(*include_seats)),
             Query::PlacesExpiringBy { deadline_ms } => Answer::Places(self.inventory.places_expiring_by(*deadline_ms)),
+            Query::Report => Answer::Report(self.inventory.report()),
         })
     }
 

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::feed::{EventFeed, EventWatch};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
-use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, Request, Selection};
+use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, ReportRow, Request, Selection};
 use crate::limits;
 use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
 use crate::seat_map::SeatMap;
@@ -551,6 +551,22 @@ impl Engine {
         let event_id = hold_event(hold_id)?;
         let request = Request::StartPayment { caller, hold_id: hold_id.clone() };
         expect_hold(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
+    }
+
+    /// Admits the holder of ticket `ticket` of a booking, once.
+    pub async fn redeem_ticket(&self, booking_id: &BookingId, ticket: u32) -> Result<BookingView> {
+        let event_id = booking_event(booking_id)?;
+        let request = Request::RedeemTicket { booking_id: booking_id.clone(), ticket };
+        expect_booking(self.execute_owned(&event_id, request, "booking", booking_id.as_str()).await?)
+    }
+
+    /// Sales per section of an event: places by status, revenue, tickets used.
+    pub async fn event_report(&self, event_id: &EventId) -> Result<(Arc<EventInfo>, Vec<ReportRow>)> {
+        let info = self.inner.catalog.event(event_id)?;
+        match self.read(event_id, Query::Report).await? {
+            Answer::Report(rows) => Ok((info, rows)),
+            other => unreachable!("a report query answers with a report, got {other:?}"),
+        }
     }
 
     pub async fn get_booking(&self, caller: Caller, booking_id: &BookingId) -> Result<BookingView> {

@@ -36,6 +36,10 @@ pub enum Error {
     #[error("{limit}: {reason}")]
     LimitExceeded { limit: &'static str, reason: String },
 
+    /// A ticket code that does not admit anyone (its booking was cancelled, or it was used).
+    #[error("ticket rejected: {reason}")]
+    TicketRejected { reason: TicketRejection },
+
     /// The event's waiting room does not allow this now (it is off, or not yet open).
     #[error("waiting room of event '{event_id}': {reason}")]
     Queue { event_id: String, reason: String },
@@ -59,3 +63,19 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a ticket is refused at the door.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TicketRejection {
+    Cancelled,
+    AlreadyUsed { at_ms: u64 },
+}
+
+impl std::fmt::Display for TicketRejection {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TicketRejection::Cancelled => write!(formatter, "the booking was cancelled"),
+            TicketRejection::AlreadyUsed { at_ms } => write!(formatter, "already used (at {at_ms} ms since the epoch)"),
+        }
+    }
+}

@@ -70,7 +70,13 @@ impl Change {
                 moved(inventory.booking_places(booking_id), SeatStatus::Available)
             }
             (Command::CancelEvent { .. }, _) => change.whole_event = true,
-            (Command::ExpireHolds { .. } | Command::UpdateTerms { .. } | Command::ExtendHold { .. }, _) => {}
+            (
+                Command::ExpireHolds { .. }
+                | Command::UpdateTerms { .. }
+                | Command::ExtendHold { .. }
+                | Command::RedeemTicket { .. },
+                _,
+            ) => {}
         }
         change.sections.sort_unstable();
         change.sections.dedup();

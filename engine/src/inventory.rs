@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TicketRejection};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::limits;
 use crate::seat_map::{validate_label, validate_name, SeatMap};
@@ -222,6 +222,8 @@ struct BookingRecord {
     booked_at_ms: u64,
     cancelled_at_ms: Option<u64>,
     status: BookingStatus,
+    /// When each ticket (in ticket order) was redeemed at the door; empty until the first one.
+    redeemed_at_ms: Vec<Option<u64>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,6 +304,11 @@ pub enum Request {
         caller: Caller,
         hold_id: HoldId,
     },
+    /// Admits the holder of one ticket of a booking at the door, once.
+    RedeemTicket {
+        booking_id: BookingId,
+        ticket: u32,
+    },
 }
 
 /// A change to the inventory: the unit of the log.
@@ -349,6 +356,11 @@ pub enum Command {
         expires_at_ms: u64,
         payment: bool,
     },
+    RedeemTicket {
+        booking_id: BookingId,
+        ticket: u32,
+        now_ms: u64,
+    },
     /// Confirms a hold that expired, on the same seats, which were still free.
     ConfirmExpiredHold {
         hold_id: HoldId,
@@ -385,6 +397,23 @@ pub struct TicketView {
     pub seat_id: Option<String>,
     pub price_level_id: String,
     pub amount_minor: i64,
+    /// When the ticket was used at the door (bookings only).
+    pub redeemed_at_ms: Option<u64>,
+}
+
+/// One row of an event's sales report: a section at its price level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRow {
+    pub section_id: String,
+    pub price_level_id: String,
+    pub total: u32,
+    pub available: u32,
+    pub held: u32,
+    pub booked: u32,
+    /// Confirmed bookings' locked prices, in minor units of the event's currency.
+    pub revenue_minor: i64,
+    /// Tickets used at the door.
+    pub redeemed: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -593,6 +622,7 @@ impl Inventory {
                 }
                 Ok(Decision::Apply(Command::CancelEvent { now_ms }))
             }
+            Request::RedeemTicket { booking_id, ticket } => self.decide_redeem(booking_id, *ticket, now_ms),
             Request::ExtendHold { caller, hold_id } => self.decide_extend_hold(caller, hold_id, false, now_ms),
             Request::StartPayment { caller, hold_id } => self.decide_extend_hold(caller, hold_id, true, now_ms),
         }
@@ -902,6 +932,55 @@ impl Inventory {
         Ok(())
     }
 
+    fn decide_redeem(&self, booking_id: &BookingId, ticket: u32, now_ms: u64) -> Result<Decision> {
+        let booking = self.bookings.get(booking_id).ok_or_else(|| Error::not_found("booking", booking_id.as_str()))?;
+        if ticket >= booking.places.count() {
+            return Err(Error::not_found("ticket", format!("{booking_id}#{ticket}")));
+        }
+        if booking.status == BookingStatus::Cancelled {
+            return Err(Error::TicketRejected { reason: TicketRejection::Cancelled });
+        }
+        if let Some(Some(redeemed_at_ms)) = booking.redeemed_at_ms.get(ticket as usize) {
+            return Err(Error::TicketRejected { reason: TicketRejection::AlreadyUsed { at_ms: *redeemed_at_ms } });
+        }
+        Ok(Decision::Apply(Command::RedeemTicket { booking_id: booking_id.clone(), ticket, now_ms }))
+    }
+
+    /// Sales per section: places by status, revenue from confirmed bookings, tickets used.
+    /// O(bookings), for reports.
+    pub fn report(&self) -> Vec<ReportRow> {
+        let mut rows: Vec<ReportRow> = self
+            .availability()
+            .into_iter()
+            .map(|row| ReportRow {
+                section_id: row.section_id,
+                price_level_id: row.price_level_id,
+                total: row.total,
+                available: row.available,
+                held: row.held,
+                booked: row.booked,
+                revenue_minor: 0,
+                redeemed: 0,
+            })
+            .collect();
+        for booking in self.bookings.values().filter(|booking| booking.status == BookingStatus::Confirmed) {
+            let sections: Vec<u16> = match &booking.places {
+                Places::Seats(seats) => seats.iter().map(|&seat| self.seat_map.position(seat).section).collect(),
+                Places::General { section, quantity } => vec![*section; *quantity as usize],
+            };
+            for (index, section) in sections.into_iter().enumerate() {
+                let row = &mut rows[section as usize];
+                if let Some(price) = booking.prices.iter().find(|price| price.section == section) {
+                    row.revenue_minor += price.amount_minor;
+                }
+                if booking.redeemed_at_ms.get(index).is_some_and(Option::is_some) {
+                    row.redeemed += 1;
+                }
+            }
+        }
+        rows
+    }
+
     fn decide_extend_hold(&self, caller: &Caller, hold_id: &HoldId, payment: bool, now_ms: u64) -> Result<Decision> {
         let hold = self.holds.get(hold_id).ok_or_else(|| Error::not_found("hold", hold_id.as_str()))?;
         if hold.buyer != caller.buyer {
@@ -1015,6 +1094,16 @@ impl Inventory {
                 self.deadlines.insert((*expires_at_ms, hold_id.clone()));
                 Outcome::Hold(hold_id.clone())
             }
+            Command::RedeemTicket { booking_id, ticket, now_ms } => {
+                let booking = self.bookings.get_mut(booking_id).expect("redeemed booking exists");
+                assert_eq!(booking.status, BookingStatus::Confirmed, "ticket of a cancelled booking {booking_id} used");
+                let count = booking.places.count() as usize;
+                booking.redeemed_at_ms.resize(count, None);
+                let slot = &mut booking.redeemed_at_ms[*ticket as usize];
+                assert!(slot.is_none(), "ticket {ticket} of {booking_id} used twice");
+                *slot = Some(*now_ms);
+                Outcome::Booking(booking_id.clone())
+            }
             Command::ConfirmExpiredHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
                 let hold = self.holds.get_mut(hold_id).expect("revived hold exists");
                 assert_eq!(hold.status, HoldStatus::Expired, "hold {hold_id} confirmed late but had not expired");
@@ -1124,6 +1213,7 @@ impl Inventory {
                 booked_at_ms: now_ms,
                 cancelled_at_ms: None,
                 status: BookingStatus::Confirmed,
+                redeemed_at_ms: Vec::new(),
             },
         );
     }
@@ -1284,6 +1374,7 @@ impl Inventory {
                 seat_id,
                 price_level_id: self.terms.price_levels[price.level as usize].price_level_id.clone(),
                 amount_minor: price.amount_minor,
+                redeemed_at_ms: None,
             }
         };
         let tickets: Vec<TicketView> = match places {
@@ -1331,7 +1422,10 @@ impl Inventory {
                 });
             }
         }
-        let (tickets, total_minor) = self.tickets(&booking.places, &booking.prices);
+        let (mut tickets, total_minor) = self.tickets(&booking.places, &booking.prices);
+        for (ticket, redeemed_at_ms) in tickets.iter_mut().zip(&booking.redeemed_at_ms) {
+            ticket.redeemed_at_ms = *redeemed_at_ms;
+        }
         Ok(BookingView {
             booking_id: booking_id.clone(),
             event_id: self.event_id.clone(),

@@ -26,4 +26,4 @@ pub mod queue;
 pub mod seat_map;
 
 pub use engine::Engine;
-pub use error::{Error, Result};
+pub use error::{Error, Result, TicketRejection};

@@ -621,7 +621,10 @@ fn print_stats(commands: &[Command]) {
             Command::ReleaseHold { .. } => 3,
             Command::CancelBooking { .. } => 4,
             Command::ExpireHolds { .. } => 5,
-            Command::UpdateTerms { .. } | Command::CancelEvent { .. } | Command::ExtendHold { .. } => 6,
+            Command::UpdateTerms { .. }
+            | Command::CancelEvent { .. }
+            | Command::ExtendHold { .. }
+            | Command::RedeemTicket { .. } => 6,
             Command::ConfirmExpiredHold { .. } => 2,
         };
         counts[kind] += 1;

@@ -1,8 +1,9 @@
-//! The waiting room's signed tokens: a queue token (proof of a place in an event's line) and an
-//! admission pass (one hold, for one buyer, one event, a number of seats, until it expires).
+//! Signed tokens besides bearer tokens: the waiting room's queue token (proof of a place in an
+//! event's line) and admission pass (one hold, for one buyer, one event, a number of seats, until
+//! it expires), and the ticket code of each booked place (redeemed once at the door).
 //!
-//! Both are HS256 JWTs under the node's secret, each with its own audience, so neither can stand in
-//! for the other or for a bearer token (which carries a role and no audience).
+//! All are HS256 JWTs under the node's secret, each with its own audience, so none can stand in
+//! for another or for a bearer token (which carries a role and no audience).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use turnstile_engine::ids::{BuyerId, EventId};
 
 const QUEUE_AUDIENCE: &str = "turnstile-queue";
 const PASS_AUDIENCE: &str = "turnstile-pass";
+const TICKET_AUDIENCE: &str = "turnstile-ticket";
 /// A queue token outlives any realistic wait; the place itself is the engine's.
 const QUEUE_TOKEN_TTL_SECONDS: u64 = 7 * 24 * 60 * 60;
 /// Longest token accepted, well above what these claims sign to.
@@ -41,11 +43,21 @@ pub struct PassClaims {
     pub exp_ms: u64,
 }
 
+/// A ticket code: which booking, which of its tickets. It does not expire; whether it still
+/// admits is the booking's business (cancelled, already used).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketClaims {
+    pub bkg: String,
+    pub idx: u32,
+    pub aud: String,
+}
+
 pub struct AdmissionTokens {
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
     queue_validation: Validation,
     pass_validation: Validation,
+    ticket_validation: Validation,
 }
 
 fn unix_ms() -> u64 {
@@ -67,7 +79,28 @@ impl AdmissionTokens {
             decoding_key: DecodingKey::from_secret(secret),
             queue_validation: validation(QUEUE_AUDIENCE),
             pass_validation: validation(PASS_AUDIENCE),
+            ticket_validation: {
+                let mut validation = validation(TICKET_AUDIENCE);
+                validation.validate_exp = false;
+                validation.set_required_spec_claims(&["aud"]);
+                validation
+            },
         }
+    }
+
+    /// The code of ticket `index` (in ticket order) of a booking.
+    pub fn ticket_code(&self, booking_id: &str, index: u32) -> String {
+        self.sign(&TicketClaims { bkg: booking_id.to_string(), idx: index, aud: TICKET_AUDIENCE.into() })
+    }
+
+    /// The booking and ticket a code names, if this node signed it; `None` for anything else.
+    pub fn verify_ticket_code(&self, code: &str) -> Option<TicketClaims> {
+        if code.len() > TOKEN_LENGTH_MAX {
+            return None;
+        }
+        jsonwebtoken::decode::<TicketClaims>(code, &self.decoding_key, &self.ticket_validation)
+            .ok()
+            .map(|data| data.claims)
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> String {

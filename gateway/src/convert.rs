@@ -216,6 +216,8 @@ fn tickets(tickets: &[TicketView], currency: &str) -> Vec<pb::Ticket> {
             seat_id: ticket.seat_id.clone().unwrap_or_default(),
             price_level_id: ticket.price_level_id.clone(),
             price: Some(money(ticket.amount_minor, currency)),
+            code: String::new(),
+            redeemed_at: ticket.redeemed_at_ms.map(timestamp_u),
         })
         .collect()
 }

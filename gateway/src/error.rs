@@ -12,7 +12,8 @@ pub fn status(error: Error) -> Status {
         | Error::HoldNotActive { .. }
         | Error::HoldAlreadyConfirmed { .. }
         | Error::EventCancelled { .. }
-        | Error::Queue { .. } => Code::FailedPrecondition,
+        | Error::Queue { .. }
+        | Error::TicketRejected { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::LimitExceeded { .. } => Code::ResourceExhausted,
         Error::AlreadyExists { .. } => Code::AlreadyExists,

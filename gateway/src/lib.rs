@@ -4,6 +4,7 @@
 //! - [`config`]: `cluster.toml`, strict and validated;
 //! - [`auth`]: HS256 bearer tokens (buyer or admin);
 //! - [`admission`]: the waiting room's signed queue tokens and admission passes;
+//! - [`tickets`]: ticket codes on bookings, redemption at the door, sales reports;
 //! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
 //! - [`convert`]: protobuf <-> engine types;
@@ -27,4 +28,5 @@ pub mod rate;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod tickets;
 pub mod waiting_room;

@@ -207,7 +207,7 @@ impl BookingService for Gateway {
             .confirm_hold(caller, &hold_id, request.payment_reference, convert::optional_key(request.idempotency_key))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::ConfirmHoldResponse { booking: Some(convert::booking(&booking)) }))
+        Ok(Response::new(pb::ConfirmHoldResponse { booking: Some(self.booking_message(&booking)) }))
     }
 
     async fn extend_hold(
@@ -237,7 +237,7 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
         let booking = self.engine.get_booking(caller, &booking_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetBookingResponse { booking: Some(convert::booking(&booking)) }))
+        Ok(Response::new(pb::GetBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
 
     async fn list_bookings(
@@ -250,7 +250,7 @@ impl BookingService for Gateway {
         let cursor = decode_cursor(&request.page_token)?;
         let (bookings, next) = self.engine.list_bookings(&caller.buyer, cursor.as_ref(), page_size).map_err(status)?;
         Ok(Response::new(pb::ListBookingsResponse {
-            bookings: bookings.iter().map(convert::booking).collect(),
+            bookings: bookings.iter().map(|booking| self.booking_message(booking)).collect(),
             next_page_token: next.as_ref().map(encode_cursor).unwrap_or_default(),
         }))
     }
@@ -262,7 +262,7 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
         let booking = self.engine.cancel_booking(caller, &booking_id).await.map_err(status)?;
-        Ok(Response::new(pb::CancelBookingResponse { booking: Some(convert::booking(&booking)) }))
+        Ok(Response::new(pb::CancelBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
 }
 
@@ -397,6 +397,23 @@ impl AdminService for Gateway {
         let config = crate::waiting_room::config(&request)?;
         let progress = self.engine.configure_queue(&event_id, config.clone()).await.map_err(status)?;
         Ok(Response::new(crate::waiting_room::configured(&event_id, &config, &progress)))
+    }
+
+    async fn redeem_ticket(
+        &self,
+        request: Request<pb::RedeemTicketRequest>,
+    ) -> Result<Response<pb::RedeemTicketResponse>, Status> {
+        self.admin(&request)?;
+        Ok(Response::new(self.redeem(&request.get_ref().code).await?))
+    }
+
+    async fn get_event_report(
+        &self,
+        request: Request<pb::GetEventReportRequest>,
+    ) -> Result<Response<pb::GetEventReportResponse>, Status> {
+        self.admin(&request)?;
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        Ok(Response::new(self.report(&event_id).await?))
     }
 
     async fn create_backup(

@@ -268,6 +268,16 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
                 pb::WatchQueueRequest { event_id: fixture.queued_event_id.clone(), queue_token: joined.queue_token };
             code(server.queue().watch_queue(request(server, who, owner, message)).await)
         }
+        "RedeemTicket" => {
+            let booking = fresh_booking(server, fixture, owner).await;
+            let ticket_code = booking.tickets[0].code.clone();
+            let message = pb::RedeemTicketRequest { code: ticket_code };
+            code(server.admin().redeem_ticket(request(server, who, owner, message)).await)
+        }
+        "GetEventReport" => {
+            let message = pb::GetEventReportRequest { event_id: fixture.event_id.clone() };
+            code(server.admin().get_event_report(request(server, who, owner, message)).await)
+        }
         "ConfigureQueue" => {
             let message = pb::ConfigureQueueRequest {
                 event_id: fixture.queued_event_id.clone(),
@@ -340,6 +350,8 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("JoinQueue", "self"),
         ("WatchQueue", "self"),
         ("ConfigureQueue", "admin"),
+        ("RedeemTicket", "admin"),
+        ("GetEventReport", "admin"),
     ];
     let mut failures = Vec::new();
     for (case, (rpc, class)) in matrix.iter().enumerate() {

@@ -55,3 +55,109 @@ async fn holds_are_extended_within_bounds_and_payment_keeps_them_alive() {
     assert!(empty.message().contains("hold_id"), "{empty:?}");
     server.stop().await;
 }
+
+async fn book(server: &TestServer, buyer: &str, event_id: &str, seat_ids: &[&str]) -> pb::Booking {
+    let held = hold(server, buyer, event_id, seat_ids).await;
+    let confirm = pb::ConfirmHoldRequest { hold_id: held.hold_id, payment_reference: "p".into(), ..Default::default() };
+    server.booking().confirm_hold(authed(&server.token(buyer), confirm)).await.unwrap().into_inner().booking.unwrap()
+}
+
+async fn redeem(server: &TestServer, code: &str) -> pb::RedeemTicketResponse {
+    let request = pb::RedeemTicketRequest { code: code.into() };
+    server.admin().redeem_ticket(authed(&server.admin_token(), request)).await.unwrap().into_inner()
+}
+
+fn result(response: &pb::RedeemTicketResponse) -> pb::redeem_ticket_response::Result {
+    pb::redeem_ticket_response::Result::try_from(response.result).unwrap()
+}
+
+#[tokio::test]
+async fn every_booked_seat_has_a_code_that_admits_once_and_says_why_it_does_not() {
+    use pb::redeem_ticket_response::Result as Check;
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+    let booking = book(&server, "ann", &event_id, &["S:R0:1", "S:R0:2", "S:R0:3"]).await;
+    let codes: Vec<String> = booking.tickets.iter().map(|ticket| ticket.code.clone()).collect();
+    assert!(codes.iter().all(|code| !code.is_empty()), "{booking:?}");
+    assert_eq!(codes.iter().collect::<std::collections::HashSet<_>>().len(), 3, "one code per seat");
+
+    let admitted = redeem(&server, &codes[0]).await;
+    assert_eq!(result(&admitted), Check::Admitted, "{admitted:?}");
+    assert_eq!(admitted.ticket.as_ref().unwrap().seat_id, "S:R0:1");
+    let again = redeem(&server, &codes[0]).await;
+    assert_eq!(result(&again), Check::AlreadyUsed, "{again:?}");
+    assert!(again.redeemed_at.is_some() && again.reason.contains("already used"), "{again:?}");
+    let read = pb::GetBookingRequest { booking_id: booking.booking_id.clone() };
+    let read = server.booking().get_booking(authed(&server.token("ann"), read)).await.unwrap().into_inner();
+    let tickets = read.booking.unwrap().tickets;
+    assert!(tickets[0].redeemed_at.is_some() && tickets[1].redeemed_at.is_none());
+
+    // Two gates scan the same code at once: one lets the holder in.
+    let (first, second) = tokio::join!(redeem(&server, &codes[1]), redeem(&server, &codes[1]));
+    let mut results = vec![result(&first), result(&second)];
+    results.sort_by_key(|check| *check as i32);
+    assert_eq!(results, vec![Check::Admitted, Check::AlreadyUsed]);
+
+    // Altered or foreign codes are forged; a cancelled booking's codes are refused as such.
+    let mut altered = codes[2].clone().into_bytes();
+    let last = altered.len() - 3;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    assert_eq!(result(&redeem(&server, &altered).await), Check::Forged);
+    let foreign = turnstile::admission::AdmissionTokens::new(b"another-system-secret-0123456789");
+    assert_eq!(result(&redeem(&server, &foreign.ticket_code(&booking.booking_id, 2)).await), Check::Forged);
+    assert_eq!(result(&redeem(&server, "garbage").await), Check::Forged);
+    let cancel = pb::CancelBookingRequest { booking_id: booking.booking_id.clone() };
+    let cancelled = server.booking().cancel_booking(authed(&server.token("ann"), cancel)).await.unwrap().into_inner();
+    assert!(cancelled.booking.unwrap().tickets.iter().all(|ticket| ticket.code.is_empty()), "no codes once cancelled");
+    let refused = redeem(&server, &codes[2]).await;
+    assert_eq!(result(&refused), Check::Cancelled, "{refused:?}");
+    let empty = server.admin().redeem_ticket(authed(&server.admin_token(), pb::RedeemTicketRequest::default())).await;
+    assert_eq!(empty.unwrap_err().code(), Code::InvalidArgument);
+    let buyer = server
+        .admin()
+        .redeem_ticket(authed(&server.token("ann"), pb::RedeemTicketRequest { code: codes[2].clone() }))
+        .await;
+    assert_eq!(buyer.unwrap_err().code(), Code::PermissionDenied, "buyers do not redeem their own tickets");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_report_counts_places_revenue_and_tickets_used_per_section() {
+    let server = TestServer::start().await;
+    // Section S (2 x 10 at 25.00) and GA (50 at 15.00).
+    let event_id = create_event(&server, 2, 10, 50, 8).await;
+    let booking = book(&server, "ann", &event_id, &["S:R0:1", "S:R0:2"]).await;
+    book(&server, "bob", &event_id, &["S:R1:5"]).await;
+    let cancelled = book(&server, "cy", &event_id, &["S:R1:9"]).await;
+    let cancel = pb::CancelBookingRequest { booking_id: cancelled.booking_id.clone() };
+    server.booking().cancel_booking(authed(&server.token("cy"), cancel)).await.unwrap();
+    hold(&server, "dee", &event_id, &["S:R0:9"]).await;
+    let general =
+        pb::HoldSeatsRequest { event_id: event_id.clone(), selection: common::best("GA", 4), ..Default::default() };
+    let general =
+        server.booking().hold_seats(authed(&server.token("eve"), general)).await.unwrap().into_inner().hold.unwrap();
+    let confirm =
+        pb::ConfirmHoldRequest { hold_id: general.hold_id, payment_reference: "p".into(), ..Default::default() };
+    server.booking().confirm_hold(authed(&server.token("eve"), confirm)).await.unwrap();
+    redeem(&server, &booking.tickets[0].code).await;
+
+    let request = pb::GetEventReportRequest { event_id: event_id.clone() };
+    let report = server.admin().get_event_report(authed(&server.admin_token(), request)).await.unwrap().into_inner();
+    let row = |section: &str| report.sections.iter().find(|row| row.section_id == section).unwrap().clone();
+    let stalls = row("S");
+    assert_eq!((stalls.total, stalls.available, stalls.held, stalls.booked), (20, 16, 1, 3));
+    assert_eq!(stalls.revenue.unwrap().amount_minor, 3 * 2_500);
+    assert_eq!(stalls.redeemed, 1);
+    let floor = row("GA");
+    assert_eq!((floor.total, floor.available, floor.held, floor.booked), (50, 46, 0, 4));
+    assert_eq!(floor.revenue.as_ref().unwrap().amount_minor, 4 * 1_500);
+    assert_eq!(floor.revenue.unwrap().currency, "EUR");
+    let total = report.total.unwrap();
+    assert_eq!((total.total, total.booked, total.redeemed), (70, 7, 1));
+    assert_eq!(total.revenue.unwrap().amount_minor, 3 * 2_500 + 4 * 1_500);
+    let missing = pb::GetEventReportRequest { event_id: "evt_0000000000000009".into() };
+    let error = server.admin().get_event_report(authed(&server.admin_token(), missing)).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    server.stop().await;
+}
