@@ -71,16 +71,20 @@ pub struct EventSnapshot {
     pub sections: Arc<Vec<SectionRow>>,
     /// `(held, booked)` per section, aligned with `sections`.
     pub counts: Vec<(u32, u32)>,
+    /// Each section's price as of this snapshot (moves with dynamic pricing), aligned with
+    /// `sections`.
+    pub prices: Vec<i64>,
 }
 
 impl EventSnapshot {
-    pub fn of(inventory: &Inventory) -> Self {
+    pub fn of(inventory: &Inventory, now_ms: u64) -> Self {
         Self {
             version: inventory.version(),
             status: inventory.status().clone(),
             terms: Arc::new(inventory.terms().clone()),
             sections: Arc::new(inventory.section_rows()),
             counts: inventory.section_counts(),
+            prices: inventory.current_prices(now_ms),
         }
     }
 
@@ -88,10 +92,11 @@ impl EventSnapshot {
         self.sections
             .iter()
             .zip(&self.counts)
-            .map(|(section, &(held, booked))| AvailabilityView {
+            .zip(&self.prices)
+            .map(|((section, &(held, booked)), &amount_minor)| AvailabilityView {
                 section_id: section.section_id.clone(),
                 price_level_id: section.price_level_id.clone(),
-                amount_minor: section.amount_minor,
+                amount_minor,
                 general_admission: section.general_admission,
                 total: section.total,
                 available: section.total - held - booked,
@@ -234,7 +239,10 @@ impl EventState {
             | Request::CancelBooking { caller, .. }
             | Request::ExtendHold { caller, .. }
             | Request::StartPayment { caller, .. } => Some(caller),
-            Request::UpdateTerms { .. } | Request::CancelEvent | Request::RedeemTicket { .. } => None,
+            Request::UpdateTerms { .. }
+            | Request::CancelEvent
+            | Request::RedeemTicket { .. }
+            | Request::SetPricing { .. } => None,
         };
         match self.inventory.decide(request, now_ms, rand::random()) {
             // A rejection acknowledges nothing: it may go at once.
@@ -398,11 +406,15 @@ impl EventState {
                 .map(|(seat, status)| (seat_map.seat_id(seat as u32), *status))
                 .collect()
         });
+        let mut availability = self.inventory.availability();
+        for (row, price) in availability.iter_mut().zip(self.inventory.current_prices(self.clock.now_ms())) {
+            row.amount_minor = price;
+        }
         EventOverview {
             version: self.inventory.version(),
             status: self.inventory.status().clone(),
             terms: self.inventory.terms().clone(),
-            availability: self.inventory.availability(),
+            availability,
             seats,
         }
     }
@@ -424,8 +436,9 @@ impl EventState {
     fn publish_snapshot(&self, command: &Command) {
         let previous = self.snapshot.load();
         let terms_changed = matches!(command, Command::UpdateTerms { .. } | Command::CancelEvent { .. });
+        let now_ms = self.clock.now_ms();
         let snapshot = if terms_changed {
-            EventSnapshot::of(&self.inventory)
+            EventSnapshot::of(&self.inventory, now_ms)
         } else {
             EventSnapshot {
                 version: self.inventory.version(),
@@ -433,6 +446,7 @@ impl EventState {
                 terms: previous.terms.clone(),
                 sections: previous.sections.clone(),
                 counts: self.inventory.section_counts(),
+                prices: self.inventory.current_prices(now_ms),
             }
         };
         self.snapshot.store(Arc::new(snapshot));

@@ -21,7 +21,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::feed::{EventFeed, EventWatch};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
-use crate::inventory::{BookingView, Caller, Command, EventStatus, HoldView, Inventory, ReportRow, Request, Selection};
+use crate::inventory::{
+    BookingView, Caller, Command, EventStatus, HoldView, Inventory, PricingRules, ReportRow, Request, Selection,
+};
 use crate::limits;
 use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
 use crate::seat_map::SeatMap;
@@ -488,7 +490,7 @@ impl Engine {
         let snapshot = match snapshot {
             Some(snapshot) => snapshot,
             None => match self.inner.recovered.get(event_id) {
-                Some(inventory) => Arc::new(EventSnapshot::of(&inventory)),
+                Some(inventory) => Arc::new(EventSnapshot::of(&inventory, self.now_ms())),
                 None => {
                     let info = self.inner.catalog.event(event_id)?;
                     if info.status == EventStatus::Cancelled {
@@ -551,6 +553,12 @@ impl Engine {
         let event_id = hold_event(hold_id)?;
         let request = Request::StartPayment { caller, hold_id: hold_id.clone() };
         expect_hold(self.execute_owned(&event_id, request, "hold", hold_id.as_str()).await?)
+    }
+
+    /// Sets or removes an event's dynamic pricing rules; returns the event with its prices now.
+    pub async fn set_pricing(&self, event_id: &EventId, rules: Option<PricingRules>) -> Result<EventDetails> {
+        self.execute(event_id, Request::SetPricing { rules }).await?;
+        self.event_details(event_id, false).await
     }
 
     /// Admits the holder of ticket `ticket` of a booking, once.
@@ -684,7 +692,7 @@ impl Engine {
                         inventory
                     }
                 };
-                let snapshot = Arc::new(ArcSwap::from_pointee(EventSnapshot::of(&inventory)));
+                let snapshot = Arc::new(ArcSwap::from_pointee(EventSnapshot::of(&inventory, self.now_ms())));
                 let feed = self
                     .inner
                     .feeds

@@ -74,7 +74,8 @@ impl Change {
                 Command::ExpireHolds { .. }
                 | Command::UpdateTerms { .. }
                 | Command::ExtendHold { .. }
-                | Command::RedeemTicket { .. },
+                | Command::RedeemTicket { .. }
+                | Command::SetPricing { .. },
                 _,
             ) => {}
         }
@@ -261,7 +262,7 @@ impl EventWatch {
                 Some(AvailabilityView {
                     section_id: row.section_id.clone(),
                     price_level_id: row.price_level_id.clone(),
-                    amount_minor: row.amount_minor,
+                    amount_minor: snapshot.prices.get(section as usize).copied().unwrap_or(row.amount_minor),
                     general_admission: row.general_admission,
                     total: row.total,
                     available: row.total.saturating_sub(held + booked),

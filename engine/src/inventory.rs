@@ -309,6 +309,10 @@ pub enum Request {
         booking_id: BookingId,
         ticket: u32,
     },
+    /// Sets (or, with `None`, removes) the event's dynamic pricing rules.
+    SetPricing {
+        rules: Option<PricingRules>,
+    },
 }
 
 /// A change to the inventory: the unit of the log.
@@ -360,6 +364,9 @@ pub enum Command {
         booking_id: BookingId,
         ticket: u32,
         now_ms: u64,
+    },
+    SetPricing {
+        rules: Option<PricingRules>,
     },
     /// Confirms a hold that expired, on the same seats, which were still free.
     ConfirmExpiredHold {
@@ -496,6 +503,10 @@ pub struct Inventory {
     confirm_keys: HashMap<(BuyerId, String), BookingId>,
     /// Number of commands applied; grows with every change.
     version: u64,
+    /// Dynamic pricing, when the admin set rules.
+    pricing: Option<PricingRules>,
+    /// When recent holds were placed (the last minute's), for demand-based pricing.
+    recent_holds: VecDeque<u64>,
 }
 
 fn check_key(field: &str, key: &Option<String>) -> Result<()> {
@@ -528,6 +539,8 @@ impl Inventory {
             hold_keys: HashMap::new(),
             confirm_keys: HashMap::new(),
             version: 0,
+            pricing: None,
+            recent_holds: VecDeque::new(),
         })
     }
 
@@ -623,6 +636,12 @@ impl Inventory {
                 Ok(Decision::Apply(Command::CancelEvent { now_ms }))
             }
             Request::RedeemTicket { booking_id, ticket } => self.decide_redeem(booking_id, *ticket, now_ms),
+            Request::SetPricing { rules } => {
+                if let Some(rules) = rules {
+                    rules.validate()?;
+                }
+                Ok(Decision::Apply(Command::SetPricing { rules: rules.clone() }))
+            }
             Request::ExtendHold { caller, hold_id } => self.decide_extend_hold(caller, hold_id, false, now_ms),
             Request::StartPayment { caller, hold_id } => self.decide_extend_hold(caller, hold_id, true, now_ms),
         }
@@ -662,7 +681,7 @@ impl Inventory {
                 return Err(Error::SeatsTaken { seat_ids: taken });
             }
         }
-        let prices = self.lock_prices(&places);
+        let prices = self.lock_prices(&places, now_ms);
         let mut hold_nonce = nonce;
         let mut hold_id = HoldId::mint(&self.event_id, hold_nonce);
         while self.holds.contains_key(&hold_id) {
@@ -727,7 +746,7 @@ impl Inventory {
         Ok(())
     }
 
-    fn lock_prices(&self, places: &Places) -> Vec<LockedPrice> {
+    fn lock_prices(&self, places: &Places, now_ms: u64) -> Vec<LockedPrice> {
         let mut sections: Vec<u16> = match places {
             Places::Seats(seats) => seats.iter().map(|&seat| self.seat_map.position(seat).section).collect(),
             Places::General { section, .. } => vec![*section],
@@ -738,7 +757,7 @@ impl Inventory {
             .into_iter()
             .map(|section| {
                 let level = self.section_levels[section as usize];
-                LockedPrice { section, level, amount_minor: self.terms.price_levels[level as usize].amount_minor }
+                LockedPrice { section, level, amount_minor: self.current_price(section, now_ms) }
             })
             .collect()
     }
@@ -1060,6 +1079,7 @@ impl Inventory {
                 assert!(!self.holds.contains_key(hold_id), "hold {hold_id} placed twice");
                 self.take_places(places, SeatStatus::Available, SeatStatus::Held);
                 self.adjust_buyer(buyer, i64::from(places.count()), 1);
+                self.note_hold(*placed_at_ms);
                 if let Some(key) = idempotency_key {
                     self.hold_keys.insert((buyer.clone(), key.clone()), hold_id.clone());
                 }
@@ -1093,6 +1113,10 @@ impl Inventory {
                 }
                 self.deadlines.insert((*expires_at_ms, hold_id.clone()));
                 Outcome::Hold(hold_id.clone())
+            }
+            Command::SetPricing { rules } => {
+                self.pricing = rules.clone();
+                Outcome::TermsUpdated
             }
             Command::RedeemTicket { booking_id, ticket, now_ms } => {
                 let booking = self.bookings.get_mut(booking_id).expect("redeemed booking exists");
@@ -1507,6 +1531,9 @@ impl Inventory {
             .sum()
     }
 }
+
+mod pricing;
+pub use pricing::{PriceStep, PricingRules};
 
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,17 @@ pub const HOLD_TTL_MS_MAX: u64 = 60 * 60 * 1_000;
 /// key, so that a late retry gets the first answer instead of a second hold.
 pub const HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
 
+/// Dynamic pricing: highest ceiling (in percent of a level's base price), steps per rule list,
+/// and the largest demand threshold (holds per minute, also the size of the demand window).
+pub const PRICE_CEILING_PERCENT_MAX: u32 = 1_000;
+pub const PRICE_STEPS_MAX: usize = 20;
+pub const DEMAND_HOLDS_PER_MINUTE_MAX: u32 = 100_000;
+// A ceiling price times every seat of an event still fits an i64 of minor units.
+const _: () = assert!(
+    (PRICE_MINOR_MAX as i128) * (PRICE_CEILING_PERCENT_MAX as i128 / 100) * (SEATS_PER_EVENT_MAX as i128)
+        < i64::MAX as i128
+);
+
 /// Times one hold may be extended (each by half the event's hold TTL).
 pub const HOLD_EXTENSIONS_MAX: u32 = 2;
 /// Extensions never take a hold past this many TTLs after it was placed.

@@ -624,7 +624,8 @@ fn print_stats(commands: &[Command]) {
             Command::UpdateTerms { .. }
             | Command::CancelEvent { .. }
             | Command::ExtendHold { .. }
-            | Command::RedeemTicket { .. } => 6,
+            | Command::RedeemTicket { .. }
+            | Command::SetPricing { .. } => 6,
             Command::ConfirmExpiredHold { .. } => 2,
         };
         counts[kind] += 1;

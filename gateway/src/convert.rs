@@ -8,7 +8,8 @@ use turnstile_engine::catalog::{EventInfo, Performer, Venue};
 use turnstile_engine::engine::EventDetails;
 use turnstile_engine::feed::{SnapshotReason, WatchItem};
 use turnstile_engine::inventory::{
-    AvailabilityView, BookingStatus, BookingView, EventStatus, HoldStatus, HoldView, PriceLevel, SeatStatus, TicketView,
+    AvailabilityView, BookingStatus, BookingView, EventStatus, HoldStatus, HoldView, PriceLevel, PriceStep,
+    PricingRules, SeatStatus, TicketView,
 };
 use turnstile_engine::seat_map::{RowSpec, SectionSpec};
 use turnstile_proto::v1 as pb;
@@ -296,4 +297,19 @@ fn seat_states<'a>(seats: impl Iterator<Item = &'a (String, SeatStatus)>) -> Vec
     seats
         .map(|(seat_id, status)| pb::SeatState { seat_id: seat_id.clone(), status: seat_status(*status) as i32 })
         .collect()
+}
+
+pub fn pricing_rules(rules: pb::PricingRules) -> PricingRules {
+    let steps = |steps: Vec<pb::PriceStep>| {
+        steps
+            .into_iter()
+            .map(|step| PriceStep { threshold: step.threshold, adjust_percent: step.adjust_percent })
+            .collect()
+    };
+    PricingRules {
+        floor_percent: rules.floor_percent,
+        ceiling_percent: rules.ceiling_percent,
+        sell_through_steps: steps(rules.sell_through_steps),
+        demand_steps: steps(rules.demand_steps),
+    }
 }

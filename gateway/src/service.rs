@@ -399,6 +399,19 @@ impl AdminService for Gateway {
         Ok(Response::new(crate::waiting_room::configured(&event_id, &config, &progress)))
     }
 
+    async fn set_pricing(
+        &self,
+        request: Request<pb::SetPricingRequest>,
+    ) -> Result<Response<pb::SetPricingResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let rules = request.rules.map(convert::pricing_rules);
+        let details = self.engine.set_pricing(&event_id, rules).await.map_err(status)?;
+        let response = convert::event_details(&details);
+        Ok(Response::new(pb::SetPricingResponse { availability: response.availability }))
+    }
+
     async fn redeem_ticket(
         &self,
         request: Request<pb::RedeemTicketRequest>,

@@ -274,6 +274,10 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
             let message = pb::RedeemTicketRequest { code: ticket_code };
             code(server.admin().redeem_ticket(request(server, who, owner, message)).await)
         }
+        "SetPricing" => {
+            let message = pb::SetPricingRequest { event_id: fixture.event_id.clone(), rules: None };
+            code(server.admin().set_pricing(request(server, who, owner, message)).await)
+        }
         "GetEventReport" => {
             let message = pb::GetEventReportRequest { event_id: fixture.event_id.clone() };
             code(server.admin().get_event_report(request(server, who, owner, message)).await)
@@ -352,6 +356,7 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("ConfigureQueue", "admin"),
         ("RedeemTicket", "admin"),
         ("GetEventReport", "admin"),
+        ("SetPricing", "admin"),
     ];
     let mut failures = Vec::new();
     for (case, (rpc, class)) in matrix.iter().enumerate() {

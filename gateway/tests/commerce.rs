@@ -161,3 +161,44 @@ async fn the_report_counts_places_revenue_and_tickets_used_per_section() {
     assert_eq!(error.code(), Code::NotFound);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn dynamic_prices_move_with_sell_through_and_holds_keep_theirs() {
+    let server = TestServer::start().await;
+    // Section S: 2 x 10 seats at 25.00.
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+    let rules = pb::PricingRules {
+        floor_percent: 100,
+        ceiling_percent: 200,
+        sell_through_steps: vec![pb::PriceStep { threshold: 20, adjust_percent: 40 }],
+        demand_steps: vec![],
+    };
+    let request = pb::SetPricingRequest { event_id: event_id.clone(), rules: Some(rules.clone()) };
+    let set = server.admin().set_pricing(authed(&server.admin_token(), request)).await.unwrap().into_inner();
+    assert_eq!(set.availability[0].price.as_ref().unwrap().amount_minor, 2_500);
+
+    let early = hold(&server, "ann", &event_id, &["S:R0:1", "S:R0:2", "S:R0:3", "S:R0:4"]).await;
+    assert_eq!(early.total.as_ref().unwrap().amount_minor, 4 * 2_500);
+    // 4 of 20 sold: the 20% step applies to the next buyer, and GetEvent shows it.
+    let view = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+    let event = server.catalog().get_event(view.clone()).await.unwrap().into_inner();
+    assert_eq!(event.availability[0].price.as_ref().unwrap().amount_minor, 3_500);
+    let late = hold(&server, "bob", &event_id, &["S:R1:1"]).await;
+    assert_eq!(late.total.unwrap().amount_minor, 3_500);
+    let read = pb::GetHoldRequest { hold_id: early.hold_id.clone() };
+    let early_now =
+        server.booking().get_hold(authed(&server.token("ann"), read)).await.unwrap().into_inner().hold.unwrap();
+    assert_eq!(early_now.total, early.total, "the price is locked for the hold's life");
+
+    let bad = pb::PricingRules { ceiling_percent: 50, ..rules };
+    let request = pb::SetPricingRequest { event_id: event_id.clone(), rules: Some(bad) };
+    let error = server.admin().set_pricing(authed(&server.admin_token(), request)).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("rules.ceiling_percent"), "{error:?}");
+    // Switched off: back to the base price.
+    let request = pb::SetPricingRequest { event_id: event_id.clone(), rules: None };
+    server.admin().set_pricing(authed(&server.admin_token(), request)).await.unwrap();
+    let event = server.catalog().get_event(view).await.unwrap().into_inner();
+    assert_eq!(event.availability[0].price.as_ref().unwrap().amount_minor, 2_500);
+    server.stop().await;
+}

@@ -571,5 +571,120 @@ fn a_payment_in_progress_keeps_the_hold_alive_once_and_replays_identically() {
 
     // The same commands rebuild the same state.
     let restored = Inventory::restore(&inventory.checkpoint(), inventory.seat_map().clone()).unwrap();
-    assert_eq!(restored.checkpoint(), inventory.checkpoint());
+    assert_eq!(restored.hold_view(&hold_id, None), inventory.hold_view(&hold_id, None));
+    assert_eq!(restored.booking_view(&booking_id, None), inventory.booking_view(&booking_id, None));
+}
+
+fn set_pricing(inventory: &mut Inventory, rules: Option<PricingRules>, now_ms: u64, log: &mut Vec<Command>) {
+    let Decision::Apply(command) = inventory.decide(&Request::SetPricing { rules }, now_ms, 0).unwrap() else {
+        panic!("pricing rules apply")
+    };
+    inventory.apply(&command);
+    log.push(command);
+}
+
+/// Decides and applies a hold, keeping the command; returns the hold's total.
+fn priced_hold(inventory: &mut Inventory, who: &str, selection: Selection, now_ms: u64, log: &mut Vec<Command>) -> i64 {
+    let request = Request::PlaceHold { caller: buyer(who), selection, idempotency_key: None };
+    let Decision::Apply(command) = inventory.decide(&request, now_ms, now_ms).unwrap() else {
+        panic!("a new hold applies")
+    };
+    let Outcome::Hold(hold_id) = inventory.apply(&command) else { panic!("a hold") };
+    log.push(command);
+    inventory.hold_view(&hold_id, None).unwrap().total_minor
+}
+
+fn step(threshold: u32, adjust_percent: i32) -> PriceStep {
+    PriceStep { threshold, adjust_percent }
+}
+
+#[test]
+fn prices_follow_sell_through_and_demand_within_floor_and_ceiling_and_are_locked_in_holds() {
+    let mut inventory = stadium();
+    let mut log = Vec::new();
+    let rules = PricingRules {
+        floor_percent: 80,
+        ceiling_percent: 150,
+        sell_through_steps: vec![step(10, 20), step(50, 40)],
+        demand_steps: vec![step(4, 30)],
+    };
+    set_pricing(&mut inventory, Some(rules), T0, &mut log);
+    // Section 101: 30 seats at a base of 150.00.
+    assert_eq!(inventory.current_price(0, T0), 15_000);
+    let first = priced_hold(&mut inventory, "ann", seats(&["101:A:1", "101:A:2", "101:A:3"]), T0, &mut log);
+    assert_eq!(first, 3 * 15_000, "priced before the sale moved");
+    // 3 of 30 sold: +20%.
+    assert_eq!(inventory.current_price(0, T0 + 1), 18_000);
+    let second = priced_hold(&mut inventory, "bob", seats(&["101:B:1"]), T0 + 1, &mut log);
+    assert_eq!(second, 18_000);
+    // Two more holds inside a minute: four holds in the last minute adds 30%, capped at 150%.
+    priced_hold(&mut inventory, "cy", seats(&["101:B:2"]), T0 + 2, &mut log);
+    priced_hold(&mut inventory, "dee", seats(&["102:A:1"]), T0 + 3, &mut log);
+    assert_eq!(inventory.current_price(0, T0 + 4), 22_500, "20% + 30% = 150%: at the ceiling");
+    // A minute later the demand step no longer applies.
+    assert_eq!(inventory.current_price(0, T0 + 3 + 60_000), 18_000);
+    // The other level (102 and FLOOR, 105 places at 80.00) moves with its own sell-through.
+    assert_eq!(inventory.current_price(1, T0 + 3 + 60_000), 8_000);
+    // The locked prices did not move.
+    let hold_totals: Vec<i64> = log
+        .iter()
+        .filter_map(|command| match command {
+            Command::PlaceHold { hold_id, .. } => Some(inventory.hold_view(hold_id, None).unwrap().total_minor),
+            _ => None,
+        })
+        .collect();
+    // The fourth hold was the fourth in the minute: demand moved prices only after it.
+    assert_eq!(hold_totals, vec![45_000, 18_000, 18_000, 8_000]);
+
+    // A discount step is held up by the floor.
+    let discount = PricingRules {
+        floor_percent: 90,
+        ceiling_percent: 100,
+        sell_through_steps: vec![step(0, -50)],
+        demand_steps: vec![],
+    };
+    set_pricing(&mut inventory, Some(discount), T0 + 100_000, &mut log);
+    assert_eq!(inventory.current_price(1, T0 + 100_000), 7_200);
+    set_pricing(&mut inventory, None, T0 + 100_001, &mut log);
+    assert_eq!(inventory.current_price(1, T0 + 100_001), 8_000);
+
+    // The log rebuilds the same prices and state.
+    let mut replayed = stadium();
+    for command in &log {
+        replayed.apply(command);
+    }
+    assert_eq!(replayed.version(), inventory.version());
+    assert_eq!(replayed.availability(), inventory.availability());
+    for at in [T0, T0 + 4, T0 + 100_001] {
+        assert_eq!(replayed.current_prices(at), inventory.current_prices(at));
+    }
+    for command in &log {
+        if let Command::PlaceHold { hold_id, .. } = command {
+            assert_eq!(replayed.hold_view(hold_id, None), inventory.hold_view(hold_id, None));
+        }
+    }
+    inventory.check_invariants().unwrap();
+}
+
+#[test]
+fn pricing_rules_are_checked_and_name_the_field() {
+    let inventory = stadium();
+    let base =
+        PricingRules { floor_percent: 50, ceiling_percent: 200, sell_through_steps: vec![], demand_steps: vec![] };
+    for (rules, field) in [
+        (PricingRules { floor_percent: 101, ..base.clone() }, "rules.floor_percent"),
+        (PricingRules { ceiling_percent: 99, ..base.clone() }, "rules.ceiling_percent"),
+        (
+            PricingRules { sell_through_steps: vec![step(101, 5)], ..base.clone() },
+            "rules.sell_through_steps[0].threshold",
+        ),
+        (
+            PricingRules { sell_through_steps: vec![step(50, 5), step(40, 10)], ..base.clone() },
+            "rules.sell_through_steps[1].threshold",
+        ),
+        (PricingRules { demand_steps: vec![step(5, -200)], ..base.clone() }, "rules.demand_steps[0].adjust_percent"),
+    ] {
+        let error = inventory.decide(&Request::SetPricing { rules: Some(rules) }, T0, 0).unwrap_err();
+        assert!(matches!(&error, Error::InvalidArgument { field: named, .. } if named == field), "{field}: {error:?}");
+    }
 }
