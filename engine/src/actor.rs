@@ -22,7 +22,8 @@ use turnstile_storage::{Store, Write};
 
 use crate::error::Result;
 use crate::feed::{Change, EventFeed};
-use crate::ids::{BookingId, HoldId};
+use crate::ids::{BookingId, BuyerId, HoldId};
+use crate::inventory::WaitlistView;
 use crate::inventory::{
     AvailabilityView, BookingView, Caller, Command, Decision, EventStatus, HoldView, Inventory, Outcome, ReportRow,
     Request, SeatStatus, SectionRow, Terms,
@@ -47,6 +48,9 @@ pub enum Query {
         deadline_ms: u64,
     },
     Report,
+    Waitlist {
+        buyer: BuyerId,
+    },
 }
 
 /// The live state of an event as its actor sees it.
@@ -126,6 +130,7 @@ pub enum Answer {
     EventCancelled { holds_released: u32, bookings_cancelled: u32 },
     Places(u32),
     Report(Vec<ReportRow>),
+    Waitlist(WaitlistView),
 }
 
 pub enum EventMsg {
@@ -194,6 +199,7 @@ fn count_change(command: &Command, outcome: &Outcome) {
         (Command::ConfirmHold { .. }, _) => ("turnstile_holds_confirmed_total", 1),
         (Command::ConfirmExpiredHold { .. }, _) => ("turnstile_holds_confirmed_late_total", 1),
         (Command::RedeemTicket { .. }, _) => ("turnstile_tickets_redeemed_total", 1),
+        (Command::OfferFromWaitlist { .. }, _) => ("turnstile_waitlist_offers_total", 1),
         (Command::ExtendHold { payment: false, .. }, _) => ("turnstile_holds_extended_total", 1),
         (Command::ExtendHold { payment: true, .. }, _) => ("turnstile_payments_started_total", 1),
         (Command::ReleaseHold { .. }, _) => ("turnstile_holds_released_total", 1),
@@ -205,6 +211,11 @@ fn count_change(command: &Command, outcome: &Outcome) {
         _ => return,
     };
     metrics::counter!(name).increment(count);
+}
+
+/// Commands after which places may be back on sale for the waitlist.
+fn returns_places(command: &Command) -> bool {
+    matches!(command, Command::ReleaseHold { .. } | Command::CancelBooking { .. })
 }
 
 /// A short label for a rejection; seat conflicts are the ones operators watch.
@@ -220,6 +231,7 @@ fn rejection_reason(error: &crate::Error) -> &'static str {
         Error::NotFound { .. } => "not_found",
         Error::Queue { .. } => "waiting_room",
         Error::TicketRejected { .. } => "ticket",
+        Error::Waitlist { .. } => "waitlist",
         Error::AlreadyExists { .. } | Error::Unavailable { .. } => "other",
     }
 }
@@ -238,7 +250,9 @@ impl EventState {
             | Request::ReleaseHold { caller, .. }
             | Request::CancelBooking { caller, .. }
             | Request::ExtendHold { caller, .. }
-            | Request::StartPayment { caller, .. } => Some(caller),
+            | Request::StartPayment { caller, .. }
+            | Request::JoinWaitlist { caller, .. }
+            | Request::LeaveWaitlist { caller } => Some(caller),
             Request::UpdateTerms { .. }
             | Request::CancelEvent
             | Request::RedeemTicket { .. }
@@ -259,6 +273,9 @@ impl EventState {
                 let (outcome, writes, bookings, change) = self.commit(&command);
                 let answer = self.answer(outcome, caller);
                 self.persist(myself, writes, bookings, Some(change), Some((reply, answer)));
+                if returns_places(&command) {
+                    self.offer_to_waitlist(myself);
+                }
             }
         }
     }
@@ -275,7 +292,7 @@ impl EventState {
         let changed: &[BookingId] = match &outcome {
             Outcome::Booking(booking_id) => std::slice::from_ref(booking_id),
             Outcome::EventCancelled { bookings_cancelled, .. } => bookings_cancelled,
-            Outcome::Hold(_) | Outcome::HoldsExpired { .. } | Outcome::TermsUpdated => &[],
+            Outcome::Hold(_) | Outcome::HoldsExpired { .. } | Outcome::TermsUpdated | Outcome::Waitlist { .. } => &[],
         };
         let mut bookings = Vec::with_capacity(changed.len());
         for booking_id in changed {
@@ -381,6 +398,7 @@ impl EventState {
                 Answer::EventCancelled { holds_released, bookings_cancelled: bookings_cancelled.len() as u32 }
             }
             Outcome::HoldsExpired { .. } | Outcome::TermsUpdated => Answer::Overview(self.overview(false)),
+            Outcome::Waitlist { buyer } => Answer::Waitlist(self.inventory.waitlist_view(&buyer)),
         })
     }
 
@@ -393,6 +411,7 @@ impl EventState {
             Query::Overview { include_seats } => Answer::Overview(self.overview(*include_seats)),
             Query::PlacesExpiringBy { deadline_ms } => Answer::Places(self.inventory.places_expiring_by(*deadline_ms)),
             Query::Report => Answer::Report(self.inventory.report()),
+            Query::Waitlist { buyer } => Answer::Waitlist(self.inventory.waitlist_view(buyer)),
         })
     }
 
@@ -429,6 +448,17 @@ impl EventState {
             if let Outcome::HoldsExpired { hold_ids } = outcome {
                 tracing::debug!(event_id = %self.inventory.event_id(), expired = hold_ids.len(), "holds expired");
             }
+            self.persist(myself, writes, bookings, Some(change), None);
+            self.offer_to_waitlist(myself);
+        }
+    }
+
+    /// Offers places that came back to the waitlist, in line order, before anything else can
+    /// take them. Each offer is a command like any other (logged, then applied).
+    fn offer_to_waitlist(&mut self, myself: &ActorRef<EventMsg>) {
+        for _ in 0..self.inventory.waitlist_len() {
+            let Some(offer) = self.inventory.waitlist_offer(self.clock.now_ms(), rand::random()) else { break };
+            let (_, writes, bookings, change) = self.commit(&offer);
             self.persist(myself, writes, bookings, Some(change), None);
         }
     }

@@ -23,6 +23,7 @@ use crate::feed::{EventFeed, EventWatch};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::inventory::{
     BookingView, Caller, Command, EventStatus, HoldView, Inventory, PricingRules, ReportRow, Request, Selection,
+    WaitlistView,
 };
 use crate::limits;
 use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
@@ -561,6 +562,25 @@ impl Engine {
         self.event_details(event_id, false).await
     }
 
+    /// Puts the buyer on the event's waitlist (section `None`: any section).
+    pub async fn join_waitlist(
+        &self,
+        caller: Caller,
+        event_id: &EventId,
+        section_id: Option<String>,
+        quantity: i64,
+    ) -> Result<WaitlistView> {
+        expect_waitlist(self.execute(event_id, Request::JoinWaitlist { caller, section_id, quantity }).await?)
+    }
+
+    pub async fn leave_waitlist(&self, caller: Caller, event_id: &EventId) -> Result<WaitlistView> {
+        expect_waitlist(self.execute(event_id, Request::LeaveWaitlist { caller }).await?)
+    }
+
+    pub async fn waitlist_status(&self, caller: Caller, event_id: &EventId) -> Result<WaitlistView> {
+        expect_waitlist(self.read(event_id, Query::Waitlist { buyer: caller.buyer }).await?)
+    }
+
     /// Admits the holder of ticket `ticket` of a booking, once.
     pub async fn redeem_ticket(&self, booking_id: &BookingId, ticket: u32) -> Result<BookingView> {
         let event_id = booking_event(booking_id)?;
@@ -842,6 +862,13 @@ fn expect_hold(answer: Answer) -> Result<HoldView> {
     match answer {
         Answer::Hold(hold) => Ok(hold),
         other => unreachable!("expected a hold, got {other:?}"),
+    }
+}
+
+fn expect_waitlist(answer: Answer) -> Result<WaitlistView> {
+    match answer {
+        Answer::Waitlist(view) => Ok(view),
+        other => unreachable!("expected a waitlist entry, got {other:?}"),
     }
 }
 

@@ -40,6 +40,10 @@ pub enum Error {
     #[error("ticket rejected: {reason}")]
     TicketRejected { reason: TicketRejection },
 
+    /// The waitlist does not take this request (places are on sale, or already offered).
+    #[error("waitlist: {reason}")]
+    Waitlist { reason: String },
+
     /// The event's waiting room does not allow this now (it is off, or not yet open).
     #[error("waiting room of event '{event_id}': {reason}")]
     Queue { event_id: String, reason: String },

@@ -56,7 +56,9 @@ impl Change {
             }
         };
         match (command, outcome) {
-            (Command::PlaceHold { places, .. }, _) => moved(Some(places), SeatStatus::Held),
+            (Command::PlaceHold { places, .. } | Command::OfferFromWaitlist { places, .. }, _) => {
+                moved(Some(places), SeatStatus::Held)
+            }
             (Command::ConfirmHold { hold_id, .. } | Command::ConfirmExpiredHold { hold_id, .. }, _) => {
                 moved(inventory.hold_places(hold_id), SeatStatus::Booked)
             }
@@ -75,7 +77,9 @@ impl Change {
                 | Command::UpdateTerms { .. }
                 | Command::ExtendHold { .. }
                 | Command::RedeemTicket { .. }
-                | Command::SetPricing { .. },
+                | Command::SetPricing { .. }
+                | Command::JoinWaitlist { .. }
+                | Command::LeaveWaitlist { .. },
                 _,
             ) => {}
         }

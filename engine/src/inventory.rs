@@ -210,6 +210,8 @@ struct HoldRecord {
     extensions: u8,
     /// The buyer said payment is under way: the deadline was pushed once to cover it.
     payment_started: bool,
+    /// Offered to a waitlisted buyer: its end closes their waitlist entry.
+    from_waitlist: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -313,6 +315,15 @@ pub enum Request {
     SetPricing {
         rules: Option<PricingRules>,
     },
+    /// Waits for places in a section (or any section) that has none left for this quantity.
+    JoinWaitlist {
+        caller: Caller,
+        section_id: Option<String>,
+        quantity: i64,
+    },
+    LeaveWaitlist {
+        caller: Caller,
+    },
 }
 
 /// A change to the inventory: the unit of the log.
@@ -368,6 +379,24 @@ pub enum Command {
     SetPricing {
         rules: Option<PricingRules>,
     },
+    JoinWaitlist {
+        buyer: BuyerId,
+        section: Option<u16>,
+        quantity: u32,
+        joined_at_ms: u64,
+    },
+    LeaveWaitlist {
+        buyer: BuyerId,
+    },
+    /// Places came back and go to the first waiting buyer they fit, as a hold.
+    OfferFromWaitlist {
+        hold_id: HoldId,
+        buyer: BuyerId,
+        places: Places,
+        prices: Vec<LockedPrice>,
+        placed_at_ms: u64,
+        expires_at_ms: u64,
+    },
     /// Confirms a hold that expired, on the same seats, which were still free.
     ConfirmExpiredHold {
         hold_id: HoldId,
@@ -392,9 +421,18 @@ pub enum Decision {
 pub enum Outcome {
     Hold(HoldId),
     Booking(BookingId),
-    HoldsExpired { hold_ids: Vec<HoldId> },
+    HoldsExpired {
+        hold_ids: Vec<HoldId>,
+    },
     TermsUpdated,
-    EventCancelled { holds_released: u32, bookings_cancelled: Vec<BookingId> },
+    EventCancelled {
+        holds_released: u32,
+        bookings_cancelled: Vec<BookingId>,
+    },
+    /// The buyer's waitlist entry changed (or a retry found it as it was).
+    Waitlist {
+        buyer: BuyerId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -507,6 +545,8 @@ pub struct Inventory {
     pricing: Option<PricingRules>,
     /// When recent holds were placed (the last minute's), for demand-based pricing.
     recent_holds: VecDeque<u64>,
+    /// Buyers waiting for places to come back, in line order.
+    waitlist: Vec<waitlist::WaitlistEntry>,
 }
 
 fn check_key(field: &str, key: &Option<String>) -> Result<()> {
@@ -541,6 +581,7 @@ impl Inventory {
             version: 0,
             pricing: None,
             recent_holds: VecDeque::new(),
+            waitlist: Vec::new(),
         })
     }
 
@@ -636,6 +677,10 @@ impl Inventory {
                 Ok(Decision::Apply(Command::CancelEvent { now_ms }))
             }
             Request::RedeemTicket { booking_id, ticket } => self.decide_redeem(booking_id, *ticket, now_ms),
+            Request::JoinWaitlist { caller, section_id, quantity } => {
+                self.decide_join_waitlist(caller, section_id, *quantity, now_ms)
+            }
+            Request::LeaveWaitlist { caller } => self.decide_leave_waitlist(caller),
             Request::SetPricing { rules } => {
                 if let Some(rules) = rules {
                     rules.validate()?;
@@ -1076,30 +1121,50 @@ impl Inventory {
         self.version += 1;
         let outcome = match command {
             Command::PlaceHold { hold_id, buyer, places, prices, placed_at_ms, expires_at_ms, idempotency_key } => {
-                assert!(!self.holds.contains_key(hold_id), "hold {hold_id} placed twice");
-                self.take_places(places, SeatStatus::Available, SeatStatus::Held);
-                self.adjust_buyer(buyer, i64::from(places.count()), 1);
-                self.note_hold(*placed_at_ms);
                 if let Some(key) = idempotency_key {
                     self.hold_keys.insert((buyer.clone(), key.clone()), hold_id.clone());
                 }
-                self.deadlines.insert((*expires_at_ms, hold_id.clone()));
-                self.holds.insert(
-                    hold_id.clone(),
-                    HoldRecord {
-                        buyer: buyer.clone(),
-                        places: places.clone(),
-                        prices: prices.clone(),
-                        placed_at_ms: *placed_at_ms,
-                        expires_at_ms: *expires_at_ms,
-                        status: HoldStatus::Active,
-                        booking_id: None,
-                        idempotency_key: idempotency_key.clone(),
-                        extensions: 0,
-                        payment_started: false,
-                    },
-                );
+                let record = HoldRecord {
+                    buyer: buyer.clone(),
+                    places: places.clone(),
+                    prices: prices.clone(),
+                    placed_at_ms: *placed_at_ms,
+                    expires_at_ms: *expires_at_ms,
+                    status: HoldStatus::Active,
+                    booking_id: None,
+                    idempotency_key: idempotency_key.clone(),
+                    extensions: 0,
+                    payment_started: false,
+                    from_waitlist: false,
+                };
+                self.insert_hold(hold_id, record);
                 Outcome::Hold(hold_id.clone())
+            }
+            Command::OfferFromWaitlist { hold_id, buyer, places, prices, placed_at_ms, expires_at_ms } => {
+                self.apply_offer(buyer, hold_id);
+                let record = HoldRecord {
+                    buyer: buyer.clone(),
+                    places: places.clone(),
+                    prices: prices.clone(),
+                    placed_at_ms: *placed_at_ms,
+                    expires_at_ms: *expires_at_ms,
+                    status: HoldStatus::Active,
+                    booking_id: None,
+                    idempotency_key: None,
+                    extensions: 0,
+                    payment_started: false,
+                    from_waitlist: true,
+                };
+                self.insert_hold(hold_id, record);
+                Outcome::Hold(hold_id.clone())
+            }
+            Command::JoinWaitlist { buyer, section, quantity, joined_at_ms } => {
+                self.apply_join_waitlist(buyer, *section, *quantity, *joined_at_ms);
+                Outcome::Waitlist { buyer: buyer.clone() }
+            }
+            Command::LeaveWaitlist { buyer } => {
+                self.apply_leave_waitlist(buyer);
+                Outcome::Waitlist { buyer: buyer.clone() }
             }
             Command::ExtendHold { hold_id, expires_at_ms, payment } => {
                 let hold = self.holds.get_mut(hold_id).expect("extended hold exists");
@@ -1277,6 +1342,16 @@ impl Inventory {
         }
     }
 
+    /// Takes a new active hold's places and records it.
+    fn insert_hold(&mut self, hold_id: &HoldId, record: HoldRecord) {
+        assert!(!self.holds.contains_key(hold_id), "hold {hold_id} placed twice");
+        self.take_places(&record.places, SeatStatus::Available, SeatStatus::Held);
+        self.adjust_buyer(&record.buyer, i64::from(record.places.count()), 1);
+        self.note_hold(record.placed_at_ms);
+        self.deadlines.insert((record.expires_at_ms, hold_id.clone()));
+        self.holds.insert(hold_id.clone(), record);
+    }
+
     /// Ends an active hold; returns a copy of its record as it was.
     fn end_hold(&mut self, hold_id: &HoldId, status: HoldStatus, now_ms: u64) -> HoldRecord {
         let hold = self.holds.get_mut(hold_id).expect("ended hold exists");
@@ -1288,6 +1363,9 @@ impl Inventory {
         // A confirmed hold's seats stay counted against the buyer: they move into a booking.
         let seats_freed = if status == HoldStatus::Confirmed { 0 } else { i64::from(record.places.count()) };
         self.adjust_buyer(&record.buyer, -seats_freed, -1);
+        if record.from_waitlist {
+            self.offer_ended(hold_id);
+        }
         record
     }
 
@@ -1534,6 +1612,8 @@ impl Inventory {
 
 mod pricing;
 pub use pricing::{PriceStep, PricingRules};
+mod waitlist;
+pub use waitlist::WaitlistView;
 
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,8 @@ const _: () = assert!(
         < i64::MAX as i128
 );
 
+/// Buyers on one event's waitlist.
+pub const WAITLIST_MAX: usize = 10_000;
 /// Times one hold may be extended (each by half the event's hold TTL).
 pub const HOLD_EXTENSIONS_MAX: u32 = 2;
 /// Extensions never take a hold past this many TTLs after it was placed.

@@ -625,7 +625,10 @@ fn print_stats(commands: &[Command]) {
             | Command::CancelEvent { .. }
             | Command::ExtendHold { .. }
             | Command::RedeemTicket { .. }
-            | Command::SetPricing { .. } => 6,
+            | Command::SetPricing { .. }
+            | Command::JoinWaitlist { .. }
+            | Command::LeaveWaitlist { .. } => 6,
+            Command::OfferFromWaitlist { .. } => 0,
             Command::ConfirmExpiredHold { .. } => 2,
         };
         counts[kind] += 1;

@@ -13,7 +13,8 @@ pub fn status(error: Error) -> Status {
         | Error::HoldAlreadyConfirmed { .. }
         | Error::EventCancelled { .. }
         | Error::Queue { .. }
-        | Error::TicketRejected { .. } => Code::FailedPrecondition,
+        | Error::TicketRejected { .. }
+        | Error::Waitlist { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::LimitExceeded { .. } => Code::ResourceExhausted,
         Error::AlreadyExists { .. } => Code::AlreadyExists,

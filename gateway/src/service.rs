@@ -230,6 +230,42 @@ impl BookingService for Gateway {
         Ok(Response::new(pb::StartPaymentResponse { hold: Some(convert::hold(&hold)) }))
     }
 
+    async fn join_waitlist(
+        &self,
+        request: Request<pb::JoinWaitlistRequest>,
+    ) -> Result<Response<pb::WaitlistStatus>, Status> {
+        let caller = self.buyer(&request)?;
+        let request = request.into_inner();
+        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let section_id = (!request.section_id.is_empty()).then_some(request.section_id);
+        let view = self
+            .engine
+            .join_waitlist(caller.clone(), &event_id, section_id, i64::from(request.quantity))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(self.waitlist_status(caller, view).await?))
+    }
+
+    async fn get_waitlist_status(
+        &self,
+        request: Request<pb::GetWaitlistStatusRequest>,
+    ) -> Result<Response<pb::WaitlistStatus>, Status> {
+        let caller = self.buyer(&request)?;
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let view = self.engine.waitlist_status(caller.clone(), &event_id).await.map_err(status)?;
+        Ok(Response::new(self.waitlist_status(caller, view).await?))
+    }
+
+    async fn leave_waitlist(
+        &self,
+        request: Request<pb::LeaveWaitlistRequest>,
+    ) -> Result<Response<pb::WaitlistStatus>, Status> {
+        let caller = self.buyer(&request)?;
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let view = self.engine.leave_waitlist(caller.clone(), &event_id).await.map_err(status)?;
+        Ok(Response::new(self.waitlist_status(caller, view).await?))
+    }
+
     async fn get_booking(
         &self,
         request: Request<pb::GetBookingRequest>,

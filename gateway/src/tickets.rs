@@ -1,8 +1,9 @@
-//! Ticket codes on bookings, their redemption at the door, and the sales report.
+//! Ticket codes on bookings, their redemption at the door, the sales report, and waitlist
+//! answers.
 
 use tonic::Status;
 use turnstile_engine::ids::{BookingId, EventId};
-use turnstile_engine::inventory::{BookingStatus, BookingView, ReportRow};
+use turnstile_engine::inventory::{BookingStatus, BookingView, ReportRow, WaitlistView};
 use turnstile_engine::{Error, TicketRejection};
 use turnstile_proto::v1 as pb;
 use turnstile_proto::v1::redeem_ticket_response::Result as Check;
@@ -21,6 +22,33 @@ impl Gateway {
             }
         }
         message
+    }
+
+    pub(crate) async fn waitlist_status(
+        &self,
+        caller: turnstile_engine::inventory::Caller,
+        view: WaitlistView,
+    ) -> Result<pb::WaitlistStatus, Status> {
+        use pb::waitlist_status::State;
+        Ok(match view {
+            WaitlistView::NotWaiting => pb::WaitlistStatus { state: State::NotWaiting as i32, ..Default::default() },
+            WaitlistView::Waiting { position, section_id, quantity } => pb::WaitlistStatus {
+                state: State::Waiting as i32,
+                position,
+                section_id: section_id.unwrap_or_default(),
+                quantity,
+                offered_hold: None,
+            },
+            WaitlistView::Offered { hold_id } => {
+                let hold = self.engine.get_hold(caller, &hold_id).await.map_err(status)?;
+                pb::WaitlistStatus {
+                    state: State::Offered as i32,
+                    quantity: hold.tickets.len() as u32,
+                    offered_hold: Some(convert::hold(&hold)),
+                    ..Default::default()
+                }
+            }
+        })
     }
 
     pub(crate) async fn redeem(&self, code: &str) -> Result<pb::RedeemTicketResponse, Status> {

@@ -75,6 +75,8 @@ struct Fixture {
     event_id: String,
     /// An event whose waiting room is on.
     queued_event_id: String,
+    /// An event with no seat left.
+    sold_out_event_id: String,
     venue: pb::Venue,
 }
 
@@ -168,6 +170,22 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
                     .start_payment(request(server, who, owner, pb::StartPaymentRequest { hold_id: hold.hold_id }))
                     .await,
             )
+        }
+        "JoinWaitlist" => {
+            let message = pb::JoinWaitlistRequest {
+                event_id: fixture.sold_out_event_id.clone(),
+                section_id: String::new(),
+                quantity: 1,
+            };
+            code(server.booking().join_waitlist(request(server, who, owner, message)).await)
+        }
+        "GetWaitlistStatus" => {
+            let message = pb::GetWaitlistStatusRequest { event_id: fixture.sold_out_event_id.clone() };
+            code(server.booking().get_waitlist_status(request(server, who, owner, message)).await)
+        }
+        "LeaveWaitlist" => {
+            let message = pb::LeaveWaitlistRequest { event_id: fixture.sold_out_event_id.clone() };
+            code(server.booking().leave_waitlist(request(server, who, owner, message)).await)
         }
         "GetBooking" => {
             let booking = fresh_booking(server, fixture, owner).await;
@@ -330,7 +348,25 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ..Default::default()
     };
     server.admin().configure_queue(authed(&admin, configure)).await.unwrap();
-    let fixture = Fixture { event_id: event.event_id, queued_event_id: queued.event_id, venue };
+    let small =
+        server.admin().create_venue(authed(&admin, venue_request(1, 2, 0))).await.unwrap().into_inner().venue.unwrap();
+    let sold_out = server
+        .admin()
+        .create_event(authed(&admin, event_request(&small, 8)))
+        .await
+        .unwrap()
+        .into_inner()
+        .event
+        .unwrap();
+    let filler =
+        pb::HoldSeatsRequest { event_id: sold_out.event_id.clone(), selection: best("S", 2), ..Default::default() };
+    server.booking().hold_seats(authed(&server.token("filler"), filler)).await.unwrap();
+    let fixture = Fixture {
+        event_id: event.event_id,
+        queued_event_id: queued.event_id,
+        sold_out_event_id: sold_out.event_id,
+        venue,
+    };
     let matrix = [
         ("GetEvent", "catalog"),
         ("SearchEvents", "catalog"),
@@ -341,6 +377,9 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("ConfirmHold", "owner_only"),
         ("ExtendHold", "owner_only"),
         ("StartPayment", "owner_only"),
+        ("JoinWaitlist", "self"),
+        ("GetWaitlistStatus", "self"),
+        ("LeaveWaitlist", "self"),
         ("GetBooking", "owned"),
         ("CancelBooking", "owned"),
         ("CreateVenue", "admin"),

@@ -202,3 +202,46 @@ async fn dynamic_prices_move_with_sell_through_and_holds_keep_theirs() {
     assert_eq!(event.availability[0].price.as_ref().unwrap().amount_minor, 2_500);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_sold_out_section_takes_a_waitlist_and_offers_returned_seats_as_holds() {
+    use pb::waitlist_status::State;
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 4, 0, 8).await;
+    let taken = hold(&server, "ann", &event_id, &["S:R0:1", "S:R0:2", "S:R0:3", "S:R0:4"]).await;
+    let join = |quantity| pb::JoinWaitlistRequest { event_id: event_id.clone(), section_id: "S".into(), quantity };
+    let waiting = server.booking().join_waitlist(authed(&server.token("wes"), join(2))).await.unwrap().into_inner();
+    assert_eq!((waiting.state, waiting.position, waiting.quantity), (State::Waiting as i32, 1, 2));
+    let second = server.booking().join_waitlist(authed(&server.token("wyn"), join(3))).await.unwrap().into_inner();
+    assert_eq!(second.position, 2);
+    let bad = server.booking().join_waitlist(authed(&server.token("wyn"), join(0))).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("quantity"), "{bad:?}");
+
+    let release = pb::ReleaseHoldRequest { hold_id: taken.hold_id };
+    server.booking().release_hold(authed(&server.token("ann"), release)).await.unwrap();
+    let status = pb::GetWaitlistStatusRequest { event_id: event_id.clone() };
+    let offered =
+        server.booking().get_waitlist_status(authed(&server.token("wes"), status.clone())).await.unwrap().into_inner();
+    assert_eq!(offered.state, State::Offered as i32, "{offered:?}");
+    let offer = offered.offered_hold.unwrap();
+    assert_eq!(offer.tickets.len(), 2);
+    // wyn wants three and only two are left: still waiting, now first in line.
+    let still =
+        server.booking().get_waitlist_status(authed(&server.token("wyn"), status.clone())).await.unwrap().into_inner();
+    assert_eq!((still.state, still.position), (State::Waiting as i32, 1));
+    // The offer is an ordinary hold: wes confirms it.
+    let confirm =
+        pb::ConfirmHoldRequest { hold_id: offer.hold_id, payment_reference: "p".into(), ..Default::default() };
+    server.booking().confirm_hold(authed(&server.token("wes"), confirm)).await.unwrap();
+    let done = server.booking().get_waitlist_status(authed(&server.token("wes"), status)).await.unwrap().into_inner();
+    assert_eq!(done.state, State::NotWaiting as i32);
+    // Seats on sale: no waitlist for them.
+    let open = pb::JoinWaitlistRequest { event_id: event_id.clone(), section_id: "S".into(), quantity: 1 };
+    let refused = server.booking().join_waitlist(authed(&server.token("cy"), open)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let left = pb::LeaveWaitlistRequest { event_id: event_id.clone() };
+    let left = server.booking().leave_waitlist(authed(&server.token("wyn"), left)).await.unwrap().into_inner();
+    assert_eq!(left.state, State::NotWaiting as i32);
+    server.stop().await;
+}

@@ -688,3 +688,79 @@ fn pricing_rules_are_checked_and_name_the_field() {
         assert!(matches!(&error, Error::InvalidArgument { field: named, .. } if named == field), "{field}: {error:?}");
     }
 }
+
+fn join_waitlist(
+    inventory: &mut Inventory,
+    who: &str,
+    section_id: Option<&str>,
+    quantity: i64,
+    now_ms: u64,
+) -> Result<Outcome> {
+    let request = Request::JoinWaitlist { caller: buyer(who), section_id: section_id.map(String::from), quantity };
+    run(inventory, request, now_ms)
+}
+
+/// Makes every offer the actor would make now; returns (buyer, hold) in the order offered.
+fn offer_all(inventory: &mut Inventory, now_ms: u64) -> Vec<(String, HoldId)> {
+    let mut offered = Vec::new();
+    while let Some(command) = inventory.waitlist_offer(now_ms, now_ms + offered.len() as u64) {
+        let Command::OfferFromWaitlist { buyer, hold_id, .. } = &command else { panic!("an offer") };
+        offered.push((buyer.to_string(), hold_id.clone()));
+        inventory.apply(&command);
+    }
+    offered
+}
+
+#[test]
+fn the_waitlist_gets_returned_places_in_line_order_and_a_lapsed_offer_moves_on() {
+    let mut inventory = stadium();
+    // Section 102 (five seats) sold out.
+    let ann =
+        place(&mut inventory, "ann", seats(&["102:A:1", "102:A:2", "102:A:3", "102:A:4", "102:A:5"]), T0).unwrap();
+    // Places on sale: no waitlist for them.
+    let error = join_waitlist(&mut inventory, "zed", Some("101"), 2, T0).unwrap_err();
+    assert!(matches!(error, Error::Waitlist { .. }), "{error:?}");
+    join_waitlist(&mut inventory, "bob", Some("102"), 2, T0 + 1).unwrap();
+    join_waitlist(&mut inventory, "cy", Some("102"), 4, T0 + 2).unwrap();
+    join_waitlist(&mut inventory, "dee", Some("102"), 1, T0 + 3).unwrap();
+    join_waitlist(&mut inventory, "eve", Some("102"), 2, T0 + 3).unwrap();
+    join_waitlist(&mut inventory, "fay", Some("102"), 2, T0 + 3).unwrap();
+    // Joining again keeps the place.
+    join_waitlist(&mut inventory, "bob", Some("102"), 2, T0 + 4).unwrap();
+    assert_eq!(
+        inventory.waitlist_view(&BuyerId::new("cy")),
+        WaitlistView::Waiting { position: 2, section_id: Some("102".into()), quantity: 4 }
+    );
+    assert_eq!(offer_all(&mut inventory, T0 + 5), vec![], "nothing came back yet");
+
+    // Ann releases her five: bob (2), then cy (needs 4 adjacent, only 3 left) is passed over, dee
+    // (1), eve (2); nothing is left for fay.
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("ann"), hold_id: ann }, T0 + 10).unwrap();
+    let offered = offer_all(&mut inventory, T0 + 10);
+    let who: Vec<&str> = offered.iter().map(|(buyer, _)| buyer.as_str()).collect();
+    assert_eq!(who, vec!["bob", "dee", "eve"]);
+    assert_eq!(inventory.waitlist_view(&BuyerId::new("bob")), WaitlistView::Offered { hold_id: offered[0].1.clone() });
+    assert_eq!(
+        inventory.waitlist_view(&BuyerId::new("fay")),
+        WaitlistView::Waiting { position: 2, section_id: Some("102".into()), quantity: 2 }
+    );
+    let bob_hold = inventory.hold_view(&offered[0].1, None).unwrap();
+    assert_eq!((bob_hold.tickets.len(), bob_hold.status), (2, HoldStatus::Active));
+
+    // Dee takes her offer.
+    let dee_hold = match inventory.waitlist_view(&BuyerId::new("dee")) {
+        WaitlistView::Offered { hold_id } => hold_id,
+        other => panic!("dee was offered a hold, got {other:?}"),
+    };
+    confirm(&mut inventory, "dee", &dee_hold, T0 + 11).unwrap();
+    assert_eq!(inventory.waitlist_view(&BuyerId::new("dee")), WaitlistView::NotWaiting, "a taken offer ends the entry");
+    // Bob's and eve's offers lapse: their seats go to the first in line they fit (fay; cy needs
+    // four adjacent seats, which dee's seat in the middle of the row rules out).
+    inventory.apply(&inventory.expiry_due(T0 + 10 + TTL).unwrap());
+    assert_eq!(inventory.waitlist_view(&BuyerId::new("bob")), WaitlistView::NotWaiting);
+    let offered = offer_all(&mut inventory, T0 + 10 + TTL);
+    assert_eq!(offered.iter().map(|(buyer, _)| buyer.as_str()).collect::<Vec<_>>(), vec!["fay"]);
+    assert_eq!(inventory.waitlist_len(), 1, "cy still waits");
+    run(&mut inventory, Request::LeaveWaitlist { caller: buyer("nobody") }, T0 + 20).unwrap();
+    inventory.check_invariants().unwrap();
+}
