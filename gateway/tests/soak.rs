@@ -1,0 +1,56 @@
+//! The short soak CI runs: the load generator against a real durable server for a bounded time,
+//! checking what must hold however long it runs. The 30-minute soak with its memory and p99
+//! figures is `benches/soak.sh` (docs/SOAK.md). `TURNSTILE_SOAK_TEST_SECONDS` lengthens this one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{authed, TestServer, SECRET};
+use turnstile::auth::Authenticator;
+use turnstile::loadgen::{self, BenchOptions};
+use turnstile_proto::v1 as pb;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
+    let seconds: u64 =
+        std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(15);
+    let server = TestServer::start().await;
+    let options = BenchOptions {
+        server: server.server.as_ref().unwrap().local_addr,
+        concurrency: 8,
+        duration: Duration::from_secs(seconds),
+        reads_per_write: 10,
+        confirm_percent: 20,
+        search: true,
+        hot_event: false,
+        events: 4,
+        connections: 2,
+        window: Duration::from_secs(3),
+        progress: false,
+        seed: 7,
+    };
+    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(summary.errors_by_code.is_empty(), "errors under steady load: {:?}", summary.errors_by_code);
+    let holds = &summary.operations["hold"];
+    assert!(holds.count > 100, "the load ran: {} holds", holds.count);
+    let confirmed = summary.operations.get("confirm").map_or(0, |row| row.count);
+    let released = summary.operations.get("release").map_or(0, |row| row.count);
+    assert_eq!(confirmed + released, holds.count, "every hold was confirmed or released");
+
+    // Every hold was ended: none is live, and the bookings are all there.
+    let status = server
+        .admin()
+        .get_node_status(authed(&server.admin_token(), pb::GetNodeStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.live_holds, 0);
+    // Memory: the last window is not far above the first (a leak of a request's worth per
+    // request would be tens of megabytes here).
+    let memory: Vec<u64> =
+        summary.windows.iter().map(|window| window.server_resident_bytes).filter(|&bytes| bytes > 0).collect();
+    let (first, last) = (memory[0], *memory.last().unwrap());
+    assert!(last < first + first / 2 + (64 << 20), "resident memory went from {first} to {last} bytes");
+    server.stop().await;
+}
