@@ -608,6 +608,7 @@ impl Inventory {
             ));
         }
         inventory.seat_map = seat_map;
+        inventory.validate_records()?;
         inventory.check_invariants()?;
         Ok(inventory)
     }
@@ -1415,27 +1416,31 @@ impl Inventory {
                         seat_owner[seat as usize] = marker;
                         let section = self.seat_map.position(seat).section as usize;
                         match status {
-                            SeatStatus::Held => expected[section].held += 1,
-                            _ => expected[section].booked += 1,
+                            SeatStatus::Held => expected[section].held = expected[section].held.saturating_add(1),
+                            _ => expected[section].booked = expected[section].booked.saturating_add(1),
                         }
                     }
                 }
-                Places::General { section, quantity } => match status {
-                    SeatStatus::Held => expected[*section as usize].held += quantity,
-                    _ => expected[*section as usize].booked += quantity,
-                },
+                Places::General { section, quantity } => {
+                    let counts = &mut expected[*section as usize];
+                    match status {
+                        SeatStatus::Held => counts.held = counts.held.saturating_add(*quantity),
+                        _ => counts.booked = counts.booked.saturating_add(*quantity),
+                    }
+                }
             }
             Ok(())
         };
         for hold in self.holds.values().filter(|hold| hold.status == HoldStatus::Active) {
             count_places(&hold.places, SeatStatus::Held, 1)?;
             let entry = usage.entry(&hold.buyer).or_default();
-            entry.seats += hold.places.count();
-            entry.active_holds += 1;
+            entry.seats = entry.seats.saturating_add(hold.places.count());
+            entry.active_holds = entry.active_holds.saturating_add(1);
         }
         for booking in self.bookings.values().filter(|booking| booking.status == BookingStatus::Confirmed) {
             count_places(&booking.places, SeatStatus::Booked, 2)?;
-            usage.entry(&booking.buyer).or_default().seats += booking.places.count();
+            let entry = usage.entry(&booking.buyer).or_default();
+            entry.seats = entry.seats.saturating_add(booking.places.count());
         }
         if expected != self.counts {
             return Err(format!("section counters {:?} do not match records {:?}", self.counts, expected));
@@ -1612,6 +1617,7 @@ impl Inventory {
 
 mod pricing;
 pub use pricing::{PriceStep, PricingRules};
+mod restore;
 mod waitlist;
 pub use waitlist::WaitlistView;
 

@@ -11,11 +11,11 @@
 //!   seldom builds a whole postcard inventory from nothing; near-valid ones reach the checks in
 //!   `restore` that whole-cloth garbage never gets past.
 //!
-//! Known open findings (docs/FUZZING.md, "Findings"): `restore` checks counts but not that the
-//! records it counts point at real seats, sections, price levels and deadlines, so some corrupt
-//! checkpoints are accepted and panic later, or panic inside `restore` itself. Those panics are
-//! listed in `KNOWN_OPEN` and tolerated (see `turnstile_fuzz::known_panics`), so a run goes on to
-//! find others; `TURNSTILE_FUZZ_STRICT=1` makes them crashes again.
+//! Findings (docs/FUZZING.md): `restore` once checked counts but not that the records it counts
+//! point at real seats, sections, price levels and deadlines; it now checks every record. Panics
+//! of findings reported and not yet fixed would be listed in `KNOWN_OPEN` and tolerated (see
+//! `turnstile_fuzz::known_panics`) so a run goes on to find others; `TURNSTILE_FUZZ_STRICT=1`
+//! makes them crashes again. The list is empty.
 //!
 //! A checkpoint that `restore` accepts must then be usable, as the engine uses it right after
 //! recovery: its invariants hold, its views (availability, seats, the fixture's holds and bookings) and
@@ -30,27 +30,10 @@ use turnstile_engine::inventory::{Caller, Command, Decision, Inventory, Request,
 use turnstile_fuzz::known_panics::{self, KnownPanic};
 use turnstile_fuzz::{rich_checkpoint, seat_map, section_ids, T0_MS};
 
-const FINDINGS: &str = "docs/FUZZING.md#restore-trusts-the-records-of-a-checkpoint";
-
-const fn open_finding(message_contains: &'static str) -> KnownPanic {
-    KnownPanic { file_suffix: "engine/src/inventory.rs", message_contains, reported_in: FINDINGS }
-}
-
-/// Panics of `Inventory::restore` and of using what it accepted, reported and not yet fixed.
-const KNOWN_OPEN: &[KnownPanic] = &[
-    // A deadline names a hold that is not an active record: expiry finds no hold to end.
-    open_finding("ended hold exists"),
-    // A deadline's time differs from its hold's `expires_at_ms`.
-    open_finding("active hold has a deadline"),
-    // A hold's locked prices do not cover its sections: its view finds no price.
-    open_finding("every section of a hold is priced"),
-    // Seat, section or price level indexes past the end of their tables.
-    open_finding("index out of bounds"),
-    // An ended hold or a booking names a seat index past the venue's last seat: its view panics.
-    KnownPanic { file_suffix: "engine/src/seat_map.rs", message_contains: "out of range", reported_in: FINDINGS },
-    // A deadline names a hold that has already ended.
-    open_finding("ended twice"),
-];
+/// Panics of `Inventory::restore` and of using what it accepted, reported and not yet fixed. The
+/// ten found so far (docs/FUZZING.md, "restore trusts the records of a checkpoint") are fixed:
+/// `restore` now checks every record; their reproducers stay in fuzz/regressions/decode_command.
+const KNOWN_OPEN: &[KnownPanic] = &[];
 
 fn check_log_entry(bytes: &[u8]) {
     let Ok(command) = postcard::from_bytes::<Command>(bytes) else { return };

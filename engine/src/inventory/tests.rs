@@ -764,3 +764,120 @@ fn the_waitlist_gets_returned_places_in_line_order_and_a_lapsed_offer_moves_on()
     run(&mut inventory, Request::LeaveWaitlist { caller: buyer("nobody") }, T0 + 20).unwrap();
     inventory.check_invariants().unwrap();
 }
+
+/// An inventory with a live hold, a booking and an ended hold, for corrupting.
+fn busy_stadium() -> (Inventory, HoldId, BookingId) {
+    let mut inventory = stadium();
+    let live = place(&mut inventory, "ann", seats(&["101:A:1", "101:A:2"]), T0).unwrap();
+    let booked = place(&mut inventory, "bob", seats(&["102:A:1"]), T0 + 1).unwrap();
+    let booking_id = confirm(&mut inventory, "bob", &booked, T0 + 2).unwrap();
+    let released =
+        place(&mut inventory, "cy", Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 3 }, T0 + 3)
+            .unwrap();
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("cy"), hold_id: released }, T0 + 4).unwrap();
+    (inventory, live, booking_id)
+}
+
+fn restored(inventory: &Inventory) -> std::result::Result<Inventory, String> {
+    Inventory::restore(&inventory.checkpoint(), inventory.seat_map().clone())
+}
+
+#[test]
+fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
+    let (inventory, _, _) = busy_stadium();
+    restored(&inventory).expect("an intact checkpoint restores");
+
+    type Corruption = fn(&mut Inventory, &HoldId, &BookingId);
+    let cases: Vec<(&str, Corruption, &str)> = vec![
+        (
+            "seat past the venue",
+            |inv, hold, _| inv.holds.get_mut(hold).unwrap().places = Places::Seats(vec![1, 9_999]),
+            "names seat 9999",
+        ),
+        (
+            "general section past the venue",
+            |inv, _, booking| {
+                inv.bookings.get_mut(booking).unwrap().places = Places::General { section: 77, quantity: 1 }
+            },
+            "names section 77",
+        ),
+        (
+            "quantity in a reserved section",
+            |inv, _, booking| {
+                inv.bookings.get_mut(booking).unwrap().places = Places::General { section: 0, quantity: 1 }
+            },
+            "reserved section",
+        ),
+        (
+            "levels too short",
+            |inv, _, _| {
+                inv.section_levels.pop();
+            },
+            "section price levels",
+        ),
+        (
+            "price level past the terms",
+            |inv, hold, _| inv.holds.get_mut(hold).unwrap().prices[0].level = 9,
+            "at level 9",
+        ),
+        (
+            "prices missing a section",
+            |inv, hold, _| inv.holds.get_mut(hold).unwrap().prices.clear(),
+            "is priced for sections",
+        ),
+        (
+            "deadline without a hold",
+            |inv, _, _| {
+                inv.deadlines.insert((T0, HoldId::new("hld_0000000000000001_00000000000000ff")));
+            },
+            "deadlines",
+        ),
+        ("deadline at another time", |inv, hold, _| inv.holds.get_mut(hold).unwrap().expires_at_ms += 1, "deadlines"),
+        (
+            "deadline of an ended hold",
+            |inv, hold, _| inv.holds.get_mut(hold).unwrap().status = HoldStatus::Released,
+            "deadlines",
+        ),
+        (
+            "confirmed hold without a booking",
+            |inv, _, booking| {
+                let hold_id = inv.bookings[booking].hold_id.clone();
+                inv.holds.get_mut(&hold_id).unwrap().booking_id = None;
+            },
+            "without a booking",
+        ),
+        (
+            "booking naming another hold",
+            |inv, hold, booking| inv.bookings.get_mut(booking).unwrap().hold_id = hold.clone(),
+            "do not name each other",
+        ),
+        (
+            "waitlist offer that is not live",
+            |inv, hold, _| {
+                inv.waitlist.push(waitlist::WaitlistEntry {
+                    buyer: BuyerId::new("wes"),
+                    section: None,
+                    quantity: 1,
+                    joined_at_ms: T0,
+                    offered: Some(hold.clone()),
+                })
+            },
+            "not a live offer",
+        ),
+        (
+            "hold key naming another buyer's hold",
+            |inv, hold, _| {
+                inv.hold_keys.insert((BuyerId::new("zed"), "k".into()), hold.clone());
+            },
+            "not theirs",
+        ),
+    ];
+    for (name, corrupt, reason) in cases {
+        let (mut inventory, hold_id, booking_id) = busy_stadium();
+        corrupt(&mut inventory, &hold_id, &booking_id);
+        match restored(&inventory) {
+            Ok(_) => panic!("{name}: a corrupt checkpoint was accepted"),
+            Err(error) => assert!(error.contains(reason), "{name}: {error}"),
+        }
+    }
+}

@@ -14,13 +14,13 @@ use crate::limits;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct WaitlistEntry {
-    buyer: BuyerId,
+    pub(super) buyer: BuyerId,
     /// `None`: any section.
-    section: Option<u16>,
-    quantity: u32,
-    joined_at_ms: u64,
+    pub(super) section: Option<u16>,
+    pub(super) quantity: u32,
+    pub(super) joined_at_ms: u64,
     /// The hold offered to this buyer, while it lives.
-    offered: Option<HoldId>,
+    pub(super) offered: Option<HoldId>,
 }
 
 /// Where a buyer stands on an event's waitlist.
