@@ -214,6 +214,31 @@ struct HoldRecord {
     from_waitlist: bool,
 }
 
+impl HoldRecord {
+    /// A new active hold; `times` is (placed at, expires at).
+    fn active(
+        buyer: &BuyerId,
+        places: &Places,
+        prices: &[LockedPrice],
+        (placed_at_ms, expires_at_ms): (u64, u64),
+        idempotency_key: &Option<String>,
+    ) -> Self {
+        Self {
+            buyer: buyer.clone(),
+            places: places.clone(),
+            prices: prices.to_vec(),
+            placed_at_ms,
+            expires_at_ms,
+            status: HoldStatus::Active,
+            booking_id: None,
+            idempotency_key: idempotency_key.clone(),
+            extensions: 0,
+            payment_started: false,
+            from_waitlist: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct BookingRecord {
     hold_id: HoldId,
@@ -1125,36 +1150,16 @@ impl Inventory {
                 if let Some(key) = idempotency_key {
                     self.hold_keys.insert((buyer.clone(), key.clone()), hold_id.clone());
                 }
-                let record = HoldRecord {
-                    buyer: buyer.clone(),
-                    places: places.clone(),
-                    prices: prices.clone(),
-                    placed_at_ms: *placed_at_ms,
-                    expires_at_ms: *expires_at_ms,
-                    status: HoldStatus::Active,
-                    booking_id: None,
-                    idempotency_key: idempotency_key.clone(),
-                    extensions: 0,
-                    payment_started: false,
-                    from_waitlist: false,
-                };
+                let record =
+                    HoldRecord::active(buyer, places, prices, (*placed_at_ms, *expires_at_ms), idempotency_key);
                 self.insert_hold(hold_id, record);
                 Outcome::Hold(hold_id.clone())
             }
             Command::OfferFromWaitlist { hold_id, buyer, places, prices, placed_at_ms, expires_at_ms } => {
                 self.apply_offer(buyer, hold_id);
                 let record = HoldRecord {
-                    buyer: buyer.clone(),
-                    places: places.clone(),
-                    prices: prices.clone(),
-                    placed_at_ms: *placed_at_ms,
-                    expires_at_ms: *expires_at_ms,
-                    status: HoldStatus::Active,
-                    booking_id: None,
-                    idempotency_key: None,
-                    extensions: 0,
-                    payment_started: false,
                     from_waitlist: true,
+                    ..HoldRecord::active(buyer, places, prices, (*placed_at_ms, *expires_at_ms), &None)
                 };
                 self.insert_hold(hold_id, record);
                 Outcome::Hold(hold_id.clone())

@@ -1,56 +1,21 @@
 //! The event actor on a paused tokio clock: expiry is driven by its one timer, at the deadline and
 //! not before, and re-armed as holds come and go.
 
+mod common;
+
 use std::time::Duration;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{BookingStatus, Caller, HoldStatus, PriceLevel, Selection};
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
+use turnstile_engine::inventory::{BookingStatus, HoldStatus, Selection};
 use turnstile_engine::{Engine, Error};
 
 const TTL_MS: u64 = 60_000;
 
 async fn event(engine: &Engine) -> EventId {
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Hall".into(),
-            city: "Oslo".into(),
-            address: String::new(),
-            sections: vec![SectionSpec {
-                section_id: "S".into(),
-                name: "Stalls".into(),
-                rows: numbered_rows(&["A", "B"], 10),
-                general_admission_capacity: 0,
-            }],
-        })
-        .await
-        .unwrap();
-    engine
-        .create_event(EventSpec {
-            name: "Concert".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into()],
-            }],
-            hold_ttl_ms: Some(TTL_MS),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap()
-        .event_id
-        .clone()
+    common::create_event(engine, vec![common::reserved("S", &["A", "B"], 10)], Some(TTL_MS), None).await
 }
 
-fn caller(name: &str) -> Caller {
-    Caller { buyer: BuyerId::new(name), admin: false }
-}
+use common::caller;
 
 fn seat(id: &str) -> Selection {
     Selection::Seats(vec![id.to_string()])

@@ -2,19 +2,17 @@
 //! whose deadline passed while the engine was down are expired, and checkpoints let the log be
 //! purged without changing what recovery rebuilds.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{BookingStatus, Caller, HoldStatus, PriceLevel, Selection};
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
+use turnstile_engine::inventory::{BookingStatus, HoldStatus, Selection};
 use turnstile_engine::Engine;
 
-fn caller(name: &str) -> Caller {
-    Caller { buyer: BuyerId::new(name), admin: false }
-}
+use common::caller;
 
 fn seat(id: &str) -> Selection {
     Selection::Seats(vec![id.to_string()])
@@ -25,40 +23,7 @@ async fn open(dir: &Path, options: EngineOptions) -> Engine {
 }
 
 async fn create_event(engine: &Engine, hold_ttl_ms: u64) -> EventId {
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Hall".into(),
-            sections: vec![SectionSpec {
-                section_id: "S".into(),
-                name: "Stalls".into(),
-                rows: numbered_rows(&["A", "B"], 10),
-                general_admission_capacity: 0,
-            }],
-            ..VenueSpec::default()
-        })
-        .await
-        .unwrap();
-    engine
-        .create_event(EventSpec {
-            name: "Concert".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into()],
-            }],
-            hold_ttl_ms: Some(hold_ttl_ms),
-            buyer_seat_limit: Some(20),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap()
-        .event_id
-        .clone()
+    common::create_event(engine, vec![common::reserved("S", &["A", "B"], 10)], Some(hold_ttl_ms), Some(20)).await
 }
 
 async fn seat_counts(engine: &Engine, event_id: &EventId) -> (u32, u32, u32) {

@@ -8,17 +8,17 @@
 //! TURNSTILE_ONSALE_BUYERS=1000000 TURNSTILE_ONSALE_SEATS=50000 \
 //!     cargo test --release -p turnstile-engine --test onsale -- --nocapture
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{Caller, PriceLevel, SeatStatus, Selection};
+use turnstile_engine::inventory::{Caller, SeatStatus, Selection};
 use turnstile_engine::queue::QueueConfig;
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
 use turnstile_engine::{Engine, Error};
 
 const SEATS_PER_SECTION: u32 = 2_000;
@@ -29,55 +29,15 @@ fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
-        .map(|pages| pages * 4_096)
-        .unwrap_or(0)
-}
-
 async fn stadium(engine: &Engine, seats: u32) -> (EventId, Vec<String>) {
-    let sections = seats.div_ceil(SEATS_PER_SECTION);
     let row_labels: Vec<String> = (0..SEATS_PER_SECTION / SEATS_PER_ROW).map(|row| format!("R{row}")).collect();
     let row_refs: Vec<&str> = row_labels.iter().map(String::as_str).collect();
-    let section_ids: Vec<String> = (0..sections).map(|section| format!("S{section}")).collect();
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Stadium".into(),
-            city: "Lisbon".into(),
-            address: String::new(),
-            sections: section_ids
-                .iter()
-                .map(|section_id| SectionSpec {
-                    section_id: section_id.clone(),
-                    name: section_id.clone(),
-                    rows: numbered_rows(&row_refs, SEATS_PER_ROW),
-                    general_admission_capacity: 0,
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
-    let event = engine
-        .create_event(EventSpec {
-            name: "The Big On-Sale".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 9_000,
-                section_ids: section_ids.clone(),
-            }],
-            buyer_seat_limit: Some(SEATS_PER_BUYER_MAX),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap();
-    (event.event_id.clone(), section_ids)
+    let section_ids: Vec<String> =
+        (0..seats.div_ceil(SEATS_PER_SECTION)).map(|section| format!("S{section}")).collect();
+    let sections =
+        section_ids.iter().map(|section_id| common::reserved(section_id, &row_refs, SEATS_PER_ROW)).collect();
+    let event_id = common::create_event(engine, sections, None, Some(SEATS_PER_BUYER_MAX)).await;
+    (event_id, section_ids)
 }
 
 fn buyer(index: u64) -> BuyerId {
@@ -119,7 +79,7 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
     engine.configure_queue(&event_id, config.clone()).await.unwrap();
 
     // The crowd joins (from a few tasks, as from many gateway connections).
-    let memory_before = resident_bytes();
+    let memory_before = common::resident_bytes();
     let started = Instant::now();
     let joiners = 8;
     let mut joins = Vec::new();
@@ -138,7 +98,7 @@ async fn on_sale(buyers: u64, seats: u32, workers: u64, abandon_percent: u64) ->
         join.await.unwrap();
     }
     let join_seconds = started.elapsed().as_secs_f64();
-    let queue_bytes_per_buyer = resident_bytes().saturating_sub(memory_before) as f64 / buyers as f64;
+    let queue_bytes_per_buyer = common::resident_bytes().saturating_sub(memory_before) as f64 / buyers as f64;
 
     // Opening: the draw, at a trickle (one buyer a second) while the simulation learns who drew
     // which place, then automatic admission.

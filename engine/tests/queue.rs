@@ -1,51 +1,17 @@
 //! The waiting room on a paused clock: the opening draw, automatic admission following the
 //! inventory, and passes that expire unused freeing their slot.
 
+mod common;
+
 use std::time::Duration;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{Caller, PriceLevel, Selection};
+use turnstile_engine::inventory::{Caller, Selection};
 use turnstile_engine::queue::{QueueConfig, Standing};
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
 use turnstile_engine::{Engine, Error};
 
 async fn event(engine: &Engine, seats: u32) -> EventId {
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Hall".into(),
-            city: "Oslo".into(),
-            address: String::new(),
-            sections: vec![SectionSpec {
-                section_id: "S".into(),
-                name: "Stalls".into(),
-                rows: numbered_rows(&["A"], seats),
-                general_admission_capacity: 0,
-            }],
-        })
-        .await
-        .unwrap();
-    engine
-        .create_event(EventSpec {
-            name: "Concert".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into()],
-            }],
-            hold_ttl_ms: Some(60_000),
-            buyer_seat_limit: Some(2),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap()
-        .event_id
-        .clone()
+    common::create_event(engine, vec![common::reserved("S", &["A"], seats)], Some(60_000), Some(2)).await
 }
 
 fn buyer(index: usize) -> BuyerId {

@@ -5,77 +5,39 @@
 //!
 //! TURNSTILE_QUEUE_MEMORY_BUYERS=10000000 cargo test --release -p turnstile-engine --test queue_memory -- --nocapture
 
+mod common;
+
 use std::time::Instant;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::ids::BuyerId;
-use turnstile_engine::inventory::PriceLevel;
 use turnstile_engine::queue::QueueConfig;
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
 use turnstile_engine::Engine;
-
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
-        .map(|pages| pages * 4_096)
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_buyer_costs_a_few_dozen_bytes() {
     let buyers: u64 =
         std::env::var("TURNSTILE_QUEUE_MEMORY_BUYERS").ok().and_then(|value| value.parse().ok()).unwrap_or(200_000);
     let engine = Engine::new();
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Arena".into(),
-            city: "Rome".into(),
-            address: String::new(),
-            sections: vec![SectionSpec {
-                section_id: "S".into(),
-                name: "Stalls".into(),
-                rows: numbered_rows(&["A", "B", "C", "D"], 500),
-                general_admission_capacity: 0,
-            }],
-        })
-        .await
-        .unwrap();
-    let event = engine
-        .create_event(EventSpec {
-            name: "Crowd".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into()],
-            }],
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap();
+    let event_id =
+        common::create_event(&engine, vec![common::reserved("S", &["A", "B", "C", "D"], 500)], None, None).await;
     // Admission paused (one buyer a second): the whole crowd stays in line.
     let config = QueueConfig { enabled: true, rate_per_second: 1, ..QueueConfig::default() };
-    engine.configure_queue(&event.event_id, config).await.unwrap();
+    engine.configure_queue(&event_id, config).await.unwrap();
     // Warm-up: the actor, its first map allocation and the id formatting are not per buyer.
-    engine.join_queue(&event.event_id, &BuyerId::new("warm-up")).await.unwrap();
+    engine.join_queue(&event_id, &BuyerId::new("warm-up")).await.unwrap();
 
-    let before = resident_bytes();
+    let before = common::resident_bytes();
     let started = Instant::now();
     let mut name = String::with_capacity(16);
     for index in 0..buyers {
         use std::fmt::Write;
         name.clear();
         write!(name, "fan-{index:08}").unwrap();
-        let (place, _) = engine.join_queue(&event.event_id, &BuyerId::new(name.as_str())).await.unwrap();
+        let (place, _) = engine.join_queue(&event_id, &BuyerId::new(name.as_str())).await.unwrap();
         assert_eq!(place.position, index + 2);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let per_buyer = resident_bytes().saturating_sub(before) as f64 / buyers as f64;
+    let per_buyer = common::resident_bytes().saturating_sub(before) as f64 / buyers as f64;
     println!(
         "{buyers} buyers joined in {seconds:.2} s ({:.0} joins/s); resident memory grew {:.1} MiB, {per_buyer:.1} bytes per \
          buyer; 10M buyers at this rate: {:.0} MiB",

@@ -1,56 +1,21 @@
 //! The waitlist through the event actor: places that come back go to waiting buyers in line
 //! order even while new buyers hammer the same section, and the waitlist survives a restart.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
-use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{Caller, PriceLevel, Selection, WaitlistView};
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
+use turnstile_engine::ids::EventId;
+use turnstile_engine::inventory::{Selection, WaitlistView};
 use turnstile_engine::{Engine, Error};
 
 async fn event(engine: &Engine) -> EventId {
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Club".into(),
-            city: "Bergen".into(),
-            address: String::new(),
-            sections: vec![SectionSpec {
-                section_id: "S".into(),
-                name: "Stalls".into(),
-                rows: numbered_rows(&["A"], 4),
-                general_admission_capacity: 0,
-            }],
-        })
-        .await
-        .unwrap();
-    engine
-        .create_event(EventSpec {
-            name: "Small Gig".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into()],
-            }],
-            buyer_seat_limit: Some(4),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap()
-        .event_id
-        .clone()
+    common::create_event(engine, vec![common::reserved("S", &["A"], 4)], None, Some(4)).await
 }
 
-fn caller(name: &str) -> Caller {
-    Caller { buyer: BuyerId::new(name), admin: false }
-}
+use common::caller;
 
 fn seats(ids: &[&str]) -> Selection {
     Selection::Seats(ids.iter().map(|id| id.to_string()).collect())
@@ -130,12 +95,7 @@ async fn the_waitlist_and_its_offers_survive_a_restart() {
     engine.shutdown().await;
     drop(engine);
 
-    let engine = loop {
-        match Engine::open(data_dir.path(), EngineOptions::default()).await {
-            Ok(engine) => break engine,
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    };
+    let engine = common::reopen(data_dir.path()).await;
     assert_eq!(engine.waitlist_status(caller("wes"), &event_id).await.unwrap(), before);
     assert_eq!(
         engine.waitlist_status(caller("wyn"), &event_id).await.unwrap(),

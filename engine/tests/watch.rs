@@ -1,69 +1,26 @@
 //! Watching an event's seat map through the engine: every change in version order, resumption
 //! from a version, snapshots when a watcher is too far behind or too slow, and what a restart keeps.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
-use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::feed::{EventWatch, SnapshotReason, WatchItem};
-use turnstile_engine::ids::{BuyerId, EventId};
-use turnstile_engine::inventory::{Caller, PriceLevel, SeatStatus, Selection};
+use turnstile_engine::ids::EventId;
+use turnstile_engine::inventory::{SeatStatus, Selection};
 use turnstile_engine::limits;
-use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
 use turnstile_engine::Engine;
 
 const TTL_MS: u64 = 60_000;
 
 async fn event(engine: &Engine) -> EventId {
-    let venue = engine
-        .create_venue(VenueSpec {
-            name: "Hall".into(),
-            city: "Oslo".into(),
-            address: String::new(),
-            sections: vec![
-                SectionSpec {
-                    section_id: "S".into(),
-                    name: "Stalls".into(),
-                    rows: numbered_rows(&["A", "B", "C", "D"], 10),
-                    general_admission_capacity: 0,
-                },
-                SectionSpec {
-                    section_id: "GA".into(),
-                    name: "Floor".into(),
-                    rows: vec![],
-                    general_admission_capacity: 50,
-                },
-            ],
-        })
-        .await
-        .unwrap();
-    engine
-        .create_event(EventSpec {
-            name: "Concert".into(),
-            venue_id: venue.venue_id.clone(),
-            starts_at_ms: 2_000_000_000_000,
-            ends_at_ms: 2_000_000_900_000,
-            currency: "EUR".into(),
-            price_levels: vec![PriceLevel {
-                price_level_id: "A".into(),
-                name: "All".into(),
-                amount_minor: 5_000,
-                section_ids: vec!["S".into(), "GA".into()],
-            }],
-            hold_ttl_ms: Some(TTL_MS),
-            buyer_seat_limit: Some(1_000),
-            ..EventSpec::default()
-        })
-        .await
-        .unwrap()
-        .event_id
-        .clone()
+    let sections = vec![common::reserved("S", &["A", "B", "C", "D"], 10), common::general("GA", 50)];
+    common::create_event(engine, sections, Some(TTL_MS), Some(1_000)).await
 }
 
-fn caller(name: &str) -> Caller {
-    Caller { buyer: BuyerId::new(name), admin: false }
-}
+use common::caller;
 
 fn seats(ids: &[&str]) -> Selection {
     Selection::Seats(ids.iter().map(|id| id.to_string()).collect())
@@ -262,12 +219,7 @@ async fn after_a_restart_a_watcher_at_the_latest_version_gets_only_new_changes()
     engine.shutdown().await;
     drop(engine);
 
-    let engine = loop {
-        match Engine::open(data_dir.path(), EngineOptions::default()).await {
-            Ok(engine) => break engine,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let engine = common::reopen(data_dir.path()).await;
     assert_eq!(Mirror::truth(&engine, &event_id).await, before, "the restart kept every acknowledged change");
     let (mut current, _permit) = engine.watch_event(&event_id, before.version).await.unwrap();
     let (mut older, _permit) = engine.watch_event(&event_id, before.version - 1).await.unwrap();
