@@ -136,8 +136,27 @@ impl Inventory {
         }
     }
 
-    /// Every section's price now, in seat-map order.
+    /// Every section's price now, in seat-map order. One pass over the sections (this runs
+    /// after every change, for the read snapshot).
     pub fn current_prices(&self, now_ms: u64) -> Vec<i64> {
-        (0..self.section_levels.len() as u16).map(|section| self.current_price(section, now_ms)).collect()
+        let base = |level: u16| self.terms.price_levels[level as usize].amount_minor;
+        let Some(rules) = &self.pricing else {
+            return self.section_levels.iter().map(|&level| base(level)).collect();
+        };
+        let mut levels = vec![(0u64, 0u64); self.terms.price_levels.len()];
+        for (section, (&level, counts)) in self.section_levels.iter().zip(&self.counts).enumerate() {
+            let (taken, total) = &mut levels[level as usize];
+            *taken += u64::from(counts.held + counts.booked);
+            *total += u64::from(self.seat_map.sections[section].capacity());
+        }
+        let demand = self.holds_last_minute(now_ms);
+        self.section_levels
+            .iter()
+            .map(|&level| {
+                let (taken, total) = levels[level as usize];
+                let sell_through = (taken * 100).checked_div(total).unwrap_or(100) as u32;
+                rules.price(base(level), sell_through, demand)
+            })
+            .collect()
     }
 }

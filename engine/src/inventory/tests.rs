@@ -621,6 +621,10 @@ fn prices_follow_sell_through_and_demand_within_floor_and_ceiling_and_are_locked
     priced_hold(&mut inventory, "cy", seats(&["101:B:2"]), T0 + 2, &mut log);
     priced_hold(&mut inventory, "dee", seats(&["102:A:1"]), T0 + 3, &mut log);
     assert_eq!(inventory.current_price(0, T0 + 4), 22_500, "20% + 30% = 150%: at the ceiling");
+    let all = inventory.current_prices(T0 + 4);
+    for section in 0..3u16 {
+        assert_eq!(all[section as usize], inventory.current_price(section, T0 + 4), "section {section}");
+    }
     // A minute later the demand step no longer applies.
     assert_eq!(inventory.current_price(0, T0 + 3 + 60_000), 18_000);
     // The other level (102 and FLOOR, 105 places at 80.00) moves with its own sell-through.
