@@ -1366,6 +1366,7 @@ impl Inventory {
         let record = hold.clone();
         assert!(self.deadlines.remove(&(record.expires_at_ms, hold_id.clone())), "active hold has a deadline");
         self.ended_holds.push_back((now_ms, hold_id.clone()));
+        self.forget_ended_holds(now_ms);
         // A confirmed hold's seats stay counted against the buyer: they move into a booking.
         let seats_freed = if status == HoldStatus::Confirmed { 0 } else { i64::from(record.places.count()) };
         self.adjust_buyer(&record.buyer, -seats_freed, -1);
@@ -1385,9 +1386,12 @@ impl Inventory {
         }
     }
 
+    /// Forgets the ended holds older than the retention, and the oldest beyond the count bound.
     fn forget_ended_holds(&mut self, now_ms: u64) {
         while let Some((ended_at_ms, _)) = self.ended_holds.front() {
-            if ended_at_ms + limits::HOLD_RETENTION_MS > now_ms {
+            if ended_at_ms + limits::HOLD_RETENTION_MS > now_ms
+                && self.ended_holds.len() <= limits::ENDED_HOLDS_RETAINED_MAX
+            {
                 break;
             }
             let (_, hold_id) = self.ended_holds.pop_front().expect("front exists");

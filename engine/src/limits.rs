@@ -38,8 +38,12 @@ pub const HOLD_TTL_MS_MIN: u64 = 30 * 1_000;
 /// Longest hold lifetime an admin may set.
 pub const HOLD_TTL_MS_MAX: u64 = 60 * 60 * 1_000;
 /// How long an ended hold (confirmed, released, expired) stays readable and keeps its idempotency
-/// key, so that a late retry gets the first answer instead of a second hold.
-pub const HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+/// key, so that a late retry gets the first answer instead of a second hold (and an expired hold
+/// can still be confirmed late).
+pub const HOLD_RETENTION_MS: u64 = 10 * 60 * 1_000;
+/// Ended holds one event remembers at most, whatever their age: under a storm of holds the
+/// retention is this many, not ten minutes' worth (about 0.5 kB each).
+pub const ENDED_HOLDS_RETAINED_MAX: usize = 100_000;
 
 /// Dynamic pricing: highest ceiling (in percent of a level's base price), steps per rule list,
 /// and the largest demand threshold (holds per minute, also the size of the demand window).
@@ -89,7 +93,6 @@ pub const ACTOR_CALL_TIMEOUT_MS: u64 = 10_000;
 
 const _: () = assert!(BUYER_SEAT_LIMIT_DEFAULT <= BUYER_SEAT_LIMIT_MAX);
 const _: () = assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
-const _: () = assert!(HOLD_TTL_MS_MAX < HOLD_RETENTION_MS);
 const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
 const _: () = assert!((SECTIONS_PER_VENUE_MAX as u64) <= u16::MAX as u64, "section indexes are u16");
 const _: () = assert!(PRICE_LEVELS_PER_EVENT_MAX <= u16::MAX as usize);

@@ -612,7 +612,8 @@ impl Model {
                 let hold = self.holds.get_mut(hold_id).expect("confirmed hold is known");
                 // An expired hold confirmed late keeps the time it ended (its retention runs
                 // from its expiry).
-                if hold.status == HoldStatus::Active {
+                let ended_now = hold.status == HoldStatus::Active;
+                if ended_now {
                     hold.ended_at_ms = Some(self.now_ms);
                 }
                 hold.status = HoldStatus::Confirmed;
@@ -635,6 +636,9 @@ impl Model {
                     },
                 );
                 self.made_bookings.push((booking_id.clone(), buyer));
+                if ended_now {
+                    self.forget_old();
+                }
             }
             (Step::Release { hold_id, .. }, Reply::Hold(_)) => {
                 let hold = self.holds.get_mut(hold_id).expect("released hold is known");
@@ -643,6 +647,7 @@ impl Model {
                 for &seat in &hold.seats {
                     self.seats[seat as usize] = SeatStatus::Available;
                 }
+                self.forget_old();
             }
             (Step::Cancel { booking_id, .. }, Reply::Booking(_)) => {
                 let booking = self.bookings.get_mut(booking_id).expect("cancelled booking is known");
@@ -679,6 +684,14 @@ impl Model {
                 self.seats[seat as usize] = SeatStatus::Available;
             }
         }
+        self.forget_old();
+        self.version += 1;
+        due
+    }
+
+    /// Forgets holds ended longer than the retention ago (the inventory does so whenever a hold
+    /// ends, and on every expiry run).
+    fn forget_old(&mut self) {
         let now_ms = self.now_ms;
         let old: Vec<HoldId> = self
             .holds
@@ -693,8 +706,6 @@ impl Model {
             }
             self.forgotten.insert(hold_id);
         }
-        self.version += 1;
-        due
     }
 
     /// The id the inventory mints from `nonce`: the first not taken by a hold it still has.

@@ -60,6 +60,10 @@ pub enum Write {
     Checkpoint { state: Vec<u8> },
 }
 
+/// redb's page cache. Its default (1 GiB) would let a busy node's memory grow by that much for
+/// pages it rarely reads again: the log is written once and read at recovery.
+const CACHE_BYTES: usize = 64 << 20;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Committed {
     /// Log indexes given to the job's `Append`s, in order.
@@ -187,7 +191,9 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|error| StoreError::Io { path: dir.display().to_string(), reason: error.to_string() })?;
         let path = dir.join(crate::DATABASE_FILE);
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|error| StoreError::Io { path: path.display().to_string(), reason: error.to_string() })?;
         Self::start(db, path)
     }
@@ -625,7 +631,8 @@ impl Writer {
                                 records.insert((kind.as_str(), key.as_str()), sealed.as_slice())?;
                             }
                             Write::IndexBooking { buyer, booked_at_ms, booking_id } => {
-                                buyer_bookings.insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
+                                buyer_bookings
+                                    .insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
                             }
                             Write::Checkpoint { state } => {
                                 let index = group_last_index

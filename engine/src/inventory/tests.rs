@@ -885,3 +885,29 @@ fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
         }
     }
 }
+
+#[test]
+fn ended_holds_are_forgotten_after_the_retention_even_when_nothing_expires() {
+    let mut inventory = stadium();
+    let first = place(&mut inventory, "ann", seats(&["101:A:1"]), T0).unwrap();
+    run(&mut inventory, Request::ReleaseHold { caller: buyer("ann"), hold_id: first.clone() }, T0 + 1).unwrap();
+    let second = place(&mut inventory, "bob", seats(&["101:A:2"]), T0 + 2).unwrap();
+    // Still remembered just inside the retention; a hold ending later lets it go.
+    run(
+        &mut inventory,
+        Request::ReleaseHold { caller: buyer("bob"), hold_id: second.clone() },
+        T0 + limits::HOLD_RETENTION_MS,
+    )
+    .unwrap();
+    assert!(inventory.hold_view(&first, None).is_ok());
+    let third = place(&mut inventory, "cy", seats(&["101:A:3"]), T0 + limits::HOLD_RETENTION_MS).unwrap();
+    run(
+        &mut inventory,
+        Request::ReleaseHold { caller: buyer("cy"), hold_id: third },
+        T0 + 1 + limits::HOLD_RETENTION_MS,
+    )
+    .unwrap();
+    assert_eq!(inventory.hold_view(&first, None).unwrap_err(), Error::not_found("hold", first.as_str()));
+    assert!(inventory.hold_view(&second, None).is_ok(), "ended later, still remembered");
+    inventory.check_invariants().unwrap();
+}
