@@ -38,6 +38,9 @@ pub struct BenchOptions {
     pub search: bool,
     /// Every worker targets one event.
     pub hot_event: bool,
+    /// Writes are holds alone, each by a buyer of its own, left to expire (no confirm or release):
+    /// one durable command per write, like a lock service's SET NX EX.
+    pub hold_only: bool,
     pub events: usize,
     pub connections: usize,
     pub window: Duration,
@@ -72,6 +75,7 @@ pub struct BenchSummary {
     pub duration_seconds: f64,
     pub reads_per_write: u32,
     pub hot_event: bool,
+    pub hold_only: bool,
     pub events: usize,
     pub operations: BTreeMap<String, OperationSummary>,
     pub errors_by_code: BTreeMap<String, u64>,
@@ -211,7 +215,16 @@ impl Worker {
                 self.event_ids[rng.random_range(0..self.event_ids.len())].clone()
             };
             if rng.random_range(0..=self.options.reads_per_write) == 0 {
-                let token = &tokens[(writes % BUYERS_PER_WORKER) as usize];
+                // Hold-only holds stay live until they expire, so each takes a buyer of its own and
+                // no buyer reaches the live-holds-per-buyer bound.
+                let fresh_token;
+                let token = if self.options.hold_only {
+                    fresh_token =
+                        self.authenticator.mint(&format!("bench-{}-hold-{writes}", self.index), Role::User, 86_400);
+                    &fresh_token
+                } else {
+                    &tokens[(writes % BUYERS_PER_WORKER) as usize]
+                };
                 writes += 1;
                 let started = Instant::now();
                 let request = pb::HoldSeatsRequest {
@@ -226,6 +239,9 @@ impl Worker {
                 let result = booking.hold_seats(authed(token, request)).await;
                 tally.record("hold", started, &result);
                 window.record("hold", started, &result);
+                if self.options.hold_only {
+                    continue;
+                }
                 let Ok(response) = result else { continue };
                 let Some(hold) = response.into_inner().hold else { continue };
                 let started = Instant::now();
@@ -239,7 +255,8 @@ impl Worker {
                     tally.record("confirm", started, &result);
                     window.record("confirm", started, &result);
                 } else {
-                    let result = booking.release_hold(authed(token, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await;
+                    let result =
+                        booking.release_hold(authed(token, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await;
                     tally.record("release", started, &result);
                     window.record("release", started, &result);
                 }
@@ -351,11 +368,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
                 server_resident_bytes: resident_bytes(channels[0].clone(), &admin).await,
             });
             if let Some(bar) = &progress {
-                bar.set_message(format!(
-                    "{:.0} ops/s, hold p99 {} us",
-                    operations as f64 / seconds,
-                    hold_p99_us
-                ));
+                bar.set_message(format!("{:.0} ops/s, hold p99 {} us", operations as f64 / seconds, hold_p99_us));
             }
             window_tally = Tally::default();
             window_start = Instant::now();
@@ -384,13 +397,15 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         }
     }
     let count = |names: &[&str]| -> f64 {
-        names.iter().filter_map(|name| operations.get(*name)).map(|summary| summary.count as f64).sum::<f64>() / seconds + 0.0
+        names.iter().filter_map(|name| operations.get(*name)).map(|summary| summary.count as f64).sum::<f64>() / seconds
+            + 0.0
     };
     Ok(BenchSummary {
         concurrency: options.concurrency,
         duration_seconds: seconds,
         reads_per_write: options.reads_per_write,
         hot_event: options.hot_event,
+        hold_only: options.hold_only,
         events,
         writes_per_second: count(&["hold", "confirm", "release"]),
         reads_per_second: count(&["view", "search"]),
@@ -403,12 +418,13 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
 /// The summary as a table for a terminal.
 pub fn render(summary: &BenchSummary) -> String {
     let mut text = format!(
-        "{} workers for {:.1} s, {} reads per write, {} event(s){}\n",
+        "{} workers for {:.1} s, {} reads per write, {} event(s){}{}\n",
         summary.concurrency,
         summary.duration_seconds,
         summary.reads_per_write,
         summary.events,
-        if summary.hot_event { " (hot event)" } else { "" }
+        if summary.hot_event { " (hot event)" } else { "" },
+        if summary.hold_only { ", holds only" } else { "" }
     );
     text.push_str("operation      count    errors      per s    p50 us    p90 us    p99 us  p99.9 us    max us\n");
     for (operation, row) in &summary.operations {

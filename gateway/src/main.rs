@@ -74,6 +74,10 @@ enum Command {
         /// Every worker targets the same event.
         #[arg(long)]
         hot_event: bool,
+        /// Writes are holds alone, each by its own buyer, left to expire (one durable command per
+        /// write; --confirm-percent does not apply).
+        #[arg(long)]
+        hold_only: bool,
         /// Events to spread the load over (without --hot-event).
         #[arg(long, default_value_t = 16)]
         events: usize,
@@ -173,6 +177,7 @@ fn main() -> anyhow::Result<()> {
             confirm_percent,
             no_search,
             hot_event,
+            hold_only,
             events,
             connections,
             window_seconds,
@@ -189,6 +194,7 @@ fn main() -> anyhow::Result<()> {
                 confirm_percent: confirm_percent.min(100),
                 search: !no_search,
                 hot_event,
+                hold_only,
                 events,
                 connections,
                 window: std::time::Duration::from_secs(window_seconds.max(1)),

@@ -24,6 +24,7 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
         confirm_percent: 20,
         search: true,
         hot_event: false,
+        hold_only: false,
         events: 4,
         connections: 2,
         window: Duration::from_secs(3),
@@ -52,5 +53,41 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
         summary.windows.iter().map(|window| window.server_resident_bytes).filter(|&bytes| bytes > 0).collect();
     let (first, last) = (memory[0], *memory.last().unwrap());
     assert!(last < first + first / 2 + (64 << 20), "resident memory went from {first} to {last} bytes");
+    server.stop().await;
+}
+
+/// `--hold-only`: every write is one hold by a buyer of its own, left live; the node ends the run
+/// holding exactly the holds the generator counted, with no errors from any per-buyer bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_only_load_leaves_every_counted_hold_live() {
+    let server = TestServer::start().await;
+    let options = BenchOptions {
+        server: server.server.as_ref().unwrap().local_addr,
+        concurrency: 8,
+        duration: Duration::from_secs(3),
+        reads_per_write: 0,
+        confirm_percent: 100,
+        search: false,
+        hot_event: true,
+        hold_only: true,
+        events: 1,
+        connections: 2,
+        window: Duration::from_secs(1),
+        progress: false,
+        seed: 11,
+    };
+    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(summary.errors_by_code.is_empty(), "errors in a hold-only run: {:?}", summary.errors_by_code);
+    let holds = summary.operations["hold"].count;
+    assert!(holds > 8 * 10, "the load ran: {holds} holds");
+    assert!(!summary.operations.contains_key("confirm") && !summary.operations.contains_key("release"));
+    assert!(summary.hold_only);
+    let status = server
+        .admin()
+        .get_node_status(authed(&server.admin_token(), pb::GetNodeStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.live_holds, holds, "every hold the generator counted is live on the node");
     server.stop().await;
 }
