@@ -389,6 +389,10 @@ json_get() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); pri
 # (a) durable writes only: a hold, then its release (each fsync'd before its reply), over 16 events.
 ts_run ts_a a-writes "$RUN_SECONDS" --reads-per-write 0 --confirm-percent 0
 
+# (e) durable holds alone, the like-for-like run against Redis's SET NX EX: one durable command
+# per hold, each by a buyer of its own, left to expire (the bench events' TTL outlasts the run).
+ts_run ts_e e-hold-only "$RUN_SECONDS" --reads-per-write 0 --hold-only
+
 # (b) one hot event, every hold confirmed. The bench event has 200,000 general-admission places
 # and each of a worker's 512 buyers may hold at most 1,000, so the places are the limit: if the run
 # sold out, it is repeated for a duration that stays under 150,000 places.

@@ -10,6 +10,11 @@
 //!
 //! cargo bench -p turnstile-benches --bench contention
 
+/// The allocator the server uses (gateway/src/main.rs); `--features system-allocator` compares.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -12,6 +12,11 @@
 //! TURNSTILE_RECOVERY_COMMANDS=1000000 for the 1M-command recovery figure (the default is smaller
 //! so a plain run stays short).
 
+/// The allocator the server uses (gateway/src/main.rs); `--features system-allocator` compares.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

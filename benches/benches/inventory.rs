@@ -3,6 +3,11 @@
 //!
 //! cargo bench -p turnstile-benches --bench inventory
 
+/// The allocator the server uses (gateway/src/main.rs); `--features system-allocator` compares.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -8,6 +8,11 @@
 //! Events default to 100,000 so a normal run is quick; the figures in docs/SEARCH.md name the
 //! size they were taken at. The generator is seeded, so every run indexes the same events.
 
+/// The allocator the server uses (gateway/src/main.rs); `--features system-allocator` compares.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@ pub fn one_place() -> Selection {
     Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 1 }
 }
 
-/// Creates `count` events on a venue with a 200,000-place FLOOR and a 10 x 20 reserved section S.
+/// Creates `count` events on a venue with a 100,000-place FLOOR and a 10 x 20 reserved section S.
 pub async fn bench_events(engine: &Engine, count: usize) -> Vec<EventId> {
     let venue = engine
         .create_venue(VenueSpec {
@@ -30,7 +30,7 @@ pub async fn bench_events(engine: &Engine, count: usize) -> Vec<EventId> {
                     section_id: "FLOOR".into(),
                     name: "Floor".into(),
                     rows: vec![],
-                    general_admission_capacity: 200_000,
+                    general_admission_capacity: 100_000,
                 },
                 SectionSpec {
                     section_id: "S".into(),

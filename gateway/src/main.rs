@@ -11,6 +11,12 @@ use turnstile::server::Server;
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::Engine;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+
+/// mimalloc instead of the system allocator: under load, buffers are allocated on the runtime's
+/// threads and freed on the log writer's, a pattern glibc's allocator handles poorly (the durable
+/// path's profile, docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use turnstile_proto::v1::CreateBackupRequest;
 
 #[derive(Parser)]

@@ -6,10 +6,18 @@ use crate::StoreError;
 /// Builds a frame for `body` stored under `key`.
 pub fn seal(key: &[u8], body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&checksum(key, body).to_le_bytes());
-    frame.extend_from_slice(body);
-    debug_assert!(open(key, &frame, "self-check").is_ok());
+    seal_into(&mut frame, key, |out| out.extend_from_slice(body));
     frame
+}
+
+/// Appends a frame to `out` whose body `write_body` writes in place (no copy of the body).
+pub fn seal_into(out: &mut Vec<u8>, key: &[u8], write_body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write_body(out);
+    let crc = checksum(key, &out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    debug_assert!(open(key, &out[start..], "self-check").is_ok());
 }
 
 /// Verifies a frame read back under `key`; `what` names the record in the error.

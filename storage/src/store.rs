@@ -122,12 +122,15 @@ fn entry_key(index: u64) -> [u8; 8] {
     index.to_le_bytes()
 }
 
-fn encode_entry(index: u64, term: u64, stream: &str, payload: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(8 + 4 + stream.len() + payload.len());
-    body.extend_from_slice(&term.to_le_bytes());
-    put_bytes(&mut body, stream.as_bytes());
-    body.extend_from_slice(payload);
-    frame::seal(&entry_key(index), &body)
+/// Encodes a log entry's frame into `frame` (cleared first), so the writer reuses one buffer for
+/// every entry of a commit.
+fn encode_entry_into(frame: &mut Vec<u8>, index: u64, term: u64, stream: &str, payload: &[u8]) {
+    frame.clear();
+    frame::seal_into(frame, &entry_key(index), |body| {
+        body.extend_from_slice(&term.to_le_bytes());
+        put_bytes(body, stream.as_bytes());
+        body.extend_from_slice(payload);
+    });
 }
 
 fn decode_entry(path: &Path, index: u64, stored: &[u8]) -> Result<LogEntry, StoreError> {
@@ -163,7 +166,12 @@ struct LogCursor {
 impl LogCursor {
     fn mark_appended(&mut self, stream: &str, index: u64) {
         self.last_index = index;
-        self.last_index_by_stream.insert(stream.to_string(), index);
+        match self.last_index_by_stream.get_mut(stream) {
+            Some(last) => *last = index,
+            None => {
+                self.last_index_by_stream.insert(stream.to_string(), index);
+            }
+        }
         if !self.dirty_by_stream.contains_key(stream) {
             self.dirty_by_stream.insert(stream.to_string(), index);
             self.dirty_order.insert((index, stream.to_string()));
@@ -492,9 +500,10 @@ struct Writer {
 }
 
 /// One change a group made to the log, in the order it was made.
+/// What a group did to the log, by position of the job in the group.
 enum LogChange {
-    Appended(String, u64),
-    Checkpointed(String),
+    Appended(usize, u64),
+    Checkpointed(usize),
 }
 
 /// A job taken into the current group.
@@ -607,6 +616,7 @@ impl Writer {
         // stream in the same group must leave that stream dirty again.
         let mut log_changes: Vec<LogChange> = Vec::new();
         let mut group_last_index: HashMap<&str, u64> = HashMap::new();
+        let mut frame = Vec::new();
         let result = (|| -> Result<(), redb::Error> {
             let transaction = self.shared.db.begin_write()?;
             {
@@ -614,17 +624,17 @@ impl Writer {
                 let mut checkpoints = transaction.open_table(CHECKPOINTS)?;
                 let mut records = transaction.open_table(RECORDS)?;
                 let mut buyer_bookings = transaction.open_table(BUYER_BOOKINGS)?;
-                for (job, writes) in pending.iter_mut().zip(batches) {
+                for (position, (job, writes)) in pending.iter_mut().zip(batches).enumerate() {
                     let stream = job.stream.as_str();
                     for write in writes {
                         match write {
                             Write::Append { payload } => {
                                 next_index += 1;
-                                let entry = encode_entry(next_index, SINGLE_NODE_TERM, stream, &payload);
-                                log.insert(next_index, entry.as_slice())?;
+                                encode_entry_into(&mut frame, next_index, SINGLE_NODE_TERM, stream, &payload);
+                                log.insert(next_index, frame.as_slice())?;
                                 job.committed.indexes.push(next_index);
                                 group_last_index.insert(stream, next_index);
-                                log_changes.push(LogChange::Appended(job.stream.clone(), next_index));
+                                log_changes.push(LogChange::Appended(position, next_index));
                             }
                             Write::Put { kind, key, value } => {
                                 let sealed = frame::seal(&record_key(&kind, &key), &value);
@@ -644,7 +654,7 @@ impl Writer {
                                 body.extend_from_slice(&index.to_le_bytes());
                                 body.extend_from_slice(&state);
                                 checkpoints.insert(stream, frame::seal(stream.as_bytes(), &body).as_slice())?;
-                                log_changes.push(LogChange::Checkpointed(job.stream.clone()));
+                                log_changes.push(LogChange::Checkpointed(position));
                             }
                         }
                     }
@@ -659,12 +669,12 @@ impl Writer {
                 let mut checkpointed = false;
                 for change in &log_changes {
                     match change {
-                        LogChange::Appended(stream, index) => {
-                            self.cursor.mark_appended(stream, *index);
+                        LogChange::Appended(position, index) => {
+                            self.cursor.mark_appended(&pending[*position].stream, *index);
                             entries += 1;
                         }
-                        LogChange::Checkpointed(stream) => {
-                            self.cursor.mark_checkpointed(stream);
+                        LogChange::Checkpointed(position) => {
+                            self.cursor.mark_checkpointed(&pending[*position].stream);
                             checkpointed = true;
                         }
                     }
