@@ -11,15 +11,12 @@ use turnstile::auth::Authenticator;
 use turnstile::loadgen::{self, BenchOptions};
 use turnstile_proto::v1 as pb;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
-    let seconds: u64 =
-        std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(15);
-    let server = TestServer::start().await;
-    let options = BenchOptions {
+/// The generator's settings for a short run against `server`: 8 workers on 2 connections.
+fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
+    BenchOptions {
         server: server.server.as_ref().unwrap().local_addr,
         concurrency: 8,
-        duration: Duration::from_secs(seconds),
+        duration,
         reads_per_write: 10,
         confirm_percent: 20,
         search: true,
@@ -29,8 +26,25 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
         connections: 2,
         window: Duration::from_secs(3),
         progress: false,
-        seed: 7,
-    };
+        seed,
+    }
+}
+
+async fn node_status(server: &TestServer) -> pb::GetNodeStatusResponse {
+    server
+        .admin()
+        .get_node_status(authed(&server.admin_token(), pb::GetNodeStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
+    let seconds: u64 =
+        std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(15);
+    let server = TestServer::start().await;
+    let options = options(&server, Duration::from_secs(seconds), 7);
     let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors under steady load: {:?}", summary.errors_by_code);
     let holds = &summary.operations["hold"];
@@ -40,13 +54,7 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
     assert_eq!(confirmed + released, holds.count, "every hold was confirmed or released");
 
     // Every hold was ended: none is live, and the bookings are all there.
-    let status = server
-        .admin()
-        .get_node_status(authed(&server.admin_token(), pb::GetNodeStatusRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.live_holds, 0);
+    assert_eq!(node_status(&server).await.live_holds, 0);
     // Memory: the last window is not far above the first (a leak of a request's worth per
     // request would be tens of megabytes here).
     let memory: Vec<u64> =
@@ -62,19 +70,13 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
 async fn hold_only_load_leaves_every_counted_hold_live() {
     let server = TestServer::start().await;
     let options = BenchOptions {
-        server: server.server.as_ref().unwrap().local_addr,
-        concurrency: 8,
-        duration: Duration::from_secs(3),
         reads_per_write: 0,
-        confirm_percent: 100,
         search: false,
         hot_event: true,
         hold_only: true,
         events: 1,
-        connections: 2,
         window: Duration::from_secs(1),
-        progress: false,
-        seed: 11,
+        ..options(&server, Duration::from_secs(3), 11)
     };
     let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors in a hold-only run: {:?}", summary.errors_by_code);
@@ -82,12 +84,6 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
     assert!(holds > 8 * 10, "the load ran: {holds} holds");
     assert!(!summary.operations.contains_key("confirm") && !summary.operations.contains_key("release"));
     assert!(summary.hold_only);
-    let status = server
-        .admin()
-        .get_node_status(authed(&server.admin_token(), pb::GetNodeStatusRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.live_holds, holds, "every hold the generator counted is live on the node");
+    assert_eq!(node_status(&server).await.live_holds, holds, "every hold the generator counted is live on the node");
     server.stop().await;
 }
