@@ -161,6 +161,8 @@ pub struct EventArguments {
     pub store: Option<Arc<Store>>,
     /// Commands between automatic checkpoints.
     pub checkpoint_commands: u64,
+    /// Age past which the periodic sweep checkpoints an event that changed.
+    pub checkpoint_max_age: std::time::Duration,
     /// Live holds over all events of the node; each actor adds its own changes.
     pub live_holds: Arc<std::sync::atomic::AtomicI64>,
     /// Where the actor publishes its read snapshot.
@@ -180,6 +182,9 @@ pub struct EventState {
     stream: String,
     commands_since_checkpoint: u64,
     checkpoint_commands: u64,
+    checkpoint_max_age: std::time::Duration,
+    /// When this actor last stored a checkpoint (`None`: not since it was loaded).
+    last_checkpoint: Option<Instant>,
     live_holds: Arc<std::sync::atomic::AtomicI64>,
     /// Set by the store's callback as soon as a write of this event fails, before the failure is
     /// answered: from then on the actor serves nothing and stops.
@@ -369,6 +374,14 @@ impl EventState {
         }
     }
 
+    /// The periodic sweep's checkpoint: only when the last one is old enough (or there is none
+    /// since the event was loaded); busy events checkpoint every `checkpoint_commands` anyway.
+    fn sweep_checkpoint(&mut self, myself: &ActorRef<EventMsg>) {
+        if self.last_checkpoint.is_none_or(|at| at.elapsed() >= self.checkpoint_max_age) {
+            self.checkpoint(myself);
+        }
+    }
+
     /// Stores the whole inventory so recovery can start from here and the log behind it can go.
     fn checkpoint(&mut self, myself: &ActorRef<EventMsg>) {
         let Some(store) = &self.store else { return };
@@ -376,6 +389,7 @@ impl EventState {
             return;
         }
         self.commands_since_checkpoint = 0;
+        self.last_checkpoint = Some(Instant::now());
         let poison_target = myself.clone();
         let poisoned = self.poisoned.clone();
         store.submit(
@@ -524,6 +538,8 @@ impl Actor for EventActor {
             store: arguments.store,
             commands_since_checkpoint: 0,
             checkpoint_commands: arguments.checkpoint_commands.max(1),
+            checkpoint_max_age: arguments.checkpoint_max_age,
+            last_checkpoint: None,
             live_holds: arguments.live_holds,
             poisoned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             snapshot: arguments.snapshot,
@@ -580,7 +596,7 @@ impl Actor for EventActor {
                 state.expire_due(&myself);
                 state.rearm(&myself);
             }
-            EventMsg::Checkpoint => state.checkpoint(&myself),
+            EventMsg::Checkpoint => state.sweep_checkpoint(&myself),
             EventMsg::Poisoned => {
                 // Memory is ahead of the log: this state must not serve another request.
                 return Err(format!("event {} lost a write; stopping to rebuild from the log", state.stream).into());

@@ -103,13 +103,22 @@ const EVENT_RECORD: &str = "event";
 pub struct EngineOptions {
     /// Commands an event applies between automatic checkpoints.
     pub checkpoint_commands: u64,
-    /// How often every event that changed is checkpointed, so the log behind it can be purged.
+    /// How often the sweep looks for events to checkpoint, so the log behind them can be purged.
     pub checkpoint_interval: Duration,
+    /// The sweep checkpoints an event that changed only when it has no checkpoint since it was
+    /// loaded or its last one is at least this old. A checkpoint writes the event's whole state
+    /// in the log's one writer transaction, so checkpointing every busy event every sweep stalled
+    /// every other event's commits (the soak's p99, docs/SOAK.md).
+    pub checkpoint_max_age: Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { checkpoint_commands: 10_000, checkpoint_interval: Duration::from_secs(30) }
+        Self {
+            checkpoint_commands: 10_000,
+            checkpoint_interval: Duration::from_secs(30),
+            checkpoint_max_age: Duration::from_secs(300),
+        }
     }
 }
 
@@ -725,6 +734,7 @@ impl Engine {
                     directory: self.inner.directory.clone(),
                     store: self.inner.store.clone(),
                     checkpoint_commands: self.inner.options.checkpoint_commands,
+                    checkpoint_max_age: self.inner.options.checkpoint_max_age,
                     live_holds: self.inner.live_holds.clone(),
                     snapshot: snapshot.clone(),
                     feed,

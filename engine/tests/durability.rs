@@ -120,3 +120,59 @@ async fn checkpoints_purge_the_log_and_recovery_gives_the_same_state() {
     assert_eq!(after.seats, before.seats);
     engine.shutdown().await;
 }
+
+/// The periodic sweep checkpoints a changed event the first time (nothing since it was loaded),
+/// then not again until its last checkpoint is `checkpoint_max_age` old: a busy event's state is
+/// not rewritten every sweep.
+#[tokio::test]
+async fn the_sweep_checkpoints_a_changed_event_once_per_max_age() {
+    async fn hold_one(engine: &Engine, event_id: &EventId, number: u32) {
+        let who = format!("sweep{number}");
+        engine.place_hold(caller(&who), event_id, seat(&format!("S:B:{number}")), None).await.unwrap();
+    }
+    async fn checkpointed_index(engine: &Engine) -> Option<u64> {
+        let checkpoints = engine.store().unwrap().checkpoints().unwrap();
+        checkpoints.iter().map(|(_, index, _)| *index).max()
+    }
+    // Sweeps every 50 ms; the command-count trigger is out of reach.
+    let sweeping = |max_age| EngineOptions {
+        checkpoint_commands: 1_000_000,
+        checkpoint_interval: Duration::from_millis(50),
+        checkpoint_max_age: max_age,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), sweeping(Duration::from_secs(3_600))).await;
+    let event_id = create_event(&engine, 600_000).await;
+    hold_one(&engine, &event_id, 1).await;
+    // The first sweep after the change checkpoints it (bounded wait: 5 s).
+    let mut first = None;
+    for _ in 0..100 {
+        first = checkpointed_index(&engine).await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = first.expect("the first sweep checkpointed the changed event");
+    // More changes and many sweeps later, the checkpoint is the same: it is younger than an hour.
+    hold_one(&engine, &event_id, 2).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(checkpointed_index(&engine).await, Some(first), "no second checkpoint within the max age");
+    engine.shutdown().await;
+    drop(engine);
+
+    // With a max age of zero every sweep checkpoints a changed event.
+    let engine = open(dir.path(), sweeping(Duration::ZERO)).await;
+    hold_one(&engine, &event_id, 3).await;
+    let mut later = None;
+    for _ in 0..100 {
+        later = checkpointed_index(&engine).await.filter(|&index| index > first);
+        if later.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(later.is_some(), "a sweep checkpointed the change past the max age");
+    engine.shutdown().await;
+}

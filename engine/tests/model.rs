@@ -1082,6 +1082,7 @@ async fn run_engine_case(case: &EngineCase) -> Result<(), TestCaseError> {
         checkpoint_commands: case.checkpoint_commands,
         // Checkpoints come from the command count only: a timed sweep would make runs differ.
         checkpoint_interval: Duration::from_secs(3_600),
+        ..EngineOptions::default()
     };
     let mut engine = Engine::open(dir.path(), options.clone()).await.expect("open");
     let event_id = create_event(&engine, case.buyer_seat_limit).await;

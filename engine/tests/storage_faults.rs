@@ -295,7 +295,11 @@ const WORKLOAD: &[Step] = &[
 
 fn options() -> EngineOptions {
     // Frequent checkpoints, so that checkpoint writes and log purges are hit by faults too.
-    EngineOptions { checkpoint_commands: 5, checkpoint_interval: Duration::from_secs(3_600) }
+    EngineOptions {
+        checkpoint_commands: 5,
+        checkpoint_interval: Duration::from_secs(3_600),
+        ..EngineOptions::default()
+    }
 }
 
 fn caller(buyer: &str) -> Caller {
