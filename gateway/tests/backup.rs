@@ -21,7 +21,12 @@ async fn a_backup_restores_into_a_node_that_serves_the_same_bookings() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 2), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 2),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()
@@ -59,7 +64,12 @@ async fn a_backup_restores_into_a_node_that_serves_the_same_bookings() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 1),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()

@@ -92,7 +92,12 @@ async fn hold(
         .booking()
         .hold_seats(authed(
             token,
-            pb::HoldSeatsRequest { event_id: event_id.into(), idempotency_key: String::new(), selection, ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.into(),
+                idempotency_key: String::new(),
+                selection,
+                ..Default::default()
+            },
         ))
         .await
         .map(|response| response.into_inner().hold.unwrap())

@@ -215,7 +215,12 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 2), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 2),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()
@@ -227,7 +232,12 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 1),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap_err();
@@ -238,7 +248,12 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &bob,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 1),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()
@@ -277,7 +292,12 @@ async fn update_and_cancel_an_event() {
         .booking()
         .hold_seats(authed(
             &ann,
-            pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", 1), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 1),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap_err();

@@ -32,7 +32,15 @@ async fn metrics_count_holds_confirms_conflicts_commits_and_rpcs() {
     let seat_ids = vec!["S:R0:1".to_string(), "S:R0:2".to_string()];
     let hold = server
         .booking()
-        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids), ..Default::default() }))
+        .hold_seats(authed(
+            &ann,
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: seats(&seat_ids),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -40,13 +48,24 @@ async fn metrics_count_holds_confirms_conflicts_commits_and_rpcs() {
         .unwrap();
     let conflict = server
         .booking()
-        .hold_seats(authed(&bob, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: seats(&seat_ids), ..Default::default() }))
+        .hold_seats(authed(
+            &bob,
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                idempotency_key: "".into(),
+                selection: seats(&seat_ids),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(conflict.code(), Code::FailedPrecondition);
     server
         .booking()
-        .confirm_hold(authed(&ann, pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "p".into(), idempotency_key: "".into() }))
+        .confirm_hold(authed(
+            &ann,
+            pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "p".into(), idempotency_key: "".into() },
+        ))
         .await
         .unwrap();
 
@@ -62,7 +81,8 @@ async fn metrics_count_holds_confirms_conflicts_commits_and_rpcs() {
         "{rendered}"
     );
     assert!(
-        rendered.contains("turnstile_rpc_seconds_count{method=\"BookingService/HoldSeats\",code=\"FailedPrecondition\"}"),
+        rendered
+            .contains("turnstile_rpc_seconds_count{method=\"BookingService/HoldSeats\",code=\"FailedPrecondition\"}"),
         "{rendered}"
     );
     server.stop().await;
@@ -113,8 +133,15 @@ async fn the_grpc_port_speaks_tls_when_a_certificate_is_configured() {
     let server = Server::start(&config, engine, listener).await.unwrap();
     let port = server.local_addr.port();
 
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certified.cert.pem())).domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://localhost:{port}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certified.cert.pem())).domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let error = turnstile_proto::v1::catalog_service_client::CatalogServiceClient::new(channel)
         .get_event(pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false })
         .await
@@ -122,12 +149,19 @@ async fn the_grpc_port_speaks_tls_when_a_certificate_is_configured() {
     assert_eq!(error.code(), Code::NotFound, "the call went through TLS to the service: {error:?}");
 
     // Plaintext is refused.
-    let plain = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_timeout(Duration::from_secs(2)).connect().await;
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
     if let Ok(plain) = plain {
         let result = turnstile_proto::v1::catalog_service_client::CatalogServiceClient::new(plain)
             .get_event(pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false })
             .await;
-        assert!(result.is_err_and(|error| error.code() != Code::NotFound), "a plaintext call must not reach the service");
+        assert!(
+            result.is_err_and(|error| error.code() != Code::NotFound),
+            "a plaintext call must not reach the service"
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -140,13 +174,22 @@ async fn node_status_reports_events_live_holds_and_the_log() {
     for quantity in [1, 2] {
         server
             .booking()
-            .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: event_id.clone(), idempotency_key: "".into(), selection: best("S", quantity), ..Default::default() }))
+            .hold_seats(authed(
+                &ann,
+                pb::HoldSeatsRequest {
+                    event_id: event_id.clone(),
+                    idempotency_key: "".into(),
+                    selection: best("S", quantity),
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap();
     }
     let error = server.admin().get_node_status(authed(&ann, pb::GetNodeStatusRequest {})).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
-    let status = server.admin().get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner();
+    let status =
+        server.admin().get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner();
     assert_eq!(status.node_id, "node-1");
     assert_eq!((status.events_owned, status.events_active, status.live_holds), (1, 1, 2));
     assert_eq!(status.log_entries, 2, "two holds logged, no checkpoint yet");

@@ -9,7 +9,10 @@ use common::*;
 use tonic::Code;
 use turnstile_proto::v1 as pb;
 
-async fn search(server: &TestServer, request: pb::SearchEventsRequest) -> Result<pb::SearchEventsResponse, tonic::Status> {
+async fn search(
+    server: &TestServer,
+    request: pb::SearchEventsRequest,
+) -> Result<pb::SearchEventsResponse, tonic::Status> {
     server.catalog().search_events(request).await.map(|response| response.into_inner())
 }
 
@@ -18,7 +21,11 @@ fn text(query: &str) -> pb::SearchEventsRequest {
 }
 
 /// Polls until `found(response)` holds, for at most `limit`; returns how long it took.
-async fn wait_until(server: &TestServer, request: pb::SearchEventsRequest, found: impl Fn(&pb::SearchEventsResponse) -> bool) -> Duration {
+async fn wait_until(
+    server: &TestServer,
+    request: pb::SearchEventsRequest,
+    found: impl Fn(&pb::SearchEventsResponse) -> bool,
+) -> Duration {
     let started = Instant::now();
     loop {
         let response = search(server, request.clone()).await.unwrap();
@@ -34,13 +41,17 @@ async fn create_named_event(server: &TestServer, name: &str, performer: &str) ->
     let admin = server.admin_token();
     let performer = server
         .admin()
-        .create_performer(authed(&admin, pb::CreatePerformerRequest { name: performer.into(), description: "".into(), genre: "pop".into() }))
+        .create_performer(authed(
+            &admin,
+            pb::CreatePerformerRequest { name: performer.into(), description: "".into(), genre: "pop".into() },
+        ))
         .await
         .unwrap()
         .into_inner()
         .performer
         .unwrap();
-    let venue = server.admin().create_venue(authed(&admin, venue_request(2, 10, 0))).await.unwrap().into_inner().venue.unwrap();
+    let venue =
+        server.admin().create_venue(authed(&admin, venue_request(2, 10, 0))).await.unwrap().into_inner().venue.unwrap();
     let mut request = event_request(&venue, 8);
     request.name = name.into();
     request.performer_ids = vec![performer.performer_id];
@@ -53,7 +64,10 @@ async fn created_events_are_found_with_typos_and_cancelled_ones_disappear() {
     let swift = create_named_event(&server, "The Eras Tour", "Taylor Swift").await;
     let other = create_named_event(&server, "Symphony Night", "Orchestra of Porto").await;
 
-    let elapsed = wait_until(&server, text("tayler swift"), |response| response.events.iter().any(|event| event.event_id == swift)).await;
+    let elapsed = wait_until(&server, text("tayler swift"), |response| {
+        response.events.iter().any(|event| event.event_id == swift)
+    })
+    .await;
     assert!(elapsed < Duration::from_secs(1), "searchable within 1 s, took {elapsed:?}");
     let response = search(&server, text("tayler swift")).await.unwrap();
     let hit = &response.events[0];
@@ -67,7 +81,15 @@ async fn created_events_are_found_with_typos_and_cancelled_ones_disappear() {
     let ann = server.token("ann");
     server
         .booking()
-        .hold_seats(authed(&ann, pb::HoldSeatsRequest { event_id: swift.clone(), idempotency_key: "".into(), selection: best("S", 3), ..Default::default() }))
+        .hold_seats(authed(
+            &ann,
+            pb::HoldSeatsRequest {
+                event_id: swift.clone(),
+                idempotency_key: "".into(),
+                selection: best("S", 3),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     let response = search(&server, text("eras tour")).await.unwrap();
@@ -77,14 +99,27 @@ async fn created_events_are_found_with_typos_and_cancelled_ones_disappear() {
     let admin = server.admin_token();
     server
         .admin()
-        .update_event(authed(&admin, pb::UpdateEventRequest { event_id: other.clone(), name: Some("Moonlight Sonata Gala".into()), ..Default::default() }))
+        .update_event(authed(
+            &admin,
+            pb::UpdateEventRequest {
+                event_id: other.clone(),
+                name: Some("Moonlight Sonata Gala".into()),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
-    wait_until(&server, text("moonlight sonata"), |response| response.events.iter().any(|event| event.event_id == other)).await;
+    wait_until(&server, text("moonlight sonata"), |response| {
+        response.events.iter().any(|event| event.event_id == other)
+    })
+    .await;
 
     // A cancelled event disappears.
     server.admin().cancel_event(authed(&admin, pb::CancelEventRequest { event_id: swift.clone() })).await.unwrap();
-    let elapsed = wait_until(&server, text("taylor swift"), |response| response.events.iter().all(|event| event.event_id != swift)).await;
+    let elapsed = wait_until(&server, text("taylor swift"), |response| {
+        response.events.iter().all(|event| event.event_id != swift)
+    })
+    .await;
     assert!(elapsed < Duration::from_secs(1), "cancellation visible within 1 s, took {elapsed:?}");
     server.stop().await;
 }
@@ -98,7 +133,11 @@ async fn bad_search_input_names_the_field() {
         (pb::SearchEventsRequest { page_token: "garbage!".into(), ..Default::default() }, "page_token"),
         (pb::SearchEventsRequest { page_size: 1_000, ..Default::default() }, "page_size"),
         (
-            pb::SearchEventsRequest { starts_after: Some(timestamp(2_000_000_000)), starts_before: Some(timestamp(1_900_000_000)), ..Default::default() },
+            pb::SearchEventsRequest {
+                starts_after: Some(timestamp(2_000_000_000)),
+                starts_before: Some(timestamp(1_900_000_000)),
+                ..Default::default()
+            },
             "starts_before",
         ),
         (pb::SearchEventsRequest { sort: 7, ..Default::default() }, "sort"),
