@@ -7,16 +7,23 @@
 //! - [`store`]: the [`Store`]: the command log (entries with index and term, a persisted vote,
 //!   truncate and purge: the shape a replication engine's log store needs), checkpoints and plain
 //!   records, written by one writer thread with group commit;
+//! - [`raft_log`]: the replication log of a node's shard groups (entries, vote, committed and
+//!   purge points, snapshots), in its own file, beside the store and sharing nothing with it;
 //! - [`backup`]: consistent online backup and restore.
 //!
 //! The store knows bytes, not meaning: the engine serializes its commands and states.
 
 pub mod backup;
 pub mod frame;
+pub mod raft_log;
 pub mod store;
 pub mod tables;
 
+pub use raft_log::{RaftDone, RaftLog, RaftWrite};
 pub use store::{Committed, Done, LogEntry, Stats, Store, StoreError, Write};
 
 /// The file name of a node's database inside its data directory.
 pub const DATABASE_FILE: &str = "turnstile.redb";
+
+/// The file name of a node's replication log inside its data directory.
+pub const RAFT_DATABASE_FILE: &str = "raft.redb";

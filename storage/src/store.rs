@@ -44,6 +44,9 @@ pub enum StoreError {
     Stopped,
     #[error("an earlier write of '{0}' failed; it must be rebuilt from the log before it writes again")]
     Poisoned(String),
+    /// A write out of bounds, refused before it reached the disk (replication log).
+    #[error("write refused: {0}")]
+    Refused(String),
 }
 
 /// One write of a job.
