@@ -1,0 +1,294 @@
+//! Replication traffic over tonic: one gRPC service per node carries the messages of every shard
+//! group (`proto/turnstile/raft/v1/raft.proto`), each request naming its group and the node it
+//! is meant for. Bodies are openraft's requests and results encoded with postcard.
+//!
+//! Client side: [`NetworkFactory`] (one per group) hands openraft a [`GroupClient`] per peer;
+//! every group of a node shares one HTTP/2 channel per peer address through [`Connections`].
+//! Server side: [`RaftService`] routes a request to the group's [`Raft`] in [`Groups`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, OptionalSend, RPCTypes, RaftNetwork, RaftNetworkFactory, Snapshot, SnapshotMeta, Vote};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::types::{GroupId, NodeId, Raft, TypeConfig};
+
+/// The generated gRPC code of the replication service.
+pub mod proto {
+    tonic::include_proto!("turnstile.raft.v1");
+}
+
+use proto::raft_client::RaftClient;
+use proto::raft_server::RaftServer;
+use proto::{RaftReply, RaftRequest};
+
+/// Largest replication message, either way: a snapshot travels whole in one message, so this is
+/// the storage's snapshot bound plus room for its metadata.
+pub const MESSAGE_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX + (1 << 20);
+/// How long opening a connection to a peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Channels to peers by address, shared by every group of a node.
+#[derive(Clone, Default)]
+pub struct Connections {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Connections {
+    fn client(&self, address: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+        let mut channels = self.channels.lock().expect("channels");
+        let channel = match channels.get(address) {
+            Some(channel) => channel.clone(),
+            None => {
+                // Lazy: the channel connects on first use and reconnects after failures itself.
+                let channel = Endpoint::from_shared(format!("http://{address}"))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                channels.insert(address.to_string(), channel.clone());
+                channel
+            }
+        };
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX))
+    }
+}
+
+/// Makes openraft's clients for one group.
+pub struct NetworkFactory {
+    source: NodeId,
+    group: GroupId,
+    connections: Connections,
+}
+
+impl NetworkFactory {
+    pub fn new(source: NodeId, group: GroupId, connections: Connections) -> Self {
+        Self { source, group, connections }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = GroupClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        GroupClient {
+            source: self.source,
+            group: self.group,
+            target,
+            address: node.addr.clone(),
+            connections: self.connections.clone(),
+        }
+    }
+}
+
+/// One group's client for one peer.
+pub struct GroupClient {
+    source: NodeId,
+    group: GroupId,
+    target: NodeId,
+    address: String,
+    connections: Connections,
+}
+
+/// Why a call did not bring back a reply.
+enum CallError {
+    Timeout(Timeout<NodeId>),
+    Unreachable(Unreachable),
+    Network(NetworkError),
+}
+
+impl CallError {
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, BasicNode, E> {
+        match self {
+            CallError::Timeout(timeout) => RPCError::Timeout(timeout),
+            CallError::Unreachable(unreachable) => RPCError::Unreachable(unreachable),
+            CallError::Network(network) => RPCError::Network(network),
+        }
+    }
+
+    fn into_streaming(self) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+        match self {
+            CallError::Timeout(timeout) => StreamingError::Timeout(timeout),
+            CallError::Unreachable(unreachable) => StreamingError::Unreachable(unreachable),
+            CallError::Network(network) => StreamingError::Network(network),
+        }
+    }
+}
+
+fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, CallError> {
+    postcard::to_allocvec(value).map_err(|error| CallError::Network(NetworkError::new(&error)))
+}
+
+fn decode_reply<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
+    postcard::from_bytes(bytes).map_err(|error| CallError::Network(NetworkError::new(&error)))
+}
+
+impl GroupClient {
+    async fn call(&self, action: RPCTypes, body: Vec<u8>, ttl: Duration) -> Result<Vec<u8>, CallError> {
+        let mut client =
+            self.connections.client(&self.address).map_err(|error| CallError::Unreachable(Unreachable::new(&error)))?;
+        let request = RaftRequest { group: self.group, target: self.target, body };
+        let call = async {
+            match action {
+                RPCTypes::AppendEntries => client.append_entries(request).await,
+                RPCTypes::Vote => client.vote(request).await,
+                RPCTypes::InstallSnapshot => client.install_snapshot(request).await,
+            }
+        };
+        match tokio::time::timeout(ttl, call).await {
+            Err(_) => Err(CallError::Timeout(Timeout { action, id: self.source, target: self.target, timeout: ttl })),
+            // Refused, not running the group yet, or not reachable: openraft backs off and retries.
+            Ok(Err(status)) => Err(CallError::Unreachable(Unreachable::new(&status))),
+            Ok(Ok(reply)) => Ok(reply.into_inner().body),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GroupClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let body = encode_body(&rpc).map_err(CallError::into_rpc)?;
+        let reply = self.call(RPCTypes::AppendEntries, body, option.hard_ttl()).await.map_err(CallError::into_rpc)?;
+        let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+            decode_reply(&reply).map_err(CallError::into_rpc)?;
+        result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let body = encode_body(&rpc).map_err(CallError::into_rpc)?;
+        let reply = self.call(RPCTypes::Vote, body, option.hard_ttl()).await.map_err(CallError::into_rpc)?;
+        let result: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+            decode_reply(&reply).map_err(CallError::into_rpc)?;
+        result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let body = encode_body(&(&vote, &snapshot.meta, &*snapshot.snapshot)).map_err(CallError::into_streaming)?;
+        let reply = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            reply = self.call(RPCTypes::InstallSnapshot, body, option.hard_ttl()) => {
+                reply.map_err(CallError::into_streaming)?
+            }
+        };
+        let result: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
+            decode_reply(&reply).map_err(CallError::into_streaming)?;
+        result.map_err(|error| StreamingError::RemoteError(RemoteError::new(self.target, error)))
+    }
+}
+
+/// The groups running on a node, by id: where [`RaftService`] routes requests.
+#[derive(Clone, Default)]
+pub struct Groups {
+    running: Arc<RwLock<HashMap<GroupId, Raft>>>,
+}
+
+impl Groups {
+    pub fn insert(&self, group: GroupId, raft: Raft) {
+        self.running.write().expect("groups").insert(group, raft);
+    }
+
+    pub fn remove(&self, group: GroupId) -> Option<Raft> {
+        self.running.write().expect("groups").remove(&group)
+    }
+
+    pub fn get(&self, group: GroupId) -> Option<Raft> {
+        self.running.read().expect("groups").get(&group).cloned()
+    }
+
+    pub fn ids(&self) -> Vec<GroupId> {
+        let mut ids: Vec<GroupId> = self.running.read().expect("groups").keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// The server side of the replication service of one node.
+#[derive(Clone)]
+pub struct RaftService {
+    node: NodeId,
+    groups: Groups,
+}
+
+impl RaftService {
+    pub fn new(node: NodeId, groups: Groups) -> Self {
+        Self { node, groups }
+    }
+
+    /// The tonic service, with message bounds that let a whole snapshot through.
+    pub fn into_server(self) -> RaftServer<Self> {
+        RaftServer::new(self).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+
+    fn route(&self, request: &RaftRequest) -> Result<Raft, Status> {
+        if request.target != self.node {
+            return Err(Status::invalid_argument(format!(
+                "replication message for node {} reached node {}; check the node addresses",
+                request.target, self.node
+            )));
+        }
+        self.groups
+            .get(request.group)
+            .ok_or_else(|| Status::not_found(format!("group {} is not running on node {}", request.group, self.node)))
+    }
+}
+
+fn decode_request<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
+    postcard::from_bytes(bytes).map_err(|error| Status::invalid_argument(format!("{what} does not decode: {error}")))
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
+    let body =
+        postcard::to_allocvec(result).map_err(|error| Status::internal(format!("reply does not encode: {error}")))?;
+    Ok(Response::new(RaftReply { body }))
+}
+
+#[tonic::async_trait]
+impl proto::raft_server::Raft for RaftService {
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.route(&request)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode_request(&request.body, "append-entries request")?;
+        reply(&raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.route(&request)?;
+        let rpc: VoteRequest<NodeId> = decode_request(&request.body, "vote request")?;
+        reply(&raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.route(&request)?;
+        let (vote, meta, data): (Vote<NodeId>, SnapshotMeta<NodeId, BasicNode>, Vec<u8>) =
+            decode_request(&request.body, "snapshot")?;
+        let snapshot = Snapshot { meta, snapshot: Box::new(data) };
+        reply(&raft.install_full_snapshot(vote, snapshot).await)
+    }
+}
