@@ -1,0 +1,55 @@
+//! The replication service refuses what it cannot route or read, with the reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use turnstile_cluster::network::proto::raft_client::RaftClient;
+use turnstile_cluster::network::proto::RaftRequest;
+use turnstile_cluster::{start_group, CommandJournal, Connections, Groups, RaftService};
+use turnstile_storage::RaftLog;
+
+#[tokio::test]
+async fn misrouted_unknown_and_undecodable_messages_are_refused() {
+    let node = 11;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
+    let groups = Groups::default();
+    let config = turnstile_cluster::raft_config().unwrap();
+    let raft =
+        start_group(node, 5, config, log, CommandJournal::new(10), Connections::default(), &groups).await.unwrap();
+    assert_eq!(groups.ids(), vec![5]);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RaftService::new(node, groups).into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    let mut client = tokio::time::timeout(Duration::from_secs(10), RaftClient::connect(format!("http://{address}")))
+        .await
+        .expect("connected in time")
+        .unwrap();
+
+    let status = client.vote(RaftRequest { group: 5, target: 12, body: Vec::new() }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("for node 12 reached node 11"), "{}", status.message());
+
+    let status = client.append_entries(RaftRequest { group: 6, target: node, body: Vec::new() }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert!(status.message().contains("group 6 is not running on node 11"), "{}", status.message());
+
+    let status =
+        client.install_snapshot(RaftRequest { group: 5, target: node, body: vec![0xff; 3] }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("snapshot does not decode"), "{}", status.message());
+
+    raft.shutdown().await.unwrap();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stopped in time").unwrap().unwrap();
+}
