@@ -30,7 +30,9 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// 2026-01-01T00:00:00Z: a fixed origin keeps generated dates, and so results, identical.
 const ORIGIN_MS: i64 = 1_767_225_600_000;
 const QUERIES_PER_KIND: usize = 64;
-const LATENCY_ROUNDS: usize = 5;
+/// Rounds of the mix in the latency report; TURNSTILE_SEARCH_ROUNDS overrides it (more rounds
+/// give a profiler more queries to sample).
+const LATENCY_ROUNDS_DEFAULT: usize = 5;
 const THROUGHPUT_THREADS: usize = 2;
 const THROUGHPUT_DURATION: Duration = Duration::from_secs(5);
 
@@ -328,17 +330,23 @@ fn thread_cpu_us() -> u64 {
     (time.seconds as u64) * 1_000_000 + (time.nanoseconds as u64) / 1_000
 }
 
+fn latency_rounds() -> usize {
+    match std::env::var("TURNSTILE_SEARCH_ROUNDS") {
+        Ok(value) => value.parse().expect("TURNSTILE_SEARCH_ROUNDS must be a number"),
+        Err(_) => LATENCY_ROUNDS_DEFAULT,
+    }
+}
+
 fn report_latency(index: &SearchIndex, mix: &[(QueryKind, Vec<SearchQuery>)]) {
+    let rounds = latency_rounds();
     let mut overall = Histogram::<u64>::new(3).unwrap();
     let mut overall_cpu = Histogram::<u64>::new(3).unwrap();
-    println!(
-        "latency, one query at a time, {LATENCY_ROUNDS} rounds of the mix (µs; wall clock, then thread CPU time):"
-    );
+    println!("latency, one query at a time, {rounds} rounds of the mix (µs; wall clock, then thread CPU time):");
     for (kind, queries) in mix {
         let mut per_kind = Histogram::<u64>::new(3).unwrap();
         let mut per_kind_cpu = Histogram::<u64>::new(3).unwrap();
         let mut hits_total = 0usize;
-        for _ in 0..LATENCY_ROUNDS {
+        for _ in 0..rounds {
             for query in queries {
                 let cpu_started = thread_cpu_us();
                 let started = Instant::now();
@@ -361,7 +369,7 @@ fn report_latency(index: &SearchIndex, mix: &[(QueryKind, Vec<SearchQuery>)]) {
             per_kind_cpu.value_at_quantile(0.50),
             per_kind_cpu.value_at_quantile(0.99),
             per_kind_cpu.max(),
-            hits_total as f64 / (LATENCY_ROUNDS * queries.len()) as f64
+            hits_total as f64 / (rounds * queries.len()) as f64
         );
     }
     println!(
@@ -437,8 +445,19 @@ fn main() {
         build_started.elapsed()
     );
 
-    let mix: Vec<(QueryKind, Vec<SearchQuery>)> =
-        QUERY_KINDS.iter().map(|kind| (*kind, queries(*kind, &catalog, &mut rng))).collect();
+    // Every kind's queries are generated (so the random sequence is the same), then the mix is cut
+    // to the kinds named in TURNSTILE_SEARCH_KINDS (comma-separated, e.g. "Prefix,Exact"), if set:
+    // for profiling one kind.
+    let kinds_wanted = std::env::var("TURNSTILE_SEARCH_KINDS").ok();
+    let mix: Vec<(QueryKind, Vec<SearchQuery>)> = QUERY_KINDS
+        .iter()
+        .map(|kind| (*kind, queries(*kind, &catalog, &mut rng)))
+        .filter(|(kind, _)| {
+            kinds_wanted
+                .as_deref()
+                .is_none_or(|wanted| wanted.split(',').any(|name| name.trim() == format!("{kind:?}")))
+        })
+        .collect();
     // Touch every query once so the first measured ones do not pay for cold pages.
     for (_, queries) in &mix {
         for query in queries {

@@ -13,7 +13,7 @@
 //!
 //! Everything here blocks (disk, commits, merges); async callers go through `spawn_blocking`.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,18 +22,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
-use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
-use tantivy::collector::TopDocs;
 use tantivy::columnar::StrColumn;
 use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
-use tantivy::query::AllQuery;
+use tantivy::query::{AllQuery, EnableScoring, Query};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyError, Term};
+use tantivy::{
+    DocAddress, DocId, DocSet, Index, IndexReader, IndexSettings, IndexSortByField, IndexWriter, Order, ReloadPolicy,
+    Searcher, TantivyError, Term, TERMINATED,
+};
 
 use crate::error::SearchError;
 use crate::limits;
 use crate::page_token::PageToken;
-use crate::query::{QueryPlan, RankKey, SearchHit, SearchPage, SearchQuery, SortOrder};
+use crate::query::{QueryPlan, SearchHit, SearchPage, SearchQuery, SortOrder};
 use crate::schema::{self, EventDocument, Fields};
 
 #[derive(Clone, Debug)]
@@ -120,6 +121,15 @@ enum OpenFailure {
 
 type IndexParts = (Index, IndexWriter, IndexReader);
 
+/// Documents are kept in start order within every segment (tantivy sorts each new segment and
+/// keeps the order when merging), which date-ordered searches rely on (see `by_date`).
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        sort_by_field: Some(IndexSortByField { field: "starts_at".into(), order: Order::Asc }),
+        ..IndexSettings::default()
+    }
+}
+
 fn finish_open(index: Index, config: &SearchConfig) -> Result<IndexParts, TantivyError> {
     schema::register_tokenizers(&index);
     let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -138,6 +148,9 @@ fn open_existing(path: &Path, config: &SearchConfig) -> Result<IndexParts, OpenF
     let index = Index::open_in_dir(path).map_err(classify)?;
     if index.schema() != schema::build_schema() {
         return Err(OpenFailure::Unusable("schema differs from this version".into()));
+    }
+    if index.settings().sort_by_field != index_settings().sort_by_field {
+        return Err(OpenFailure::Unusable("index is not sorted by start (made by an older version)".into()));
     }
     finish_open(index, config).map_err(classify)
 }
@@ -161,7 +174,7 @@ impl SearchIndex {
             }
         }
         std::fs::create_dir_all(path)?;
-        let index = Index::create_in_dir(path, schema::build_schema())?;
+        let index = Index::builder().schema(schema::build_schema()).settings(index_settings()).create_in_dir(path)?;
         Self::start(finish_open(index, &config)?, true, config)
     }
 
@@ -171,7 +184,7 @@ impl SearchIndex {
     }
 
     pub fn in_memory_with_config(config: SearchConfig) -> Result<Self, SearchError> {
-        let index = Index::create_in_ram(schema::build_schema());
+        let index = Index::builder().schema(schema::build_schema()).settings(index_settings()).create_in_ram()?;
         Self::start(finish_open(index, &config)?, true, config)
     }
 
@@ -328,57 +341,30 @@ impl SearchIndex {
     fn execute(&self, plan: &QueryPlan) -> Result<SearchPage, SearchError> {
         let searcher = self.shared.reader.searcher();
         let fields = self.shared.fields;
-        let query = plan.to_tantivy(&fields, &searcher)?;
+        let tiers = plan.to_tantivy(&fields, &searcher)?;
 
         let offset = u64::from(plan.offset);
         let page_size = u64::from(plan.page_size);
         assert!(offset < limits::RESULT_DEPTH_MAX, "page token decoding bounds the offset");
-        // One extra hit tells whether there is a next page.
-        let fetch = (page_size + 1).min(limits::RESULT_DEPTH_MAX - offset);
-        // Ties on the first key are broken by the start, then by the event hash, so the order is
-        // total. The keys are tuples of tantivy sort keys, which it evaluates lazily: the two
-        // fast-field reads only happen for a document whose first key reaches the current top-k
-        // threshold, instead of for every match (they were 9% of the profile).
-        let starts_at = || (SortByStaticFastValue::<i64>::for_field("starts_at"), Order::Asc);
-        let event_order = || (SortByStaticFastValue::<u64>::for_field("event_order"), Order::Asc);
-        let top = TopDocs::with_limit(fetch as usize).and_offset(offset as usize);
-        let ranked: Vec<(RankKey, DocAddress)> = match plan.sort {
-            SortOrder::Relevance => {
-                let collector = top.order_by(((SortBySimilarityScore, Order::Desc), (starts_at(), event_order())));
-                let found = searcher.search(query.as_ref(), &collector)?;
-                found
-                    .into_iter()
-                    .map(|((score, (starts_at_ms, order)), address)| {
-                        let key = QueryPlan::rank_key(
-                            SortOrder::Relevance,
-                            score,
-                            starts_at_ms.unwrap_or(0),
-                            order.unwrap_or(0),
-                        );
-                        (key, address)
-                    })
-                    .collect()
+        // Hits from the top that this page needs: the ones before it, its own, and one more that
+        // tells whether there is a next page.
+        let wanted = (offset + page_size + 1).min(limits::RESULT_DEPTH_MAX) as usize;
+        let scoring = plan.sort == SortOrder::Relevance;
+        let (after, before) = (plan.starts_after_ms, plan.starts_before_ms);
+        let mut ranked = walk(&searcher, tiers.full.as_ref(), scoring, tiers.full_score_max, after, before, wanted)?;
+        if ranked.len() < wanted {
+            if let Some(partial) = &tiers.partial {
+                let still_wanted = wanted - ranked.len();
+                let score_max = tiers.partial_score_max;
+                ranked.extend(walk(&searcher, partial.as_ref(), scoring, score_max, after, before, still_wanted)?);
             }
-            // No score is needed: the collector says so, so tantivy builds the query without
-            // scoring (no BM25, no score sums), and hits report a score of 0.
-            SortOrder::Date => {
-                let collector = top.order_by((starts_at(), event_order()));
-                let found = searcher.search(query.as_ref(), &collector)?;
-                found
-                    .into_iter()
-                    .map(|((starts_at_ms, order), address)| {
-                        let key =
-                            QueryPlan::rank_key(SortOrder::Date, 0.0, starts_at_ms.unwrap_or(0), order.unwrap_or(0));
-                        (key, address)
-                    })
-                    .collect()
-            }
-        };
+        }
+        let ranked: Vec<Candidate> = ranked.into_iter().skip(offset as usize).collect();
 
         let has_more = ranked.len() as u64 > page_size;
         let mut event_id_columns: HashMap<u32, StrColumn> = HashMap::new();
         let mut hits = Vec::with_capacity(ranked.len().min(page_size as usize));
-        for (rank_key, address) in ranked.into_iter().take(page_size as usize) {
+        for Candidate { score, address, .. } in ranked.into_iter().take(page_size as usize) {
             let column = match event_id_columns.entry(address.segment_ord) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
@@ -398,7 +384,7 @@ impl SearchIndex {
             if !found {
                 return Err(SearchError::Index(format!("document {address:?} has no event_id")));
             }
-            hits.push(SearchHit { event_id, score: rank_key.3 });
+            hits.push(SearchHit { event_id, score });
         }
         let next_page_token = has_more.then(|| {
             let next_offset = offset + page_size;
@@ -407,6 +393,142 @@ impl SearchIndex {
         });
         Ok(SearchPage { hits, next_page_token })
     }
+}
+
+/// A hit found by [`walk`]. Ordered best first: higher score, then earlier start, then smaller
+/// event hash (the document address only makes the order total for the heap).
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    score: f32,
+    start: i64,
+    order: u64,
+    address: DocAddress,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.start.cmp(&other.start))
+            .then(self.order.cmp(&other.order))
+            .then(self.address.cmp(&other.address))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Candidate {}
+
+/// The best `limit` hits of `query` (best first) among events starting in `[after, before)`:
+/// by score, then start, then event hash when `scoring`; by start, then event hash otherwise.
+///
+/// Every segment is sorted by `starts_at` (the index's sort field), so document order is start
+/// order. A binary search over the `starts_at` column finds the first document in range, the
+/// query's matches are walked from there, and the walk stops at the end of the range, or as soon
+/// as it holds `limit` hits that all have the best score possible (`score_max`; always, when not
+/// scoring) and the start has moved past the worst of them: every later document starts later and
+/// cannot score more, so it cannot rank higher. A query whose first matches score the maximum,
+/// the common case for one or two words and for anything by date, costs the hits it returns
+/// rather than every match.
+fn walk(
+    searcher: &Searcher,
+    query: &dyn Query,
+    scoring: bool,
+    score_max: f32,
+    after_ms: Option<i64>,
+    before_ms: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Candidate>, SearchError> {
+    let enable_scoring = if scoring {
+        EnableScoring::enabled_from_searcher(searcher)
+    } else {
+        EnableScoring::disabled_from_searcher(searcher)
+    };
+    let score_max = if scoring { score_max } else { 0.0 };
+    let weight = query.weight(enable_scoring)?;
+    // The worst kept hit on top.
+    let mut kept: BinaryHeap<Candidate> = BinaryHeap::with_capacity(limit + 1);
+    for (segment_ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let fast_fields = reader.fast_fields();
+        let starts_at = fast_fields.i64("starts_at")?;
+        let event_order = fast_fields.u64("event_order")?;
+        let start_of = |doc: DocId| starts_at.first(doc).unwrap_or(i64::MIN);
+        let max_doc = reader.max_doc();
+        let first_in_range = match after_ms {
+            Some(after) => first_doc_at_or_after(max_doc, |doc| start_of(doc) >= after),
+            None => 0,
+        };
+        if first_in_range >= max_doc {
+            continue;
+        }
+        let alive = reader.alive_bitset();
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        if doc < first_in_range {
+            doc = scorer.seek(first_in_range);
+        }
+        while doc != TERMINATED {
+            let start = start_of(doc);
+            if before_ms.is_some_and(|before| start >= before) {
+                break;
+            }
+            let worst = if kept.len() >= limit { kept.peek().copied() } else { None };
+            if let Some(worst) = worst {
+                if worst.score >= score_max && start > worst.start {
+                    break;
+                }
+            }
+            if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                let score = if scoring { scorer.score() } else { 0.0 };
+                // Cheap test first: a hit that scores less than the worst kept one, or as much but
+                // starts later, cannot enter (the event hash is only read for the ones that might).
+                let may_enter =
+                    worst.is_none_or(|worst| score > worst.score || (score == worst.score && start <= worst.start));
+                if may_enter {
+                    let candidate = Candidate {
+                        score,
+                        start,
+                        order: event_order.first(doc).unwrap_or(0),
+                        address: DocAddress::new(segment_ord as u32, doc),
+                    };
+                    if worst.is_none() {
+                        kept.push(candidate);
+                    } else if worst.is_some_and(|worst| candidate < worst) {
+                        kept.pop();
+                        kept.push(candidate);
+                    }
+                }
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok(kept.into_sorted_vec())
+}
+
+/// The smallest document id in `0..max_doc` for which `reached` holds, or `max_doc`; `reached`
+/// must be false then true along the ids (the index is sorted by start).
+fn first_doc_at_or_after(max_doc: DocId, reached: impl Fn(DocId) -> bool) -> DocId {
+    let (mut low, mut high) = (0, max_doc);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if reached(middle) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    low
 }
 
 impl Shared {

@@ -27,6 +27,9 @@ pub const FUZZY_TWO_EDITS_CHARS_MIN: usize = 7;
 pub const FUZZY_VARIANTS_MAX: usize = 16;
 /// Completions of the last query term that take part in matching, the most frequent first.
 pub const PREFIX_VARIANTS_MAX: usize = 32;
+/// A token's variant set of at most this many terms (the token itself included) is matched as a
+/// lazy union of their postings; a larger one as a bitset built up front.
+pub const LAZY_VARIANTS_MAX: usize = 4;
 /// Result pages kept in the query cache.
 pub const QUERY_CACHE_ENTRIES_MAX: usize = 1_024;
 /// How long the committer waits after the first uncommitted write before committing, so a burst

@@ -5,25 +5,25 @@
 //! colons, brackets, `*`, `~`, `^` or `AND` in user input are therefore plain text (punctuation is
 //! dropped by the analyzer, `AND` is just the word "and") and can never cause a parse error.
 //!
-//! Scoring, per query token (see [`Fields::text_fields`] for field boosts):
-//! - per free-text field, an exact term query, BM25-scored, boosted by `EXACT_BOOST`;
-//! - one constant-scored (`VARIANT_SCORE`) set of terms of the combined `all_text` field: the token,
-//!   its fuzzy variants (1 edit from 4 characters, 2 from 7; a transposition counts as one edit)
-//!   and, for the last token only, its completions, so "madison sq" finds "Madison Square Garden"
-//!   while the user is still typing. The variants are looked up in the dictionary when the query
-//!   is built and bounded to the most frequent few. The set holds the exact token, so an exact
-//!   match always scores at least what a fuzzy one does, plus its BM25 part.
+//! Scoring, per query token, all constants times the token's weight (its inverse document
+//! frequency; see [`Fields::text_fields`] for field boosts):
+//! - per free-text field holding the word, the field's boost times `EXACT_BOOST`;
+//! - once, `VARIANT_SCORE` for a match in the set of terms of the combined `all_text` field: the
+//!   token, its fuzzy variants (1 edit from 4 characters, 2 from 7; a transposition counts as one
+//!   edit) and, for the last token only, its completions, so "madison sq" finds "Madison Square
+//!   Garden" while the user is still typing. The variants are looked up in the dictionary when the
+//!   query is built and bounded to the most frequent few. The set holds the exact token, so an
+//!   exact match always scores what a fuzzy one does plus its field part.
 //!
 //! Each token must match somewhere; with three or more tokens one may miss, so a stray word such
-//! as "tickets" does not empty the results (see `QueryPlan::text_query` for how that is built).
+//! as "tickets" does not empty the results. Documents that match every token rank above those
+//! that miss one (see [`Tiers`] and `QueryPlan::text_queries`).
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
-use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur, Query,
-    RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -218,11 +218,11 @@ impl QueryPlan {
         })
     }
 
-    pub fn to_tantivy(&self, fields: &Fields, searcher: &Searcher) -> Result<Box<dyn Query>, SearchError> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if !self.terms.is_empty() {
-            clauses.push((Occur::Must, self.text_query(fields, searcher)?));
-        }
+    /// The tantivy queries of this plan, one per tier (see [`Tiers`]). The date bounds are not
+    /// in them: the index is sorted by start, so the search applies them as a range of document
+    /// ids (see `index::walk`).
+    pub fn to_tantivy(&self, fields: &Fields, searcher: &Searcher) -> Result<Tiers, SearchError> {
+        let mut filters: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let exact_filters = [
             (fields.venue_id, &self.venue_id),
             (fields.performer_id, &self.performer_id),
@@ -232,77 +232,98 @@ impl QueryPlan {
         for (field, value) in exact_filters {
             if let Some(value) = value {
                 let term_query = TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic);
-                clauses.push((Occur::Must, filter(Box::new(term_query))));
+                filters.push((Occur::Must, filter(Box::new(term_query))));
             }
         }
-        if self.starts_after_ms.is_some() || self.starts_before_ms.is_some() {
-            let lower = self
-                .starts_after_ms
-                .map_or(Bound::Unbounded, |ms| Bound::Included(Term::from_field_i64(fields.starts_at, ms)));
-            let upper = self
-                .starts_before_ms
-                .map_or(Bound::Unbounded, |ms| Bound::Excluded(Term::from_field_i64(fields.starts_at, ms)));
-            clauses.push((Occur::Must, filter(Box::new(RangeQuery::new(lower, upper)))));
+        let with_filters = |mut clauses: Vec<(Occur, Box<dyn Query>)>| -> Box<dyn Query> {
+            clauses.extend(filters.iter().map(|(occur, query)| (*occur, query.box_clone())));
+            if clauses.is_empty() {
+                Box::new(AllQuery)
+            } else {
+                Box::new(BooleanQuery::new(clauses))
+            }
+        };
+        if self.terms.is_empty() {
+            // Nothing scores: an `AllQuery` scores 1 and the filters 0.
+            let score_max = if filters.is_empty() { 1.0 } else { 0.0 };
+            return Ok(Tiers { full: with_filters(Vec::new()), full_score_max: score_max, ..Tiers::empty() });
         }
-        if clauses.is_empty() {
-            return Ok(Box::new(AllQuery));
-        }
-        Ok(Box::new(BooleanQuery::new(clauses)))
+        let text = self.text_queries(fields, searcher)?;
+        let partial = text
+            .partial
+            .map(|partial| with_filters(vec![(Occur::Must, partial), (Occur::MustNot, text.full.box_clone())]));
+        Ok(Tiers {
+            full: with_filters(vec![(Occur::Must, text.full)]),
+            full_score_max: text.full_score_max,
+            partial,
+            partial_score_max: text.partial_score_max,
+        })
     }
 
     /// Every token must match; with three or more tokens one may miss. A token that matches
-    /// nothing in the index is that one, so the others become required. Otherwise "all but one"
-    /// is written as a max over conjunctions: all tokens, and each set that leaves one token out.
-    /// A conjunction scores the sum of its tokens, so the max is the sum over the tokens a document
-    /// matches, the same score a "minimum should match" disjunction gives; but conjunctions are
-    /// driven by their rarest token and can skip, where that disjunction walks every posting of
-    /// every token (the profile's top entry for multi-word queries).
-    fn text_query(&self, fields: &Fields, searcher: &Searcher) -> Result<Box<dyn Query>, SearchError> {
+    /// nothing in the index is that one, so the others are all required and there is one tier.
+    /// Otherwise the first tier is every token and the second all but one: a max over the
+    /// conjunctions that each leave one token out (a conjunction scores the sum of its tokens, so
+    /// the max is the sum over the tokens a document matches). Conjunctions are driven by their
+    /// rarest token and can skip.
+    fn text_queries(&self, fields: &Fields, searcher: &Searcher) -> Result<Tiers, SearchError> {
         debug_assert!(!self.terms.is_empty());
         let last_index = self.terms.len() - 1;
-        let mut tokens: Vec<Box<dyn Query>> = Vec::with_capacity(self.terms.len());
+        let mut tokens: Vec<TokenQuery> = Vec::with_capacity(self.terms.len());
         let mut missing = 0usize;
         for (index, term) in self.terms.iter().enumerate() {
             match term_query(fields, searcher, term, index == last_index)? {
-                Some(query) => tokens.push(query),
+                Some(token) => tokens.push(token),
                 None => missing += 1,
             }
         }
         let misses_allowed = if self.terms.len() <= 2 { 0 } else { 1 };
         if missing > misses_allowed || tokens.is_empty() {
-            return Ok(Box::new(EmptyQuery));
+            return Ok(Tiers::empty());
         }
+        let score_sum: f32 = tokens.iter().map(|token| token.score_max).sum();
+        let full = conjunction(tokens.iter().map(|token| &token.query));
         if missing == misses_allowed {
-            return Ok(conjunction(tokens.iter()));
+            return Ok(Tiers { full, full_score_max: score_sum, partial: None, partial_score_max: 0.0 });
         }
-        let mut disjuncts: Vec<Box<dyn Query>> = Vec::with_capacity(tokens.len() + 1);
-        // By date nothing is scored, and every match of the full conjunction also matches each
-        // leave-one-out one, so only relevance needs it (for its score).
-        if self.sort == SortOrder::Relevance {
-            disjuncts.push(conjunction(tokens.iter()));
-        }
-        for left_out in 0..tokens.len() {
-            disjuncts.push(conjunction(
-                tokens.iter().enumerate().filter(|(index, _)| *index != left_out).map(|(_, token)| token),
-            ));
-        }
-        Ok(Box::new(DisjunctionMaxQuery::new(disjuncts)))
-    }
-
-    /// Key by which hits are ranked; larger is better. See [`RankKey`].
-    pub fn rank_key(sort: SortOrder, score: f32, starts_at_ms: i64, event_order: u64) -> RankKey {
-        let primary = match sort {
-            SortOrder::Relevance => score,
-            SortOrder::Date => 0.0,
-        };
-        (primary, Reverse(starts_at_ms), Reverse(event_order), score)
+        let leave_one_out: Vec<Box<dyn Query>> = (0..tokens.len())
+            .map(|left_out| {
+                conjunction(
+                    tokens.iter().enumerate().filter(|(index, _)| *index != left_out).map(|(_, token)| &token.query),
+                )
+            })
+            .collect();
+        let lightest = tokens.iter().map(|token| token.score_max).fold(f32::INFINITY, f32::min);
+        Ok(Tiers {
+            full,
+            full_score_max: score_sum,
+            partial: Some(Box::new(DisjunctionMaxQuery::new(leave_one_out))),
+            partial_score_max: score_sum - lightest,
+        })
     }
 }
 
-/// (primary score, earlier start, smaller event hash, reported score). Relevance puts the score
-/// first; date ordering leaves it 0 so the start decides. The event hash makes the order total,
-/// which is what keeps offset paging free of duplicates and gaps.
-pub(crate) type RankKey = (f32, Reverse<i64>, Reverse<u64>, f32);
+/// A query in ranking tiers: every hit of `full` ranks above every hit of `partial`, and `partial`
+/// excludes the hits of `full`. Each tier is ordered by the plan's sort on its own. Only the first
+/// tier runs when it fills the requested page, which is most of the time: documents that match
+/// every word are the cheap, selective part of a query, the ones missing a word the expensive one.
+///
+/// Scores are sums of constants (multiples of 1/64, so exact), and `*_score_max` is the highest
+/// score a hit of the tier can have: once a search holds a full page of hits at that score it can
+/// stop, as later documents start later (see `index::walk`).
+pub(crate) struct Tiers {
+    pub full: Box<dyn Query>,
+    pub full_score_max: f32,
+    /// `None` when no token may be missing (one or two tokens, or one already matches nothing).
+    pub partial: Option<Box<dyn Query>>,
+    pub partial_score_max: f32,
+}
+
+impl Tiers {
+    fn empty() -> Tiers {
+        Tiers { full: Box::new(EmptyQuery), full_score_max: 0.0, partial: None, partial_score_max: 0.0 }
+    }
+}
 
 /// Restricts without scoring: a filter must not move a hit up or down.
 fn filter(query: Box<dyn Query>) -> Box<dyn Query> {
@@ -320,38 +341,103 @@ fn edit_distance_for(term: &str) -> u8 {
     }
 }
 
-/// One query token: BM25 on the exact term in each field (boosted), or-ed with one constant-scored
-/// set of the terms of `all_text` within the edit distance (and, for the last token, starting with
-/// it). The set always holds the exact term, so an exact match scores the constant plus its BM25
-/// part and ranks above a match on a variant only.
+/// Every token must match; the score is the sum of the tokens' scores.
 fn conjunction<'a>(tokens: impl Iterator<Item = &'a Box<dyn Query>>) -> Box<dyn Query> {
     let clauses: Vec<(Occur, Box<dyn Query>)> = tokens.map(|token| (Occur::Must, token.box_clone())).collect();
     Box::new(BooleanQuery::new(clauses))
 }
 
+/// A query token as a tantivy query and the highest score a document can get from it.
+struct TokenQuery {
+    query: Box<dyn Query>,
+    score_max: f32,
+}
+
+/// The weight of a token: its inverse document frequency (BM25's formula), rounded to a multiple
+/// of 1/64 within [1/64, 32], so that every score is a sum of a few multiples of 1/64 and exact
+/// in f32 whatever order tantivy adds them in (see [`Tiers::score_max`]).
+fn token_weight(doc_freq: u64, docs: u64) -> f32 {
+    let docs = docs.max(1) as f64;
+    let doc_freq = (doc_freq as f64).min(docs);
+    let idf = (1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln();
+    ((idf * 64.0).round().clamp(1.0, 32.0 * 64.0) / 64.0) as f32
+}
+
 /// `None` when the token matches no term of the index at all (nor any variant of it).
+///
+/// Scores are constants, not BM25: the token's weight times the boost of each field that holds
+/// the word exactly, plus `VARIANT_SCORE` times the weight when the word or one of its variants is
+/// anywhere. Term frequency and field length hardly tell anything in fields of a few words (an
+/// event's name, its city), and constant scores take few values with a known maximum, which lets
+/// a search stop early (see `index::walk`).
 fn term_query(
     fields: &Fields,
     searcher: &Searcher,
     text: &str,
     is_last: bool,
-) -> Result<Option<Box<dyn Query>>, SearchError> {
-    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for weighted in fields.text_fields() {
-        let exact = TermQuery::new(Term::from_field_text(weighted.field, text), IndexRecordOption::WithFreqs);
-        alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weighted.boost * EXACT_BOOST))));
-    }
+) -> Result<Option<TokenQuery>, SearchError> {
+    let docs = searcher.num_docs();
     let with_prefix = is_last && text.chars().count() >= limits::PREFIX_CHARS_MIN;
     let variants = expand(searcher, fields.all_text, text, edit_distance_for(text), with_prefix)?;
-    let exact_found = searcher.doc_freq(&Term::from_field_text(fields.all_text, text))? > 0;
-    if !exact_found && variants.len() <= 1 {
+    let exact_doc_freq = searcher.doc_freq(&Term::from_field_text(fields.all_text, text))?;
+    let exact_found = exact_doc_freq > 0;
+    let has_variants = variants.len() > 1;
+    if !exact_found && !has_variants {
         return Ok(None);
     }
-    if variants.len() > 1 {
-        let set = TermSetQuery::new(variants);
-        alternatives.push((Occur::Should, Box::new(ConstScoreQuery::new(Box::new(set), VARIANT_SCORE))));
+    let weight = if exact_found {
+        token_weight(exact_doc_freq, docs)
+    } else {
+        let mut doc_freq = 0u64;
+        for variant in &variants {
+            doc_freq += searcher.doc_freq(variant)?;
+        }
+        token_weight(doc_freq, docs)
+    };
+    // What matches: the word (and its variants) in `all_text`, one postings list or a few. What
+    // scores: a constant for the match, plus one per field that holds the word exactly. The field
+    // clauses are optional (`Should` beside a `Must`), which tantivy evaluates lazily: a field's
+    // postings are only sought for a document that is about to be scored, that is, one that
+    // matched every token, instead of being merged into a union that an intersection would have
+    // to refill at every step.
+    let mut matcher_terms = variants;
+    if !exact_found {
+        let absent = Term::from_field_text(fields.all_text, text);
+        matcher_terms.retain(|variant| *variant != absent);
     }
-    Ok(Some(Box::new(BooleanQuery::new(alternatives))))
+    // A few terms are or-ed lazily from their postings, which an intersection can skip through;
+    // many become one set, whose scorer reads every posting of every term into a bitset up front
+    // (cheaper than a union of dozens of scorers, costly for a few long lists).
+    let matcher: Box<dyn Query> = if matcher_terms.len() == 1 {
+        Box::new(TermQuery::new(matcher_terms.remove(0), IndexRecordOption::Basic))
+    } else if matcher_terms.len() <= limits::LAZY_VARIANTS_MAX {
+        let terms = matcher_terms
+            .into_iter()
+            .map(|variant| -> (Occur, Box<dyn Query>) {
+                (Occur::Should, Box::new(TermQuery::new(variant, IndexRecordOption::Basic)))
+            })
+            .collect();
+        Box::new(BooleanQuery::new(terms))
+    } else {
+        Box::new(TermSetQuery::new(matcher_terms))
+    };
+    let mut score_max = if has_variants { VARIANT_SCORE * weight } else { 0.0 };
+    let mut query: Box<dyn Query> = Box::new(ConstScoreQuery::new(matcher, score_max));
+    if exact_found {
+        for weighted in fields.text_fields() {
+            let term = Term::from_field_text(weighted.field, text);
+            if searcher.doc_freq(&term)? == 0 {
+                continue;
+            }
+            let score = weighted.boost * EXACT_BOOST * weight;
+            let in_field = ConstScoreQuery::new(Box::new(TermQuery::new(term, IndexRecordOption::Basic)), score);
+            // One optional clause per level: an optional union of several fields would be a
+            // union scorer again.
+            query = Box::new(BooleanQuery::new(vec![(Occur::Must, query), (Occur::Should, Box::new(in_field))]));
+            score_max += score;
+        }
+    }
+    Ok(Some(TokenQuery { query, score_max }))
 }
 
 /// The terms of `field` that `text` stands for: itself, the terms within `distance` edits (a
