@@ -125,7 +125,7 @@ pub(crate) fn build_schema() -> Schema {
     );
 
     let mut builder = Schema::builder();
-    builder.add_text_field("event_id", id.clone().set_fast(ID_TOKENIZER));
+    builder.add_text_field("event_id", id.clone().set_stored());
     builder.add_u64_field("event_order", NumericOptions::default().set_fast());
     builder.add_text_field("name", text.clone());
     builder.add_text_field("performer_names", text.clone());
