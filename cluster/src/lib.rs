@@ -5,11 +5,14 @@
 //! - [`store`]: a shard group's openraft log store and state machine on the node's replication
 //!   log (`turnstile_storage::RaftLog`, one redb file for every group of the node), with the
 //!   [`Applier`] hook through which committed commands reach their owner;
-//! - [`network`]: replication messages over tonic, one service per node for all its groups.
+//! - [`network`]: replication messages over tonic, one service per node for all its groups;
+//! - [`node`]: a node's file, groups and peers ([`ClusterNode`]), and [`propose`], which bounds a
+//!   command and waits for its commit.
 //!
-//! [`start_group`] puts the three together for one group on one node.
+//! [`start_group`] puts the first three together for one group on one node.
 
 pub mod network;
+pub mod node;
 pub mod placement;
 pub mod store;
 pub mod types;
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use turnstile_storage::RaftLog;
 
 pub use network::{Connections, Groups, NetworkFactory, RaftService};
+pub use node::{propose, shard_members, ClusterNode, ProposeError};
 pub use placement::{Placement, PlacementError, ShardId};
 pub use store::{Applier, CommandJournal, LogStore, StateMachine};
 pub use types::{Command, GroupId, NodeId, Raft, Reply, TypeConfig};

@@ -1,0 +1,145 @@
+//! A node's side of the cluster: its replication log file, the groups it runs, the channels to its
+//! peers, and proposing commands to a group with bounds and clear errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use turnstile_storage::RaftLog;
+
+use crate::network::proto::raft_server::RaftServer;
+use crate::placement::{raft_node_id, Placement, ShardId};
+use crate::types::{Command, GroupId, LogId, NodeId, Raft, Reply};
+use crate::{start_group, Applier, ClusterError, Connections, Groups, RaftService};
+
+/// Largest command a group accepts. Well under the replication log's entry bound, so that a
+/// command the log would refuse (which would stop the group) is refused before it is proposed.
+pub const COMMAND_BYTES_MAX: usize = 1 << 20;
+/// How long a proposal may wait for its commit by default.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("command of {0} bytes is over the {COMMAND_BYTES_MAX}-byte bound")]
+    TooLarge(usize),
+    /// This node does not lead the group; `leader` is the one it knows of, if any, with its
+    /// replication address.
+    #[error("not the leader of this group; the leader is {leader:?}")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("no commit within {0:?}; the command may still commit")]
+    Timeout(Duration),
+    #[error("the group cannot take commands: {0}")]
+    Unavailable(String),
+}
+
+/// Proposes `command` to `raft` and waits, at most `timeout`, until a majority has committed it
+/// and this node has applied it. A timeout does not withdraw the command: it may still commit, so
+/// a caller retries with the same idempotency key, never with a new command.
+pub async fn propose(raft: &Raft, command: Command, timeout: Duration) -> Result<(LogId, Reply), ProposeError> {
+    if command.0.len() > COMMAND_BYTES_MAX {
+        return Err(ProposeError::TooLarge(command.0.len()));
+    }
+    match tokio::time::timeout(timeout, raft.client_write(command)).await {
+        Err(_) => Err(ProposeError::Timeout(timeout)),
+        Ok(Ok(response)) => Ok((response.log_id, response.data)),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+            let leader = forward.leader_id.zip(forward.leader_node.map(|node| node.addr));
+            Err(ProposeError::NotLeader { leader })
+        }
+        Ok(Err(error)) => Err(ProposeError::Unavailable(error.to_string())),
+    }
+}
+
+/// The members of `shard`'s group: its replica set by `placement`, with the replication address
+/// of each from `addresses` (node id -> address).
+pub fn shard_members(
+    placement: &Placement,
+    shard: ShardId,
+    addresses: &HashMap<String, String>,
+) -> Result<BTreeMap<NodeId, BasicNode>, ClusterError> {
+    placement
+        .replicas(shard)
+        .into_iter()
+        .map(|node| match addresses.get(node) {
+            Some(address) => Ok((raft_node_id(node), BasicNode::new(address.clone()))),
+            None => Err(ClusterError::Config(format!("node '{node}' has no replication address"))),
+        })
+        .collect()
+}
+
+/// One node of the cluster: its replication log (`<data_dir>/raft.redb`), the groups it runs
+/// and the channels to its peers, shared by all of them.
+pub struct ClusterNode {
+    name: String,
+    id: NodeId,
+    log: Arc<RaftLog>,
+    groups: Groups,
+    connections: Connections,
+    config: Arc<openraft::Config>,
+}
+
+impl ClusterNode {
+    /// Opens the node's replication log in `data_dir`.
+    pub fn open(name: &str, data_dir: &Path, config: Arc<openraft::Config>) -> Result<Self, ClusterError> {
+        let path = data_dir.join(turnstile_storage::RAFT_DATABASE_FILE);
+        let log = RaftLog::open(&path).map_err(|error| ClusterError::Config(error.to_string()))?;
+        Ok(Self {
+            name: name.to_string(),
+            id: raft_node_id(name),
+            log: Arc::new(log),
+            groups: Groups::default(),
+            connections: Connections::default(),
+            config,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's id in every group.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The groups with state in this node's file: those it must resume after a restart.
+    pub fn stored_groups(&self) -> Result<Vec<GroupId>, ClusterError> {
+        let groups = self.log.groups().map_err(|error| ClusterError::Config(error.to_string()))?;
+        Ok(groups.into_iter().collect())
+    }
+
+    /// Starts (or resumes from the file) `group`, applying through `applier`.
+    pub async fn start_group<A: Applier>(&self, group: GroupId, applier: A) -> Result<Raft, ClusterError> {
+        if self.groups.get(group).is_some() {
+            return Err(ClusterError::Group { group, reason: "already running on this node".into() });
+        }
+        let config = self.config.clone();
+        start_group(self.id, group, config, self.log.clone(), applier, self.connections.clone(), &self.groups).await
+    }
+
+    pub fn group(&self, group: GroupId) -> Option<Raft> {
+        self.groups.get(group)
+    }
+
+    /// The replication service of this node, for a tonic server.
+    pub fn service(&self) -> RaftServer<RaftService> {
+        RaftService::new(self.id, self.groups.clone()).into_server()
+    }
+
+    /// Stops every group, each within `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<(), ClusterError> {
+        for group in self.groups.ids() {
+            if let Some(raft) = self.groups.remove(group) {
+                match tokio::time::timeout(timeout, raft.shutdown()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(ClusterError::Group { group, reason: error.to_string() }),
+                    Err(_) => return Err(ClusterError::Group { group, reason: format!("no stop within {timeout:?}") }),
+                }
+            }
+        }
+        Ok(())
+    }
+}
