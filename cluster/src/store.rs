@@ -41,7 +41,7 @@ pub trait Applier: Send + Sync + 'static {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8>;
     /// The whole state, encoded.
     fn snapshot(&self) -> Vec<u8>;
-    /// Replaces the state by the one `snapshot` holds.
+    /// Replaces the state by the one `snapshot` holds; on error the state stays as it was.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
 }
 
@@ -210,6 +210,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             let index = entry.log_id.index;
             writes.push(RaftWrite::Append { index, entry: encode(&entry, ErrorSubject::LogIndex(index))? });
+        }
+        if writes.is_empty() {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
         }
         // Waits for the commit: entries must be readable when this returns, and the writer's
         // group commit already batches the appends of every group of the node.
@@ -397,11 +401,13 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
         let stored = StoredSnapshot { meta: meta.clone(), data: *snapshot };
         let encoded = encode(&stored, subject.clone())?;
         let mut current = self.current.lock().await;
-        // Persist first: a snapshot the state machine runs on must survive a restart.
+        // Restore first, so a snapshot the applier cannot read is never persisted (an applier
+        // leaves its state as it was when `restore` fails). If persisting then fails, the group
+        // stops (a storage error is fatal to it) and restarts from what is on disk.
+        self.applier.restore(&stored.data).map_err(|reason| restore_error(meta, reason))?;
         write(&self.log, self.group, vec![RaftWrite::PutSnapshot { snapshot: encoded }])
             .await
             .map_err(|error| store_error(error, subject, ErrorVerb::Write))?;
-        self.applier.restore(&stored.data).map_err(|reason| restore_error(meta, reason))?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         *current = Some(stored);

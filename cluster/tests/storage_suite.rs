@@ -73,3 +73,25 @@ fn a_reopened_group_keeps_its_log_vote_committed_point_and_snapshot() {
         assert_eq!(journal.recent(), vec![(1, vec![1]), (2, vec![2])]);
     });
 }
+
+#[test]
+fn a_snapshot_the_applier_cannot_read_is_refused_and_not_kept() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
+        let journal = CommandJournal::new(10);
+        let mut machine = StateMachine::open(log.clone(), GROUP, journal.clone()).unwrap();
+        let meta = openraft::SnapshotMeta {
+            last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 9)),
+            last_membership: openraft::StoredMembership::default(),
+            snapshot_id: "garbage".to_string(),
+        };
+        let refused = machine.install_snapshot(&meta, Box::new(vec![0xff; 5])).await.unwrap_err();
+        assert!(refused.to_string().contains("journal snapshot"), "{refused}");
+        assert_eq!(machine.applied_state().await.unwrap().0, None);
+        assert!(machine.get_current_snapshot().await.unwrap().is_none());
+        assert_eq!(log.snapshot(GROUP).unwrap(), None);
+        assert_eq!(journal.applied(), 0);
+    });
+}
