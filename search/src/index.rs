@@ -485,6 +485,7 @@ fn walk(
             }
             if alive.is_none_or(|alive| alive.is_alive(doc)) {
                 let score = if scoring { scorer.score() } else { 0.0 };
+                debug_assert!(score <= score_max, "score {score} above the tier's maximum {score_max}");
                 // Cheap test first: a hit that scores less than the worst kept one, or as much but
                 // starts later, cannot enter (the event hash is only read for the ones that might).
                 let may_enter =

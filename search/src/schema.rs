@@ -108,8 +108,13 @@ impl Fields {
 }
 
 pub(crate) fn build_schema() -> Schema {
+    // Scores are constants per field (see `query`), so neither term frequencies nor field norms
+    // are needed: documents only.
     let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(TEXT_TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
+        TextFieldIndexing::default()
+            .set_tokenizer(TEXT_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
     );
     let keyword = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
