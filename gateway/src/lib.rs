@@ -10,6 +10,7 @@
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
 //! - [`rate`]: rate limits per buyer and per client address;
+//! - [`routing`]: where an event's requests are served (this node, or its shard leader);
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
 //! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
 //! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod loadgen;
 pub mod metrics;
 pub mod rate;
+pub mod routing;
 pub mod search;
 pub mod server;
 pub mod service;

@@ -46,6 +46,7 @@ impl Server {
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             admission: Arc::new(crate::admission::AdmissionTokens::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
+            router: None,
         };
         let request_bytes_max = config.limits.request_bytes_max;
 

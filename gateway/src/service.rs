@@ -37,6 +37,8 @@ pub struct Gateway {
     pub node_id: String,
     /// Turns true when the server stops: long-lived streams end so the shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// In a cluster, where each event's requests are served; `None` on a single node.
+    pub router: Option<Arc<dyn crate::routing::EventRouter>>,
 }
 
 impl Gateway {
