@@ -49,6 +49,15 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, ClusterError> {
     config.validate().map(Arc::new).map_err(|error| ClusterError::Config(error.to_string()))
 }
 
+/// The same timing, with snapshots off: for groups whose state is a node's own store, rebuilt by
+/// applying the whole log (a follower that fell behind catches up from the log, never from a
+/// snapshot, so the log is never purged).
+pub fn raft_config_without_snapshots() -> Result<Arc<openraft::Config>, ClusterError> {
+    let mut config = openraft::Config::clone(&*raft_config()?);
+    config.snapshot_policy = openraft::SnapshotPolicy::Never;
+    config.validate().map(Arc::new).map_err(|error| ClusterError::Config(error.to_string()))
+}
+
 /// Starts `group` on node `node`: its log store and state machine on `log`, its messages through
 /// `connections`, and registers it in `groups` so the node's [`RaftService`] routes to it. A
 /// group that has state in `log` resumes from it.

@@ -18,11 +18,12 @@ use openraft::network::RPCOption;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, OptionalSend, RPCTypes, RaftNetwork, RaftNetworkFactory, Snapshot, SnapshotMeta, Vote};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::types::{GroupId, NodeId, Raft, TypeConfig};
+use crate::node::ProposeError;
+use crate::types::{Command, GroupId, NodeId, Raft, TypeConfig};
 
 /// The generated gRPC code of the replication service.
 pub mod proto {
@@ -38,6 +39,43 @@ use proto::{RaftReply, RaftRequest};
 pub const MESSAGE_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX + (1 << 20);
 /// How long opening a connection to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a forwarded proposal came to, as the `Propose` reply carries it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum ProposeOutcome {
+    Applied(Vec<u8>),
+    /// The receiver does not lead the group; the leader it knows of, with its address.
+    NotLeader(Option<(NodeId, String)>),
+    Failed(String),
+}
+
+impl Connections {
+    /// Sends `command` for `group` to node `target` at `address`, which proposes it if it leads
+    /// the group. Bounded by `timeout`.
+    pub(crate) async fn forward_proposal(
+        &self,
+        address: &str,
+        group: GroupId,
+        target: NodeId,
+        command: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ProposeError> {
+        let unreachable = |reason: String| ProposeError::Unavailable(format!("leader at {address}: {reason}"));
+        let mut client = self.client(address).map_err(|error| unreachable(error.to_string()))?;
+        let request = RaftRequest { group, target, body: command };
+        let reply = match tokio::time::timeout(timeout, client.propose(request)).await {
+            Err(_) => return Err(ProposeError::Timeout(timeout)),
+            Ok(Err(status)) => return Err(unreachable(status.message().to_string())),
+            Ok(Ok(reply)) => reply.into_inner().body,
+        };
+        match postcard::from_bytes::<ProposeOutcome>(&reply) {
+            Ok(ProposeOutcome::Applied(bytes)) => Ok(bytes),
+            Ok(ProposeOutcome::NotLeader(leader)) => Err(ProposeError::NotLeader { leader }),
+            Ok(ProposeOutcome::Failed(reason)) => Err(ProposeError::Unavailable(reason)),
+            Err(error) => Err(unreachable(format!("undecodable reply: {error}"))),
+        }
+    }
+}
 
 /// Channels to peers by address, shared by every group of a node.
 #[derive(Clone, Default)]
@@ -281,6 +319,17 @@ impl proto::raft_server::Raft for RaftService {
         let raft = self.route(&request)?;
         let rpc: VoteRequest<NodeId> = decode_request(&request.body, "vote request")?;
         reply(&raft.vote(rpc).await)
+    }
+
+    async fn propose(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.route(&request)?;
+        let outcome = match crate::node::propose(&raft, Command(request.body), crate::node::PROPOSE_TIMEOUT).await {
+            Ok((_, reply)) => ProposeOutcome::Applied(reply.0),
+            Err(ProposeError::NotLeader { leader }) => ProposeOutcome::NotLeader(leader),
+            Err(error) => ProposeOutcome::Failed(error.to_string()),
+        };
+        reply(&outcome)
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

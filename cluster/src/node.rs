@@ -124,6 +124,50 @@ impl ClusterNode {
         self.groups.get(group)
     }
 
+    /// Proposes `command` to `group` from this node whether or not it leads the group: proposed
+    /// here when it does, otherwise sent to the leader (`Propose`), following "not the leader"
+    /// answers and waiting out elections, all within `timeout`. The group must run on this node.
+    pub async fn propose_anywhere(
+        &self,
+        group: GroupId,
+        command: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ProposeError> {
+        if command.len() > COMMAND_BYTES_MAX {
+            return Err(ProposeError::TooLarge(command.len()));
+        }
+        let raft =
+            self.group(group).ok_or_else(|| ProposeError::Unavailable(format!("group {group} does not run here")))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_error = ProposeError::Timeout(timeout);
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let metrics = raft.metrics().borrow().clone();
+            let outcome = match metrics.current_leader {
+                Some(leader) if leader == self.id => {
+                    propose(&raft, Command(command.clone()), left).await.map(|(_, reply)| reply.0)
+                }
+                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                    Some(node) => {
+                        self.connections.forward_proposal(&node.addr, group, leader, command.clone(), left).await
+                    }
+                    None => Err(ProposeError::NotLeader { leader: None }),
+                },
+                None => Err(ProposeError::NotLeader { leader: None }),
+            };
+            match outcome {
+                Ok(reply) => return Ok(reply),
+                // An election, or a leader that just stepped down: ask again shortly.
+                Err(error @ (ProposeError::NotLeader { .. } | ProposeError::Unavailable(_))) => {
+                    last_error = error;
+                    tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error)
+    }
+
     /// The replication service of this node, for a tonic server.
     pub fn service(&self) -> RaftServer<RaftService> {
         RaftService::new(self.id, self.groups.clone()).into_server()

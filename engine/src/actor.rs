@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::engine::BookingDirectory;
-use turnstile_storage::{Store, Write};
+use crate::journal::Journal;
+use turnstile_storage::Write;
 
 use crate::error::Result;
 use crate::feed::{Change, EventFeed};
@@ -157,8 +158,8 @@ pub struct EventArguments {
     pub inventory: Inventory,
     pub clock: Clock,
     pub directory: Arc<BookingDirectory>,
-    /// `None` runs in memory only.
-    pub store: Option<Arc<Store>>,
+    /// Where changes are made durable; `None` runs in memory only.
+    pub store: Option<Arc<dyn Journal>>,
     /// Commands between automatic checkpoints.
     pub checkpoint_commands: u64,
     /// Age past which the periodic sweep checkpoints an event that changed.
@@ -177,7 +178,7 @@ pub struct EventState {
     inventory: Inventory,
     clock: Clock,
     directory: Arc<BookingDirectory>,
-    store: Option<Arc<Store>>,
+    store: Option<Arc<dyn Journal>>,
     /// The event id as the log's stream name.
     stream: String,
     commands_since_checkpoint: u64,

@@ -188,6 +188,19 @@ impl Catalog {
         }))
     }
 
+    /// Adds `venue` or replaces the one with its id (a replicated record applied twice).
+    pub fn upsert_venue(&self, venue: Arc<Venue>) {
+        self.venues.insert(venue.venue_id.clone(), venue);
+    }
+
+    pub fn upsert_performer(&self, performer: Arc<Performer>) {
+        self.performers.insert(performer.performer_id.clone(), performer);
+    }
+
+    pub fn upsert_event(&self, event: Arc<EventInfo>) {
+        self.events.insert(event.event_id.clone(), event);
+    }
+
     pub fn insert_venue(&self, venue: Arc<Venue>) -> Result<()> {
         insert_new(&self.venues, venue.venue_id.clone(), venue, "venue")
     }

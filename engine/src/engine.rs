@@ -25,6 +25,7 @@ use crate::inventory::{
     BookingView, Caller, Command, EventStatus, HoldView, Inventory, PricingRules, ReportRow, Request, Selection,
     WaitlistView,
 };
+use crate::journal::{Journal, ShardGate};
 use crate::limits;
 use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
 use crate::seat_map::SeatMap;
@@ -128,7 +129,12 @@ struct EngineInner {
     directory: Arc<BookingDirectory>,
     actors: DashMap<EventId, Arc<OnceCell<EventHandle>>>,
     clock: Clock,
+    /// Reads: the catalog, bookings, recovery. Each node has its own.
     store: Option<Arc<Store>>,
+    /// Writes: the store itself on a single node, the shard's replicated log in a cluster.
+    journal: Option<Arc<dyn Journal>>,
+    /// In a cluster, which events this node may run now; `None` on a single node (all of them).
+    gate: Option<Arc<dyn ShardGate>>,
     /// Inventories rebuilt from the store, waiting for their actor to be spawned.
     recovered: DashMap<EventId, Inventory>,
     options: EngineOptions,
@@ -204,10 +210,15 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 impl Engine {
     /// An engine that keeps everything in memory: nothing survives a restart.
     pub fn new() -> Self {
-        Self::build(None, EngineOptions::default())
+        Self::build(None, None, None, EngineOptions::default())
     }
 
-    fn build(store: Option<Arc<Store>>, options: EngineOptions) -> Self {
+    fn build(
+        store: Option<Arc<Store>>,
+        journal: Option<Arc<dyn Journal>>,
+        gate: Option<Arc<dyn ShardGate>>,
+        options: EngineOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(EngineInner {
                 catalog: Catalog::default(),
@@ -215,6 +226,8 @@ impl Engine {
                 actors: DashMap::new(),
                 clock: Clock::start(),
                 store,
+                journal,
+                gate,
                 recovered: DashMap::new(),
                 options,
                 catalog_changes: tokio::sync::broadcast::channel(CATALOG_CHANGES_BUFFERED_MAX).0,
@@ -236,23 +249,11 @@ impl Engine {
     }
 
     pub async fn open_store(store: Arc<Store>, options: EngineOptions) -> Result<Self> {
-        let engine = Self::build(Some(store.clone()), options);
+        let journal: Arc<dyn Journal> = store.clone();
+        let engine = Self::build(Some(store.clone()), Some(journal), None, options);
+        engine.load_catalog(&store)?;
         let catalog = &engine.inner.catalog;
-        for (_, bytes) in store.records(VENUE_RECORD).map_err(storage_error)? {
-            let record: VenueRecord = decode(&bytes, "venue record")?;
-            catalog.insert_venue(Arc::new(Venue::from_record(record)?))?;
-        }
-        for (_, bytes) in store.records(PERFORMER_RECORD).map_err(storage_error)? {
-            catalog.insert_performer(Arc::new(decode::<Performer>(&bytes, "performer record")?))?;
-        }
-        for (_, bytes) in store.records(EVENT_RECORD).map_err(storage_error)? {
-            catalog.insert_event(Arc::new(decode::<EventInfo>(&bytes, "event record")?))?;
-        }
-        for (event_id, bytes) in store.records(QUEUE_RECORD).map_err(storage_error)? {
-            let config: QueueConfig = decode(&bytes, "waiting room record")?;
-            engine.inner.queue_configs.insert(EventId::new(event_id), config);
-        }
-        let inventories = recover_inventories(&store, catalog, None)?;
+        let inventories = recover_inventories(&store, catalog, &|_| true)?;
         let mut with_live_holds = Vec::new();
         for (event_id, inventory) in inventories {
             if inventory.status() == &EventStatus::Cancelled {
@@ -269,6 +270,106 @@ impl Engine {
         }
         engine.start_checkpoint_sweep();
         Ok(engine)
+    }
+
+    /// Loads every catalog record of `store` (venues, performers, events, waiting rooms).
+    fn load_catalog(&self, store: &Store) -> Result<()> {
+        for kind in [VENUE_RECORD, PERFORMER_RECORD, EVENT_RECORD, QUEUE_RECORD] {
+            for (key, bytes) in store.records(kind).map_err(storage_error)? {
+                self.apply_catalog_record(kind, &key, &bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one catalog record into the in-memory catalog, replacing an older version. Returns
+    /// the event it concerns, if any. Records of other kinds are ignored.
+    fn apply_catalog_record(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<Option<EventId>> {
+        let catalog = &self.inner.catalog;
+        match kind {
+            VENUE_RECORD => {
+                let record: VenueRecord = decode(bytes, "venue record")?;
+                catalog.upsert_venue(Arc::new(Venue::from_record(record)?));
+            }
+            PERFORMER_RECORD => catalog.upsert_performer(Arc::new(decode::<Performer>(bytes, "performer record")?)),
+            EVENT_RECORD => {
+                let event = decode::<EventInfo>(bytes, "event record")?;
+                let event_id = event.event_id.clone();
+                catalog.upsert_event(Arc::new(event));
+                return Ok(Some(event_id));
+            }
+            QUEUE_RECORD => {
+                let config: QueueConfig = decode(bytes, "waiting room record")?;
+                self.inner.queue_configs.insert(EventId::new(key), config);
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// An engine for one node of a cluster. Changes go to `journal` (the shards' replicated logs),
+    /// which writes each committed job to every replica's `store`; reads come from `store`. The
+    /// catalog is loaded from `store`; no event actor starts until the cluster layer says this
+    /// node leads the event's shard (`gate`, and [`Engine::host_events`]).
+    pub async fn open_clustered(
+        store: Arc<Store>,
+        journal: Arc<dyn Journal>,
+        gate: Arc<dyn ShardGate>,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        let engine = Self::build(Some(store.clone()), Some(journal), Some(gate), options);
+        engine.load_catalog(&store)?;
+        engine.start_checkpoint_sweep();
+        Ok(engine)
+    }
+
+    /// Applies catalog records a replica received from the cluster (the same `Put`s the node
+    /// that made the change wrote), so every node's catalog and search index follow.
+    pub fn apply_replicated_catalog(&self, writes: &[Write]) -> Result<()> {
+        for write in writes {
+            if let Write::Put { kind, key, value } = write {
+                if let Some(event_id) = self.apply_catalog_record(kind, key, value)? {
+                    self.announce_catalog_change(&event_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node now leads the shard whose events `belongs` picks: once the gate lets it, rebuilds
+    /// those events from the store and starts the ones with live holds, so their expiry timers run
+    /// again (holds whose deadline passed expire at once, by a command with this node's time).
+    pub async fn host_events(&self, belongs: &(dyn Fn(&EventId) -> bool + Sync)) -> Result<usize> {
+        let Some(store) = self.inner.store.clone() else { return Ok(0) };
+        let mut inventories = recover_inventories(&store, &self.inner.catalog, belongs)?;
+        let with_live_holds: Vec<EventId> = inventories
+            .iter()
+            .filter(|(_, inventory)| inventory.next_deadline_ms().is_some())
+            .map(|(event_id, _)| event_id.clone())
+            .collect();
+        for (event_id, inventory) in inventories.drain() {
+            self.inner.recovered.insert(event_id, inventory);
+        }
+        let started = with_live_holds.len();
+        for event_id in with_live_holds {
+            self.handle(&event_id).await?;
+        }
+        Ok(started)
+    }
+
+    /// This node no longer leads the shard whose events `belongs` picks: stops their actors and
+    /// forgets what it had rebuilt. Their requests go to the new leader.
+    pub async fn release_events(&self, belongs: &(dyn Fn(&EventId) -> bool + Sync)) {
+        let events: Vec<EventId> =
+            self.inner.actors.iter().map(|entry| entry.key().clone()).filter(|event_id| belongs(event_id)).collect();
+        for event_id in events {
+            if let Some((_, cell)) = self.inner.actors.remove(&event_id) {
+                if let Some(handle) = cell.get() {
+                    handle.actor.stop(None);
+                }
+            }
+        }
+        self.inner.recovered.retain(|event_id, _| !belongs(event_id));
     }
 
     fn start_checkpoint_sweep(&self) {
@@ -352,9 +453,9 @@ impl Engine {
 
     /// Makes catalog writes durable before the change is visible or acknowledged.
     pub(crate) async fn persist(&self, writes: Vec<Write>) -> Result<()> {
-        let Some(store) = &self.inner.store else { return Ok(()) };
+        let Some(journal) = &self.inner.journal else { return Ok(()) };
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        store.submit("", writes, Box::new(move |result| drop(sender.send(result))));
+        journal.submit("", writes, Box::new(move |result| drop(sender.send(result))));
         match receiver.await {
             Ok(result) => result.map(drop).map_err(storage_error),
             Err(_) => Err(Error::Unavailable { reason: "the store stopped".into() }),
@@ -382,7 +483,8 @@ impl Engine {
             value: encode(&venue.record()),
         }])
         .await?;
-        self.inner.catalog.insert_venue(venue.clone())?;
+        // Upsert: in a cluster this node may already have applied its own replicated record.
+        self.inner.catalog.upsert_venue(venue.clone());
         Ok(venue)
     }
 
@@ -398,7 +500,7 @@ impl Engine {
             value: encode(&*performer),
         }])
         .await?;
-        self.inner.catalog.insert_performer(performer.clone())?;
+        self.inner.catalog.upsert_performer(performer.clone());
         Ok(performer)
     }
 
@@ -409,7 +511,7 @@ impl Engine {
     pub async fn create_event_with_nonce(&self, spec: EventSpec, nonce: u64) -> Result<Arc<EventInfo>> {
         let event = self.inner.catalog.build_event(spec, nonce, self.now_ms())?;
         self.persist_event(&event).await?;
-        self.inner.catalog.insert_event(event.clone())?;
+        self.inner.catalog.upsert_event(event.clone());
         self.announce_catalog_change(&event.event_id);
         Ok(event)
     }
@@ -683,6 +785,17 @@ impl Engine {
 
     async fn handle(&self, event_id: &EventId) -> Result<EventHandle> {
         let info = self.inner.catalog.event(event_id)?;
+        if let Some(gate) = &self.inner.gate {
+            // Cheap when the actor runs already; otherwise waits until this node may start it.
+            let running = self.inner.actors.get(event_id).is_some_and(|cell| {
+                cell.get().is_some_and(|handle| {
+                    !matches!(handle.actor.get_status(), ActorStatus::Stopping | ActorStatus::Stopped)
+                })
+            });
+            if !running {
+                gate.ready(event_id).await?;
+            }
+        }
         let cell = self.inner.actors.entry(event_id.clone()).or_default().clone();
         if let Some(handle) = cell.get() {
             if !matches!(handle.actor.get_status(), ActorStatus::Stopping | ActorStatus::Stopped) {
@@ -692,7 +805,7 @@ impl Engine {
             // fails, the dead actor stays in place and the next request tries again; the event is
             // never served from an empty inventory.
             let rebuilt = match &self.inner.store {
-                Some(store) => Some(recover_inventories(store, &self.inner.catalog, Some(event_id))?),
+                Some(store) => Some(recover_inventories(store, &self.inner.catalog, &|id| id == event_id)?),
                 None => None,
             };
             let removed = self.inner.actors.remove_if(event_id, |_, current| Arc::ptr_eq(current, &cell));
@@ -709,8 +822,18 @@ impl Engine {
         }
         let handle = cell
             .get_or_try_init(|| async {
-                let inventory = match self.inner.recovered.remove(event_id) {
-                    Some((_, inventory)) => inventory,
+                let recovered = match self.inner.recovered.remove(event_id) {
+                    Some((_, inventory)) => Some(inventory),
+                    // In a cluster the store may hold this event's history even though this node
+                    // never ran it (it was a follower): start from there.
+                    None if self.inner.gate.is_some() => {
+                        let store = self.inner.store.as_ref().expect("a clustered engine has a store");
+                        recover_inventories(store, &self.inner.catalog, &|id| id == event_id)?.remove(event_id)
+                    }
+                    None => None,
+                };
+                let inventory = match recovered {
+                    Some(inventory) => inventory,
                     None => {
                         let venue = self.inner.catalog.venue(&info.venue_id)?;
                         let mut inventory =
@@ -732,7 +855,7 @@ impl Engine {
                     inventory,
                     clock: self.inner.clock,
                     directory: self.inner.directory.clone(),
-                    store: self.inner.store.clone(),
+                    store: self.inner.journal.clone(),
                     checkpoint_commands: self.inner.options.checkpoint_commands,
                     checkpoint_max_age: self.inner.options.checkpoint_max_age,
                     live_holds: self.inner.live_holds.clone(),
@@ -806,11 +929,12 @@ impl From<StoreError> for Error {
 }
 
 /// Rebuilds events from the store: each from its checkpoint, then the log entries after it.
-/// `only` limits the work to one event (rebuilding one actor).
+/// `belongs` limits the work to some events (one, when rebuilding one actor; a shard's, in a
+/// cluster).
 fn recover_inventories(
     store: &Store,
     catalog: &Catalog,
-    only: Option<&EventId>,
+    belongs: &(dyn Fn(&EventId) -> bool + Sync),
 ) -> Result<std::collections::HashMap<EventId, Inventory>> {
     use std::collections::hash_map::Entry;
     let path = store.path().display().to_string();
@@ -824,7 +948,7 @@ fn recover_inventories(
     };
     for (stream, index, state) in store.checkpoints()? {
         let event_id = EventId::new(stream);
-        if only.is_some_and(|only| only != &event_id) {
+        if !belongs(&event_id) {
             continue;
         }
         let seat_map = fresh(&event_id)?.seat_map().clone();
@@ -834,7 +958,7 @@ fn recover_inventories(
     }
     store.for_each_entry::<Error>(0, |entry| {
         let event_id = EventId::new(entry.stream);
-        if only.is_some_and(|only| only != &event_id) {
+        if !belongs(&event_id) {
             return Ok(());
         }
         let command: Command = decode(&entry.payload, &format!("{path} log entry {}", entry.index))?;

@@ -8,6 +8,7 @@
 //!   its one expiry timer;
 //! - [`feed`]: each event's change feed and the watch subscriptions over it (live seat map);
 //! - [`queue`]: the waiting room: one queue actor per on-sale meters admission;
+//! - [`journal`]: where changes are made durable (the node's store, or a replicated log);
 //! - [`catalog`]: venues, performers and events (the descriptive data around inventories);
 //! - [`engine`]: the facade the gateway calls: routes requests to event actors, spawning them on
 //!   first use, and keeps the per-buyer booking directory;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod feed;
 pub mod ids;
 pub mod inventory;
+pub mod journal;
 pub mod limits;
 pub mod queue;
 pub mod seat_map;
