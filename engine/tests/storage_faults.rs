@@ -21,7 +21,8 @@
 //!
 //! Two regression tests drive the store's writer directly: a commit that cannot even begin must
 //! still answer each of its jobs, and an entry committed in the same group right after a
-//! checkpoint of its stream must survive the purge behind that checkpoint.
+//! checkpoint of its stream must survive the purge behind that checkpoint. A third cuts the power
+//! between a log commit and the (later, separate) write of the checkpoint that follows it.
 //!
 //! Deterministic by default; `TURNSTILE_FAULT_SEED=<n>` changes the tearing seeds. A failure
 //! names the fault, the sync it hit and the seed.
@@ -1027,6 +1028,106 @@ fn an_entry_grouped_behind_a_checkpoint_survives_the_purge() {
          (purged up to {:?})",
         store.purged_index()
     );
+}
+
+/// Checkpoints are written after the log commit of the commands they cover, in transactions
+/// that only the next log commit makes durable. A power cut in between (an event's checkpoint
+/// written, nothing flushed since) must leave the commands in the log and no checkpoint, and the
+/// event rebuilt exactly; a cut after the next command's commit must find the checkpoint, the
+/// purge behind it and the same event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_a_log_commit_and_its_checkpoint_rebuilds_the_same_event() {
+    /// Places `holds` one-seat holds (a checkpoint after the fifth command), waits until the
+    /// checkpoint is stored, cuts the power; returns the event as last seen, the event and the
+    /// surviving bytes.
+    async fn run(holds: usize) -> (turnstile_engine::actor::EventOverview, EventId, Vec<u8>) {
+        let disk = FaultyDisk::default();
+        let store = Arc::new(Store::open_with_backend(disk.clone(), "checkpoint crash").expect("store"));
+        let engine = Engine::open_store(store.clone(), options()).await.expect("engine");
+        let venue = engine
+            .create_venue(VenueSpec {
+                name: "Hall".into(),
+                sections: vec![SectionSpec {
+                    section_id: "S".into(),
+                    name: "Stalls".into(),
+                    rows: numbered_rows(&["A"], 10),
+                    general_admission_capacity: 0,
+                }],
+                ..VenueSpec::default()
+            })
+            .await
+            .expect("venue");
+        let event = engine
+            .create_event(EventSpec {
+                name: "Concert".into(),
+                venue_id: venue.venue_id.clone(),
+                starts_at_ms: 2_000_000_000_000,
+                ends_at_ms: 2_000_000_900_000,
+                currency: "EUR".into(),
+                price_levels: vec![PriceLevel {
+                    price_level_id: "A".into(),
+                    name: "All".into(),
+                    amount_minor: 5_000,
+                    section_ids: vec!["S".into()],
+                }],
+                ..EventSpec::default()
+            })
+            .await
+            .expect("event");
+        let event_id = event.event_id.clone();
+        for number in 1..=5 {
+            let seats = Selection::Seats(vec![format!("S:A:{number}")]);
+            engine.place_hold(caller(BUYERS[number % 4]), &event_id, seats, None).await.expect("hold");
+        }
+        // The fifth command asked for a checkpoint; it is stored soon after (bounded: 5 s).
+        let mut stored = false;
+        for _ in 0..250 {
+            stored = store.checkpoints().expect("checkpoints").iter().any(|(stream, _, _)| stream == event_id.as_str());
+            if stored {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(stored, "the checkpoint after five commands was not stored");
+        for number in 6..=holds {
+            let seats = Selection::Seats(vec![format!("S:A:{number}")]);
+            engine.place_hold(caller(BUYERS[number % 4]), &event_id, seats, None).await.expect("hold");
+        }
+        let seen = engine.event_details(&event_id, true).await.expect("event").overview;
+        let image = disk.crash_now();
+        engine.shutdown().await;
+        (seen, event_id, image)
+    }
+
+    async fn reopen(image: Vec<u8>) -> (Arc<Store>, Engine) {
+        let store = Arc::new(Store::open_with_backend(FaultyDisk::with_image(image), "rebooted").expect("reopen"));
+        let engine = Engine::open_store(store.clone(), options()).await.expect("recovery");
+        (store, engine)
+    }
+
+    // Cut right after the checkpoint was written: only the log is durable.
+    let (seen, event_id, image) = run(5).await;
+    let (store, engine) = reopen(image).await;
+    assert!(store.checkpoints().expect("checkpoints").is_empty(), "the checkpoint was durable before any log commit");
+    assert_eq!(store.purged_index().expect("purge point"), 0, "the log was purged behind a checkpoint not durable");
+    assert_eq!(store.log_len().expect("log"), 5);
+    let rebuilt = engine.event_details(&event_id, true).await.expect("event").overview;
+    assert_eq!((rebuilt.version, &rebuilt.seats, &rebuilt.availability), (5, &seen.seats, &seen.availability));
+    engine.shutdown().await;
+
+    // Cut after one more command: its commit made the checkpoint and the purge durable.
+    let (seen, event_id, image) = run(6).await;
+    let (store, engine) = reopen(image).await;
+    let checkpoints = store.checkpoints().expect("checkpoints");
+    assert_eq!(
+        checkpoints.iter().map(|(stream, index, _)| (stream.as_str(), *index)).collect::<Vec<_>>(),
+        [(event_id.as_str(), 5)]
+    );
+    assert_eq!(store.purged_index().expect("purge point"), 5);
+    assert_eq!(store.log_len().expect("log"), 1);
+    let rebuilt = engine.event_details(&event_id, true).await.expect("event").overview;
+    assert_eq!((rebuilt.version, &rebuilt.seats, &rebuilt.availability), (6, &seen.seats, &seen.availability));
+    engine.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, LOG, META, RECORDS};
+use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, CHECKPOINT_CHUNKS, CHECKPOINT_HEADS, LOG, META, RECORDS};
 use crate::StoreError;
 
 fn io(path: &Path, error: impl std::fmt::Display) -> StoreError {
@@ -41,6 +41,20 @@ pub fn copy_database(source: &Database, source_path: &Path, to: &Path) -> Result
         }
         {
             let (from, mut into) = (snapshot.open_table(CHECKPOINTS)?, write.open_table(CHECKPOINTS)?);
+            for item in from.iter()? {
+                let (key, value) = item?;
+                into.insert(key.value(), value.value())?;
+            }
+        }
+        {
+            let (from, mut into) = (snapshot.open_table(CHECKPOINT_HEADS)?, write.open_table(CHECKPOINT_HEADS)?);
+            for item in from.iter()? {
+                let (key, value) = item?;
+                into.insert(key.value(), value.value())?;
+            }
+        }
+        {
+            let (from, mut into) = (snapshot.open_table(CHECKPOINT_CHUNKS)?, write.open_table(CHECKPOINT_CHUNKS)?);
             for item in from.iter()? {
                 let (key, value) = item?;
                 into.insert(key.value(), value.value())?;

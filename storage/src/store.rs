@@ -11,19 +11,31 @@
 //! When a commit fails, every job in it fails and its streams are *poisoned*: later jobs of those
 //! streams fail too until the owner rebuilds the stream from the log and clears the poison. An
 //! owner therefore never acknowledges a change that a failed change came before.
+//!
+//! Checkpoints do not ride in those commits. A checkpoint (a stream's whole state as of its last
+//! entry) can be megabytes, and every job of the group would wait for it to be written and
+//! flushed. The writer sets it aside once the group's log entries are durable and writes it in
+//! pieces of at most [`CHECKPOINT_CHUNK_BYTES`], one piece per turn, in transactions of their own
+//! that are not flushed by themselves: each becomes durable with the next log commit. The last
+//! piece's transaction writes the checkpoint's head, which makes it the stream's checkpoint; only
+//! then are the entries it covers purged, in a later transaction still. A crash before the head
+//! is durable leaves the previous checkpoint and the whole log behind it. A job carrying a
+//! checkpoint is answered once the checkpoint is stored, not in submission order.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::frame::{self, put_bytes, take_bytes, take_u64};
-use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS};
+use crate::tables::{
+    BUYER_BOOKINGS, CHECKPOINTS, CHECKPOINT_CHUNKS, CHECKPOINT_HEADS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS,
+};
 
 /// Jobs waiting for the writer before `submit` refuses more.
 pub const QUEUE_DEPTH_MAX: usize = 65_536;
@@ -31,6 +43,10 @@ pub const QUEUE_DEPTH_MAX: usize = 65_536;
 pub const JOBS_PER_COMMIT_MAX: usize = 8_192;
 /// The term of entries written by a single node. A replication layer supplies its own.
 pub const SINGLE_NODE_TERM: u64 = 1;
+/// Bytes of checkpoint state the writer stores per turn (one chunk; several small checkpoints
+/// may share a turn). A turn runs after each log commit and whenever the queue is empty, so a
+/// job waits for at most one turn of checkpoint writing.
+pub const CHECKPOINT_CHUNK_BYTES: usize = 256 << 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -59,7 +75,9 @@ pub enum Write {
     /// Lists a booking under its buyer, newest first.
     IndexBooking { buyer: String, booked_at_ms: u64, booking_id: String },
     /// Stores the stream's state as of its last appended entry; entries behind every stream's
-    /// checkpoint are purged.
+    /// checkpoint are purged. Written after the job's group is committed, not in its transaction
+    /// (see the module's documentation); the job's callback runs once it is stored, or replaced
+    /// by a newer checkpoint of the stream.
     Checkpoint { state: Vec<u8> },
 }
 
@@ -93,6 +111,9 @@ pub struct Stats {
     pub commit_micros: AtomicU64,
     /// Unix ms of the last committed checkpoint (0: none since the store was opened).
     pub last_checkpoint_unix_ms: AtomicU64,
+    /// Checkpoints stored since the store was opened, and their bytes of state.
+    pub checkpoints: AtomicU64,
+    pub checkpoint_bytes: AtomicU64,
 }
 
 enum Job {
@@ -181,10 +202,22 @@ impl LogCursor {
         }
     }
 
-    fn mark_checkpointed(&mut self, stream: &str) {
+    /// A checkpoint of `stream` is stored; `first_after` is the stream's first entry after the
+    /// index it covers, if any.
+    fn mark_checkpointed(&mut self, stream: &str, first_after: Option<u64>) {
         if let Some(first) = self.dirty_by_stream.remove(stream) {
             self.dirty_order.remove(&(first, stream.to_string()));
         }
+        if let Some(first) = first_after {
+            self.dirty_by_stream.insert(stream.to_string(), first);
+            self.dirty_order.insert((first, stream.to_string()));
+        }
+    }
+
+    /// The stream's last entry, or the purge point if it has none: what a checkpoint of the
+    /// stream taken now covers.
+    fn last_index_of(&self, stream: &str) -> u64 {
+        self.last_index_by_stream.get(stream).copied().unwrap_or(self.purged_index)
     }
 
     /// Entries up to this index are covered by checkpoints.
@@ -225,6 +258,8 @@ impl Store {
                 transaction.open_table(LOG).map(drop),
                 transaction.open_table(META).map(drop),
                 transaction.open_table(CHECKPOINTS).map(drop),
+                transaction.open_table(CHECKPOINT_HEADS).map(drop),
+                transaction.open_table(CHECKPOINT_CHUNKS).map(drop),
                 transaction.open_table(RECORDS).map(drop),
                 transaction.open_table(BUYER_BOOKINGS).map(drop),
             ] {
@@ -237,7 +272,16 @@ impl Store {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("turnstile-log-writer".into())
-            .spawn(move || Writer { shared: writer_shared, cursor, poisoned: HashSet::new() }.run(receiver))
+            .spawn(move || {
+                Writer {
+                    shared: writer_shared,
+                    cursor,
+                    poisoned: HashSet::new(),
+                    checkpoints: VecDeque::new(),
+                    unflushed: false,
+                }
+                .run(receiver)
+            })
             .map_err(|error| shared.io(error))?;
         Ok(Self { shared, sender, writer: Mutex::new(Some(writer)) })
     }
@@ -248,11 +292,19 @@ impl Store {
         let mut cursor = LogCursor { purged_index: read_purged(shared, &transaction)?, ..LogCursor::default() };
         cursor.last_index = cursor.purged_index;
         let mut checkpointed_at = HashMap::new();
-        let checkpoints = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
-        for item in checkpoints.iter().map_err(|error| shared.io(error))? {
+        let heads = transaction.open_table(CHECKPOINT_HEADS).map_err(|error| shared.io(error))?;
+        for item in heads.iter().map_err(|error| shared.io(error))? {
             let (stream, value) = item.map_err(|error| shared.io(error))?;
-            let (index, _) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
+            let (index, _, _) = decode_head(&shared.path, stream.value(), value.value())?;
             checkpointed_at.insert(stream.value().to_string(), index);
+        }
+        let legacy = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
+        for item in legacy.iter().map_err(|error| shared.io(error))? {
+            let (stream, value) = item.map_err(|error| shared.io(error))?;
+            if !checkpointed_at.contains_key(stream.value()) {
+                let (index, _) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
+                checkpointed_at.insert(stream.value().to_string(), index);
+            }
         }
         let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
         for item in log.iter().map_err(|error| shared.io(error))? {
@@ -381,14 +433,50 @@ impl Store {
         Ok(())
     }
 
-    /// Every stream's checkpoint: (stream, log index it covers, state).
+    /// Every stream's stored checkpoint: (stream, log index it covers, state). Each chunk is
+    /// checked, and a checkpoint missing a chunk or of the wrong length is reported corrupt.
     pub fn checkpoints(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
         let shared = &self.shared;
         let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
-        let table = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
+        let heads = transaction.open_table(CHECKPOINT_HEADS).map_err(|error| shared.io(error))?;
+        let chunks = transaction.open_table(CHECKPOINT_CHUNKS).map_err(|error| shared.io(error))?;
         let mut checkpoints = Vec::new();
-        for item in table.iter().map_err(|error| shared.io(error))? {
+        let mut headed = HashSet::new();
+        for item in heads.iter().map_err(|error| shared.io(error))? {
             let (stream, value) = item.map_err(|error| shared.io(error))?;
+            let stream = stream.value();
+            let (index, count, length) = decode_head(&shared.path, stream, value.value())?;
+            let what = format!("{} checkpoint of {stream} at {index}", shared.path.display());
+            let corrupt = |reason: String| StoreError::Corrupt { what: what.clone(), reason };
+            let mut state = Vec::with_capacity(length.min(1 << 30) as usize);
+            let mut expected = 0u32;
+            let range =
+                chunks.range((stream, index, 0)..=(stream, index, u32::MAX)).map_err(|error| shared.io(error))?;
+            for item in range {
+                let (key, value) = item.map_err(|error| shared.io(error))?;
+                let key = key.value();
+                if key.2 != expected {
+                    return Err(corrupt(format!("chunk {expected} of {count} is missing")));
+                }
+                let chunk_what = format!("{what}, chunk {}", key.2);
+                state.extend_from_slice(frame::open(&chunk_key(key), value.value(), &chunk_what)?);
+                expected += 1;
+            }
+            if expected != count || state.len() as u64 != length {
+                return Err(corrupt(format!(
+                    "{expected} chunks of {} bytes stored, the head says {count} of {length}",
+                    state.len()
+                )));
+            }
+            headed.insert(stream.to_string());
+            checkpoints.push((stream.to_string(), index, state));
+        }
+        let legacy = transaction.open_table(CHECKPOINTS).map_err(|error| shared.io(error))?;
+        for item in legacy.iter().map_err(|error| shared.io(error))? {
+            let (stream, value) = item.map_err(|error| shared.io(error))?;
+            if headed.contains(stream.value()) {
+                continue;
+            }
             let (index, state) = decode_checkpoint(&shared.path, stream.value(), value.value())?;
             checkpoints.push((stream.value().to_string(), index, state.to_vec()));
         }
@@ -490,6 +578,36 @@ fn read_purged(shared: &Shared, transaction: &redb::ReadTransaction) -> Result<u
     Ok(take_u64(body, &what)?.0)
 }
 
+/// The bytes a checkpoint chunk's frame is sealed under: its whole key.
+fn chunk_key((stream, index, number): (&str, u64, u32)) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 12);
+    key.extend_from_slice(stream.as_bytes());
+    key.extend_from_slice(&index.to_le_bytes());
+    key.extend_from_slice(&number.to_le_bytes());
+    key
+}
+
+/// A checkpoint head's body: the log index it covers, its number of chunks, its state's length.
+fn encode_head(index: u64, chunks: u32, length: u64) -> Vec<u8> {
+    let mut body = Vec::with_capacity(20);
+    body.extend_from_slice(&index.to_le_bytes());
+    body.extend_from_slice(&chunks.to_le_bytes());
+    body.extend_from_slice(&length.to_le_bytes());
+    body
+}
+
+fn decode_head(path: &Path, stream: &str, stored: &[u8]) -> Result<(u64, u32, u64), StoreError> {
+    let what = format!("{} checkpoint head of {stream}", path.display());
+    let body = frame::open(stream.as_bytes(), stored, &what)?;
+    if body.len() != 20 {
+        return Err(StoreError::Corrupt { what, reason: format!("head of {} bytes, not 20", body.len()) });
+    }
+    let (index, rest) = take_u64(body, &what)?;
+    let chunks = u32::from_le_bytes(rest[..4].try_into().expect("four bytes"));
+    let (length, _) = take_u64(&rest[4..], &what)?;
+    Ok((index, chunks, length))
+}
+
 fn decode_checkpoint<'a>(path: &Path, stream: &str, stored: &'a [u8]) -> Result<(u64, &'a [u8]), StoreError> {
     let what = format!("{} checkpoint of {stream}", path.display());
     let body = frame::open(stream.as_bytes(), stored, &what)?;
@@ -500,27 +618,83 @@ struct Writer {
     shared: Arc<Shared>,
     cursor: LogCursor,
     poisoned: HashSet<String>,
+    /// Checkpoints whose log entries are committed, waiting to be written chunk by chunk, at most
+    /// one per stream, oldest first.
+    checkpoints: VecDeque<PendingCheckpoint>,
+    /// A non-durable transaction (checkpoint chunks, purge) was committed since the last durable
+    /// one: it becomes durable with the next log commit, or the one the writer makes at stop.
+    unflushed: bool,
 }
 
-/// One change a group made to the log, in the order it was made.
-/// What a group did to the log, by position of the job in the group.
+/// What a group did to the log, by position of the job in the group, in the order it was done.
 enum LogChange {
     Appended(usize, u64),
-    Checkpointed(usize),
+    /// A checkpoint of the job's stream as of log index `.1`, to be written after the commit.
+    Checkpointed(usize, u64, Vec<u8>),
 }
 
-/// A job taken into the current group.
+/// A job taken into the current group. `done` is taken out of it when the job carries a
+/// checkpoint: it then runs once the checkpoint is stored.
 struct Pending {
     stream: String,
-    done: Done,
+    done: Option<Done>,
     committed: Committed,
+}
+
+/// A checkpoint accepted in a committed group and not yet completely written.
+struct PendingCheckpoint {
+    stream: String,
+    /// The log index it covers: the stream's last entry when the checkpoint was taken.
+    index: u64,
+    state: Vec<u8>,
+    /// Chunks of `state` already written (in transactions that may not be durable yet).
+    chunks_written: u32,
+    /// The stream's first entry appended after `index`, once there is one: the stream's first
+    /// entry not covered once this checkpoint is stored.
+    first_after: Option<u64>,
+    /// The callback of the job that asked for it, and what that job's appends were given.
+    done: Option<(Done, Committed)>,
+}
+
+impl PendingCheckpoint {
+    fn chunk_count(&self) -> u32 {
+        self.state.len().div_ceil(CHECKPOINT_CHUNK_BYTES).max(1) as u32
+    }
+
+    fn chunk(&self, number: u32) -> &[u8] {
+        let start = (number as usize * CHECKPOINT_CHUNK_BYTES).min(self.state.len());
+        let end = (start + CHECKPOINT_CHUNK_BYTES).min(self.state.len());
+        &self.state[start..end]
+    }
+
+    fn answer(self, result: Result<(), StoreError>) {
+        if let Some((done, committed)) = self.done {
+            done(result.map(|()| committed));
+        }
+    }
 }
 
 impl Writer {
     fn run(mut self, receiver: Receiver<Job>) {
         let mut stopping = false;
         while !stopping {
-            let Ok(first) = receiver.recv() else { break };
+            // With checkpoints to write, the writer does not sleep on an empty queue: it writes
+            // the next chunk while no job is waiting, and looks at the queue again after each.
+            let first = if self.checkpoints.is_empty() {
+                match receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            } else {
+                match receiver.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => {
+                        self.checkpoint_turn();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            };
             let mut group = Vec::new();
             let mut next = Some(first);
             while let Some(job) = next.take() {
@@ -543,6 +717,15 @@ impl Writer {
             }
             self.commit_group(group);
         }
+        // Stopping: store the checkpoints still pending, then make everything durable.
+        while !self.checkpoints.is_empty() {
+            self.checkpoint_turn();
+        }
+        if self.unflushed {
+            if let Err(error) = self.transact(Durability::Immediate, |_| Ok(())) {
+                tracing::warn!(%error, "the last checkpoint writes were not made durable");
+            }
+        }
     }
 
     /// Returns true when the writer must stop.
@@ -552,7 +735,7 @@ impl Writer {
                 self.poisoned.remove(&stream);
             }
             Job::SaveVote { vote, done } => {
-                let result = self.transact(|transaction| {
+                let result = self.transact(Durability::Immediate, |transaction| {
                     let mut meta = transaction.open_table(META)?;
                     meta.insert(META_VOTE, frame::seal(META_VOTE.as_bytes(), &vote).as_slice())?;
                     Ok(())
@@ -560,8 +743,13 @@ impl Writer {
                 done(result.map(|()| Committed::default()));
             }
             Job::TruncateFrom { index, done } => {
+                // Checkpoints not yet stored may cover entries that are about to go.
+                for checkpoint in std::mem::take(&mut self.checkpoints) {
+                    let reason = format!("checkpoint of '{}' dropped: the log was truncated", checkpoint.stream);
+                    checkpoint.answer(Err(StoreError::Refused(reason)));
+                }
                 let from = index.max(self.cursor.purged_index + 1);
-                let result = self.transact(|transaction| {
+                let result = self.transact(Durability::Immediate, |transaction| {
                     let mut log = transaction.open_table(LOG)?;
                     log.retain_in(from.., |_, _| false)?;
                     Ok(())
@@ -583,10 +771,17 @@ impl Writer {
         false
     }
 
-    fn transact(&self, work: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>) -> Result<(), StoreError> {
-        let transaction = self.shared.db.begin_write().map_err(|error| self.shared.io(error))?;
+    fn transact(
+        &mut self,
+        durability: Durability,
+        work: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.shared.db.begin_write().map_err(|error| self.shared.io(error))?;
+        transaction.set_durability(durability).map_err(|error| self.shared.io(error))?;
         work(&transaction).map_err(|error| self.shared.io(error))?;
-        transaction.commit().map_err(|error| self.shared.io(error))
+        transaction.commit().map_err(|error| self.shared.io(error))?;
+        self.unflushed = matches!(durability, Durability::None);
+        Ok(())
     }
 
     fn commit_group(&mut self, group: Vec<(String, Vec<Write>, Done)>) {
@@ -611,20 +806,33 @@ impl Writer {
         let mut pending: Vec<Pending> = Vec::with_capacity(accepted.len());
         let mut batches: Vec<Vec<Write>> = Vec::with_capacity(accepted.len());
         for (stream, writes, done) in accepted {
-            pending.push(Pending { stream, done, committed: Committed::default() });
+            pending.push(Pending { stream, done: Some(done), committed: Committed::default() });
             batches.push(writes);
         }
         let mut next_index = self.cursor.last_index;
         // What the group did to the log, in order: an append after a checkpoint of the same
-        // stream in the same group must leave that stream dirty again.
+        // stream in the same group is not covered by that checkpoint.
         let mut log_changes: Vec<LogChange> = Vec::new();
         let mut group_last_index: HashMap<&str, u64> = HashMap::new();
         let mut frame = Vec::new();
+        // A group of checkpoints (and empty jobs) only writes nothing to the log: everything
+        // submitted before it is durable already, so it needs no commit of its own.
+        let writes_log = batches.iter().flatten().any(|write| !matches!(write, Write::Checkpoint { .. }));
         let result = (|| -> Result<(), redb::Error> {
+            if !writes_log {
+                for (position, (job, writes)) in pending.iter().zip(batches).enumerate() {
+                    for write in writes {
+                        if let Write::Checkpoint { state } = write {
+                            let index = self.cursor.last_index_of(&job.stream);
+                            log_changes.push(LogChange::Checkpointed(position, index, state));
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let transaction = self.shared.db.begin_write()?;
             {
                 let mut log = transaction.open_table(LOG)?;
-                let mut checkpoints = transaction.open_table(CHECKPOINTS)?;
                 let mut records = transaction.open_table(RECORDS)?;
                 let mut buyer_bookings = transaction.open_table(BUYER_BOOKINGS)?;
                 for (position, (job, writes)) in pending.iter_mut().zip(batches).enumerate() {
@@ -648,16 +856,13 @@ impl Writer {
                                     .insert((buyer.as_str(), u64::MAX - booked_at_ms, booking_id.as_str()), ())?;
                             }
                             Write::Checkpoint { state } => {
-                                let index = group_last_index
-                                    .get(stream)
-                                    .or_else(|| self.cursor.last_index_by_stream.get(stream))
-                                    .copied()
-                                    .unwrap_or(self.cursor.purged_index);
-                                let mut body = Vec::with_capacity(8 + state.len());
-                                body.extend_from_slice(&index.to_le_bytes());
-                                body.extend_from_slice(&state);
-                                checkpoints.insert(stream, frame::seal(stream.as_bytes(), &body).as_slice())?;
-                                log_changes.push(LogChange::Checkpointed(position));
+                                // Not written here: only once this commit is durable, in
+                                // transactions of its own (`checkpoint_turn`).
+                                let index = match group_last_index.get(stream) {
+                                    Some(index) => *index,
+                                    None => self.cursor.last_index_of(stream),
+                                };
+                                log_changes.push(LogChange::Checkpointed(position, index, state));
                             }
                         }
                     }
@@ -668,38 +873,55 @@ impl Writer {
         })();
         match result {
             Ok(()) => {
+                if writes_log {
+                    self.unflushed = false;
+                }
                 let mut entries = 0u64;
-                let mut checkpointed = false;
-                for change in &log_changes {
+                for change in log_changes {
                     match change {
                         LogChange::Appended(position, index) => {
-                            self.cursor.mark_appended(&pending[*position].stream, *index);
+                            let stream = &pending[position].stream;
+                            self.cursor.mark_appended(stream, index);
+                            for checkpoint in &mut self.checkpoints {
+                                if checkpoint.stream == *stream && checkpoint.first_after.is_none() {
+                                    checkpoint.first_after = Some(index);
+                                }
+                            }
                             entries += 1;
                         }
-                        LogChange::Checkpointed(position) => {
-                            self.cursor.mark_checkpointed(&pending[*position].stream);
-                            checkpointed = true;
+                        LogChange::Checkpointed(position, index, state) => {
+                            let job = &mut pending[position];
+                            let done = job.done.take().map(|done| (done, job.committed.clone()));
+                            self.queue_checkpoint(PendingCheckpoint {
+                                stream: job.stream.clone(),
+                                index,
+                                state,
+                                chunks_written: 0,
+                                first_after: None,
+                                done,
+                            });
                         }
                     }
                 }
-                let stats = &self.shared.stats;
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.jobs.fetch_add(job_count, Ordering::Relaxed);
-                stats.entries.fetch_add(entries, Ordering::Relaxed);
-                stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                metrics::histogram!("turnstile_log_commit_jobs").record(job_count as f64);
-                metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
-                metrics::counter!("turnstile_log_entries_total").increment(entries);
-                if checkpointed {
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|elapsed| elapsed.as_millis() as u64)
-                        .unwrap_or(0);
-                    stats.last_checkpoint_unix_ms.store(now_ms, Ordering::Relaxed);
-                    self.purge();
+                if writes_log {
+                    let stats = &self.shared.stats;
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    stats.jobs.fetch_add(job_count, Ordering::Relaxed);
+                    stats.entries.fetch_add(entries, Ordering::Relaxed);
+                    stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    metrics::histogram!("turnstile_log_commit_jobs").record(job_count as f64);
+                    metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::counter!("turnstile_log_entries_total").increment(entries);
+                }
+                // One bounded piece of checkpoint writing per commit, before the callbacks: a
+                // small checkpoint is stored before the jobs grouped with it are answered.
+                if !self.checkpoints.is_empty() {
+                    self.checkpoint_turn();
                 }
                 for job in pending {
-                    (job.done)(Ok(job.committed));
+                    if let Some(done) = job.done {
+                        done(Ok(job.committed));
+                    }
                 }
             }
             Err(error) => {
@@ -709,20 +931,124 @@ impl Writer {
                     if !job.stream.is_empty() {
                         self.poisoned.insert(job.stream.clone());
                     }
-                    (job.done)(Err(error.clone()));
+                    if let Some(done) = job.done {
+                        done(Err(error.clone()));
+                    }
                 }
             }
         }
     }
 
-    /// Drops entries that every stream's checkpoint covers.
+    /// Queues a checkpoint whose log entries are committed. A pending checkpoint of the same
+    /// stream is replaced (and answered: the newer one covers everything it did); the chunks it
+    /// had written are removed with the newer one's head.
+    fn queue_checkpoint(&mut self, checkpoint: PendingCheckpoint) {
+        match self.checkpoints.iter_mut().find(|pending| pending.stream == checkpoint.stream) {
+            Some(pending) => std::mem::replace(pending, checkpoint).answer(Ok(())),
+            None => self.checkpoints.push_back(checkpoint),
+        }
+    }
+
+    /// Writes up to `CHECKPOINT_CHUNK_BYTES` of pending checkpoints (always at least one chunk)
+    /// in one transaction that is not flushed on its own: it becomes durable with the next log
+    /// commit. A checkpoint's head goes in the transaction of its last chunk; the checkpoints
+    /// completed are then answered and the log behind them purged.
+    fn checkpoint_turn(&mut self) {
+        let started = Instant::now();
+        let mut completed = 0;
+        let mut budget = CHECKPOINT_CHUNK_BYTES;
+        let mut bytes = 0u64;
+        let checkpoints = &mut self.checkpoints;
+        let mut transaction = match self.shared.db.begin_write() {
+            Ok(transaction) => transaction,
+            Err(error) => return self.fail_checkpoints(self.shared.io(error)),
+        };
+        if let Err(error) = transaction.set_durability(Durability::None) {
+            return self.fail_checkpoints(self.shared.io(error));
+        }
+        let mut frame = Vec::new();
+        let result = (|| -> Result<(), redb::Error> {
+            let mut chunks = transaction.open_table(CHECKPOINT_CHUNKS)?;
+            let mut heads = transaction.open_table(CHECKPOINT_HEADS)?;
+            let mut legacy = transaction.open_table(CHECKPOINTS)?;
+            while let Some(checkpoint) = checkpoints.get_mut(completed) {
+                let count = checkpoint.chunk_count();
+                while checkpoint.chunks_written < count {
+                    let number = checkpoint.chunks_written;
+                    let piece = checkpoint.chunk(number);
+                    if piece.len() > budget && budget < CHECKPOINT_CHUNK_BYTES {
+                        break;
+                    }
+                    let key = (checkpoint.stream.as_str(), checkpoint.index, number);
+                    frame.clear();
+                    frame::seal_into(&mut frame, &chunk_key(key), |body| body.extend_from_slice(piece));
+                    chunks.insert(key, frame.as_slice())?;
+                    budget = budget.saturating_sub(piece.len().max(1));
+                    checkpoint.chunks_written += 1;
+                }
+                if checkpoint.chunks_written < count {
+                    break;
+                }
+                let stream = checkpoint.stream.as_str();
+                let head = encode_head(checkpoint.index, count, checkpoint.state.len() as u64);
+                heads.insert(stream, frame::seal(stream.as_bytes(), &head).as_slice())?;
+                legacy.remove(stream)?;
+                // Chunks of earlier (or abandoned) checkpoints of the stream.
+                chunks.retain_in((stream, 0, 0)..(stream, checkpoint.index, 0), |_, _| false)?;
+                chunks.retain_in((stream, checkpoint.index + 1, 0)..=(stream, u64::MAX, u32::MAX), |_, _| false)?;
+                bytes += checkpoint.state.len() as u64;
+                completed += 1;
+                if budget == 0 {
+                    break;
+                }
+            }
+            Ok(())
+        })()
+        .and_then(|()| Ok(transaction.commit()?));
+        if let Err(error) = result {
+            return self.fail_checkpoints(self.shared.io(error));
+        }
+        self.unflushed = true;
+        metrics::histogram!("turnstile_checkpoint_turn_seconds").record(started.elapsed().as_secs_f64());
+        if completed == 0 {
+            return;
+        }
+        let stats = &self.shared.stats;
+        stats.checkpoints.fetch_add(completed as u64, Ordering::Relaxed);
+        stats.checkpoint_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as u64)
+            .unwrap_or(0);
+        stats.last_checkpoint_unix_ms.store(now_ms, Ordering::Relaxed);
+        let stored: Vec<PendingCheckpoint> = self.checkpoints.drain(..completed).collect();
+        for checkpoint in &stored {
+            self.cursor.mark_checkpointed(&checkpoint.stream, checkpoint.first_after);
+        }
+        self.purge();
+        for checkpoint in stored {
+            checkpoint.answer(Ok(()));
+        }
+    }
+
+    /// A checkpoint transaction failed: nothing of it is stored and the log behind it stays.
+    /// Every pending checkpoint is answered with the error (its owner rebuilds).
+    fn fail_checkpoints(&mut self, error: StoreError) {
+        tracing::error!(%error, checkpoints = self.checkpoints.len(), "checkpoint write failed");
+        for checkpoint in std::mem::take(&mut self.checkpoints) {
+            checkpoint.answer(Err(error.clone()));
+        }
+    }
+
+    /// Drops entries that every stream's checkpoint covers. Not flushed on its own, like the
+    /// checkpoints it follows: it becomes durable with the next log commit, never before them.
     fn purge(&mut self) {
         let bound = self.cursor.purge_bound();
         if bound <= self.cursor.purged_index {
             return;
         }
         let from = self.cursor.purged_index + 1;
-        let result = self.transact(|transaction| {
+        let result = self.transact(Durability::None, |transaction| {
             let mut log = transaction.open_table(LOG)?;
             log.retain_in(from..=bound, |_, _| false)?;
             let mut meta = transaction.open_table(META)?;

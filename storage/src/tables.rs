@@ -6,8 +6,18 @@ use redb::TableDefinition;
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// Small named values: the vote, the purge point.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Each stream's (event's) latest checkpoint: stream -> framed (log index, state).
+/// Checkpoints as written before they were split into chunks: stream -> framed (log index,
+/// state). Still read, for files written by earlier versions; a stream's first chunked checkpoint
+/// removes its entry here.
 pub const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Each stream's (event's) current checkpoint: stream -> framed (log index it covers, number of
+/// chunks, length of the state). Written in the same transaction as the checkpoint's last chunk.
+pub const CHECKPOINT_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint_heads");
+/// The state of checkpoints in pieces of at most `store::CHECKPOINT_CHUNK_BYTES`: (stream, log
+/// index the checkpoint covers, chunk number) -> framed bytes. Chunks of a checkpoint whose head
+/// was never written (a crash mid-way, or a newer checkpoint of the stream came first) are removed
+/// when the stream's next head is written.
+pub const CHECKPOINT_CHUNKS: TableDefinition<(&str, u64, u32), &[u8]> = TableDefinition::new("checkpoint_chunks");
 /// Plain records by kind and key (catalog entries, bookings): (kind, key) -> framed value.
 pub const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// A buyer's bookings, newest first: (buyer, u64::MAX - booked at ms, booking id) -> ().
