@@ -126,7 +126,7 @@ impl ClusterNode {
 
     /// Proposes `command` to `group` from this node whether or not it leads the group: proposed
     /// here when it does, otherwise sent to the leader (`Propose`), following "not the leader"
-    /// answers and waiting out elections, all within `timeout`. The group must run on this node.
+    /// answers and waiting out elections (and a group this node is still starting), all within `timeout`.
     pub async fn propose_anywhere(
         &self,
         group: GroupId,
@@ -136,12 +136,16 @@ impl ClusterNode {
         if command.len() > COMMAND_BYTES_MAX {
             return Err(ProposeError::TooLarge(command.len()));
         }
-        let raft =
-            self.group(group).ok_or_else(|| ProposeError::Unavailable(format!("group {group} does not run here")))?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_error = ProposeError::Timeout(timeout);
         while tokio::time::Instant::now() < deadline {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // A node that is still starting its groups: wait for this one.
+            let Some(raft) = self.group(group) else {
+                last_error = ProposeError::Unavailable(format!("group {group} does not run here (yet)"));
+                tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                continue;
+            };
             let metrics = raft.metrics().borrow().clone();
             let outcome = match metrics.current_leader {
                 Some(leader) if leader == self.id => {

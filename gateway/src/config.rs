@@ -20,8 +20,25 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
     /// Every node of the cluster. A single-node deployment lists itself.
     pub nodes: Vec<NodeEntry>,
+}
+
+/// Sharding and replication, used when `[[nodes]]` lists more than one node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Logical shards events are spread over; fixed for the life of a cluster.
+    pub shards: u32,
+    /// Replicas of each shard (capped at the number of nodes).
+    pub replicas: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { shards: 64, replicas: 3 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -96,6 +113,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
             nodes: Vec::new(),
         }
     }
@@ -147,13 +165,25 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// A cluster of several nodes (otherwise a single node serves everything itself).
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
     /// Reads and validates a config file, then applies the environment override of the secret.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::read(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a config file and applies the environment, without validating: for a caller that
+    /// changes it first (`serve --node`) and validates after.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
         config.apply_environment();
-        config.validate()?;
         Ok(config)
     }
 
@@ -203,6 +233,12 @@ impl Config {
                     reason: format!("node '{}' is listed twice", node.id),
                 });
             }
+        }
+        if !(1..=4_096).contains(&self.cluster.shards) {
+            return Err(ConfigError::Invalid { key: "cluster.shards", reason: "must be between 1 and 4096".into() });
+        }
+        if !(1..=7).contains(&self.cluster.replicas) {
+            return Err(ConfigError::Invalid { key: "cluster.replicas", reason: "must be between 1 and 7".into() });
         }
         if !self.nodes.is_empty() && !ids.contains(self.node.id.as_str()) {
             return Err(ConfigError::Invalid {

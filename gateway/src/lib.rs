@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`config`]: `cluster.toml`, strict and validated;
 //! - [`auth`]: HS256 bearer tokens (buyer or admin);
+//! - [`cluster`]: a node of a cluster: replicated journal, applier, leadership, routing;
 //! - [`admission`]: the waiting room's signed queue tokens and admission passes;
 //! - [`tickets`]: ticket codes on bookings, redemption at the door, sales reports;
 //! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
@@ -11,6 +12,7 @@
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes;
 //! - [`rate`]: rate limits per buyer and per client address;
 //! - [`routing`]: where an event's requests are served (this node, or its shard leader);
+//! - [`forward`]: sends an event's requests to its shard leader and returns the answer;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
 //! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
 //! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
@@ -19,10 +21,12 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod forward;
 pub mod loadgen;
 pub mod metrics;
 pub mod rate;

@@ -39,6 +39,10 @@ enum Command {
         /// Data directory (overrides node.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run as this node of the [[nodes]] in the config: its id, its address from that list,
+        /// and (unless --data-dir is given) the data directory data/ID.
+        #[arg(long)]
+        node: Option<String>,
         /// Seed a demo venue, performers and events.
         #[arg(long)]
         demo: bool,
@@ -143,15 +147,33 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, data_dir, demo } => {
-            let mut config = Config::load(&config)?;
+        Command::Serve { config, listen, data_dir, node, demo } => {
+            let mut config = Config::read(&config)?;
+            if let Some(node) = node {
+                let entry = config
+                    .nodes
+                    .iter()
+                    .find(|entry| entry.id == node)
+                    .ok_or_else(|| anyhow::anyhow!("--node: '{node}' is not one of the [[nodes]] of the config"))?;
+                config.node.listen = entry.address;
+                config.node.data_dir = PathBuf::from("data").join(&node);
+                config.node.id = node;
+            }
             if let Some(listen) = listen {
                 config.node.listen = listen;
             }
             if let Some(data_dir) = data_dir {
                 config.node.data_dir = data_dir;
             }
-            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+            config.validate()?;
+            // openraft reports every vote and heartbeat at info: keep it to warnings unless the
+            // configured filter says otherwise.
+            let level = if config.log.level.contains("openraft") {
+                config.log.level.clone()
+            } else {
+                format!("{},openraft=warn", config.log.level)
+            };
+            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
             tracing_subscriber::fmt().with_env_filter(filter).init();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
         }
@@ -271,6 +293,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         turnstile::metrics::install_exporter(listen)?;
     }
     let started = std::time::Instant::now();
+    if config.is_cluster() {
+        return serve_cluster(config, demo, started).await;
+    }
     let engine = Engine::open(&config.node.data_dir, EngineOptions::default())
         .await
         .with_context(|| format!("cannot open the data directory {}", config.node.data_dir.display()))?;
@@ -295,5 +320,51 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         }
         result = server.wait() => return result,
     }
+    Ok(())
+}
+
+/// One node of a cluster: the node's store, its shard groups, the engine on top, and the gRPC
+/// port serving both the API and replication.
+async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use turnstile::cluster::{Cluster, ReplicatedJournal};
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.node.data_dir.display()))?;
+    let store = Arc::new(
+        turnstile_storage::Store::open(&config.node.data_dir)
+            .with_context(|| format!("cannot open the data directory {}", config.node.data_dir.display()))?,
+    );
+    let cluster = Cluster::open(&config, store.clone())?;
+    let engine = Engine::open_clustered(
+        store,
+        Arc::new(ReplicatedJournal(cluster.clone())),
+        cluster.clone(),
+        EngineOptions::default(),
+    )
+    .await
+    .context("cannot start the engine")?;
+    let listener = tokio::net::TcpListener::bind(config.node.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.node.listen))?;
+    let server = Server::start_clustered(&config, engine.clone(), listener, cluster.clone()).await?;
+    cluster.start(engine.downgrade()).await?;
+    tracing::info!(
+        node = %config.node.id,
+        data_dir = %config.node.data_dir.display(),
+        events = engine.catalog().events().len(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "cluster node started"
+    );
+    if demo {
+        tracing::warn!("--demo is ignored in a cluster: create the catalog through the admin API");
+    }
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            result?;
+            tracing::info!("shutting down");
+        }
+        result = server.wait() => return result,
+    }
+    cluster.shutdown().await;
     Ok(())
 }

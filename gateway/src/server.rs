@@ -17,6 +17,8 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::service::Gateway;
 
+type ReplicationServer = turnstile_cluster::network::proto::raft_server::RaftServer<turnstile_cluster::RaftService>;
+
 /// A running server. Dropping it does not stop the server; call `shutdown`.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -31,6 +33,38 @@ pub struct Server {
 impl Server {
     /// Serves until `shutdown` is called.
     pub async fn start(config: &Config, engine: Engine, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::start_inner(config, engine, listener, None, None).await
+    }
+
+    /// A node of a cluster: routes each event's calls to its shard leader and serves the
+    /// replication service on the same port.
+    pub async fn start_clustered(
+        config: &Config,
+        engine: Engine,
+        listener: TcpListener,
+        cluster: Arc<crate::cluster::Cluster>,
+    ) -> anyhow::Result<Self> {
+        let replication = cluster.service();
+        Self::start_inner(config, engine, listener, Some(cluster), Some(replication)).await
+    }
+
+    /// Like `start`, with the router that says which node serves each event (a cluster node).
+    pub async fn start_with_router(
+        config: &Config,
+        engine: Engine,
+        listener: TcpListener,
+        router: Option<Arc<dyn crate::routing::EventRouter>>,
+    ) -> anyhow::Result<Self> {
+        Self::start_inner(config, engine, listener, router, None).await
+    }
+
+    async fn start_inner(
+        config: &Config,
+        engine: Engine,
+        listener: TcpListener,
+        router: Option<Arc<dyn crate::routing::EventRouter>>,
+        replication: Option<ReplicationServer>,
+    ) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
         // The index lives beside the log when the engine is durable, in memory otherwise.
         let search_path =
@@ -46,7 +80,8 @@ impl Server {
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             admission: Arc::new(crate::admission::AdmissionTokens::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
-            router: None,
+            router,
+            forwarding: crate::forward::Forwarding::new(&config.node.id, config.auth.secret.as_bytes()),
         };
         let request_bytes_max = config.limits.request_bytes_max;
 
@@ -83,7 +118,8 @@ impl Server {
             .add_service(CatalogServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(BookingServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(QueueServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
-            .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max));
+            .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max))
+            .add_optional_service(replication);
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         // No Nagle: small responses must not wait for the client's delayed ACK (a 40 ms stall).
