@@ -19,9 +19,14 @@ use turnstile_proto::v1::catalog_service_server::CatalogService;
 
 use turnstile_engine::inventory::Caller;
 
+use turnstile_proto::v1::admin_service_client::AdminServiceClient;
+use turnstile_proto::v1::booking_service_client::BookingServiceClient;
+use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
+
 use crate::auth::Authenticator;
 use crate::convert;
 use crate::error::{invalid, status};
+use crate::forward::{here_or_forward, Forwarding, Kind};
 use crate::rate::RateLimits;
 
 /// Shared by the three services.
@@ -39,24 +44,38 @@ pub struct Gateway {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// In a cluster, where each event's requests are served; `None` on a single node.
     pub router: Option<Arc<dyn crate::routing::EventRouter>>,
+    /// Channels to the other nodes and the mark of forwarded calls (`forward.rs`).
+    pub forwarding: Arc<Forwarding>,
 }
 
 impl Gateway {
+    /// The rate limit of the client's address, where a call first arrives: a call another node
+    /// forwarded (a valid mark) was counted there. Answers whether the call was forwarded.
+    fn limit_address<T>(&self, request: &Request<T>) -> Result<bool, Status> {
+        let forwarded = self.forwarding.forwarded_by(request.metadata())?.is_some();
+        if !forwarded {
+            self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        }
+        Ok(forwarded)
+    }
+
     /// A buyer (or admin) call: rate limits by address and by buyer, then the token.
     pub(crate) fn buyer<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        let forwarded = self.limit_address(request)?;
         let caller = self.authenticator.require_caller(request.metadata())?;
-        self.rate_limits.check_buyer(caller.buyer.as_str())?;
+        if !forwarded {
+            self.rate_limits.check_buyer(caller.buyer.as_str())?;
+        }
         Ok(caller)
     }
 
     fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        self.limit_address(request)?;
         self.authenticator.require_admin(request.metadata())
     }
 
     fn check_catalog_reader<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        self.rate_limits.check_address(request.remote_addr().map(|address| address.ip()))?;
+        self.limit_address(request)?;
         let caller = self.authenticator.caller(request.metadata())?;
         if caller.is_none() && !self.anonymous_catalog_reads {
             return Err(Status::unauthenticated("this server requires a token for catalog reads"));
@@ -108,8 +127,10 @@ fn decode_cursor(token: &str) -> Result<Option<BookingCursor>, Status> {
 impl CatalogService for Gateway {
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
         self.check_catalog_reader(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let request =
+            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, CatalogServiceClient::get_event)
+                .into_inner();
         let details = self.engine.event_details(&event_id, request.include_seats).await.map_err(status)?;
         Ok(Response::new(convert::event_details(&details)))
     }
@@ -130,8 +151,16 @@ impl CatalogService for Gateway {
         request: Request<pb::WatchEventRequest>,
     ) -> Result<Response<Self::WatchEventStream>, Status> {
         self.check_catalog_reader(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let request = here_or_forward!(
+            self,
+            Some(&event_id),
+            request,
+            Kind::Stream,
+            CatalogServiceClient::watch_event,
+            |response| self.pipe(response)
+        )
+        .into_inner();
         let (mut watch, permit) = self.engine.watch_event(&event_id, request.after_version).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel(WATCH_STREAM_BUFFER);
         let mut stopping = self.stopping.clone();
@@ -162,8 +191,11 @@ impl BookingService for Gateway {
         request: Request<pb::HoldSeatsRequest>,
     ) -> Result<Response<pb::HoldSeatsResponse>, Status> {
         let caller = self.buyer(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        // A hold with an idempotency key answers its first result when sent again.
+        let kind = if request.get_ref().idempotency_key.is_empty() { Kind::Once } else { Kind::Repeatable };
+        let request =
+            here_or_forward!(self, Some(&event_id), request, kind, BookingServiceClient::hold_seats).into_inner();
         let selection = match request.selection {
             Some(pb::hold_seats_request::Selection::Seats(list)) => Selection::Seats(list.seat_ids),
             Some(pb::hold_seats_request::Selection::BestAvailable(best)) => {
@@ -183,6 +215,7 @@ impl BookingService for Gateway {
     async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::GetHoldResponse>, Status> {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        here_or_forward!(self, hold_id.event_id().as_ref(), request, Kind::Repeatable, BookingServiceClient::get_hold);
         let hold = self.engine.get_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::GetHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -193,6 +226,14 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::ReleaseHoldResponse>, Status> {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        // Releasing again answers the first release.
+        here_or_forward!(
+            self,
+            hold_id.event_id().as_ref(),
+            request,
+            Kind::Repeatable,
+            BookingServiceClient::release_hold
+        );
         let hold = self.engine.release_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::ReleaseHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -202,8 +243,11 @@ impl BookingService for Gateway {
         request: Request<pb::ConfirmHoldRequest>,
     ) -> Result<Response<pb::ConfirmHoldResponse>, Status> {
         let caller = self.buyer(&request)?;
-        let request = request.into_inner();
-        let hold_id = HoldId::new(convert::id("hold_id", &request.hold_id)?);
+        let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        let kind = if request.get_ref().idempotency_key.is_empty() { Kind::Once } else { Kind::Repeatable };
+        let request =
+            here_or_forward!(self, hold_id.event_id().as_ref(), request, kind, BookingServiceClient::confirm_hold)
+                .into_inner();
         let booking = self
             .engine
             .confirm_hold(caller, &hold_id, request.payment_reference, convert::optional_key(request.idempotency_key))
@@ -218,6 +262,8 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::ExtendHoldResponse>, Status> {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        // Each extension moves the deadline again (at most twice): never sent twice.
+        here_or_forward!(self, hold_id.event_id().as_ref(), request, Kind::Once, BookingServiceClient::extend_hold);
         let hold = self.engine.extend_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::ExtendHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -228,6 +274,14 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::StartPaymentResponse>, Status> {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
+        // Saying it again changes nothing.
+        here_or_forward!(
+            self,
+            hold_id.event_id().as_ref(),
+            request,
+            Kind::Repeatable,
+            BookingServiceClient::start_payment
+        );
         let hold = self.engine.start_payment(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::StartPaymentResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -237,8 +291,11 @@ impl BookingService for Gateway {
         request: Request<pb::JoinWaitlistRequest>,
     ) -> Result<Response<pb::WaitlistStatus>, Status> {
         let caller = self.buyer(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        // Joining again keeps the place.
+        let request =
+            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::join_waitlist)
+                .into_inner();
         let section_id = (!request.section_id.is_empty()).then_some(request.section_id);
         let view = self
             .engine
@@ -254,6 +311,7 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::WaitlistStatus>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::get_waitlist_status);
         let view = self.engine.waitlist_status(caller.clone(), &event_id).await.map_err(status)?;
         Ok(Response::new(self.waitlist_status(caller, view).await?))
     }
@@ -264,6 +322,7 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::WaitlistStatus>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::leave_waitlist);
         let view = self.engine.leave_waitlist(caller.clone(), &event_id).await.map_err(status)?;
         Ok(Response::new(self.waitlist_status(caller, view).await?))
     }
@@ -274,6 +333,13 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::GetBookingResponse>, Status> {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
+        here_or_forward!(
+            self,
+            booking_id.event_id().as_ref(),
+            request,
+            Kind::Repeatable,
+            BookingServiceClient::get_booking
+        );
         let booking = self.engine.get_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::GetBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
@@ -299,6 +365,14 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::CancelBookingResponse>, Status> {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
+        // Cancelling again answers the first cancellation.
+        here_or_forward!(
+            self,
+            booking_id.event_id().as_ref(),
+            request,
+            Kind::Repeatable,
+            BookingServiceClient::cancel_booking
+        );
         let booking = self.engine.cancel_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::CancelBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
@@ -364,8 +438,11 @@ impl AdminService for Gateway {
         request: Request<pb::UpdateEventRequest>,
     ) -> Result<Response<pb::UpdateEventResponse>, Status> {
         self.admin(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        // It sets fields to values: sending it again changes nothing more.
+        let request =
+            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::update_event)
+                .into_inner();
         let update = EventUpdate {
             name: request.name,
             description: request.description,
@@ -387,6 +464,7 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::CancelEventResponse>, Status> {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        here_or_forward!(self, Some(&event_id), request, Kind::Once, AdminServiceClient::cancel_event);
         let (details, holds_released, bookings_cancelled) =
             self.engine.cancel_event(&event_id).await.map_err(status)?;
         Ok(Response::new(pb::CancelEventResponse {
@@ -430,8 +508,9 @@ impl AdminService for Gateway {
         request: Request<pb::ConfigureQueueRequest>,
     ) -> Result<Response<pb::ConfigureQueueResponse>, Status> {
         self.admin(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        let request = here_or_forward!(self, Some(&event_id), request, Kind::Once, AdminServiceClient::configure_queue)
+            .into_inner();
         let config = crate::waiting_room::config(&request)?;
         let progress = self.engine.configure_queue(&event_id, config.clone()).await.map_err(status)?;
         Ok(Response::new(crate::waiting_room::configured(&event_id, &config, &progress)))
@@ -442,8 +521,11 @@ impl AdminService for Gateway {
         request: Request<pb::SetPricingRequest>,
     ) -> Result<Response<pb::SetPricingResponse>, Status> {
         self.admin(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        // It replaces the rules: sending it again changes nothing more.
+        let request =
+            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::set_pricing)
+                .into_inner();
         let rules = request.rules.map(convert::pricing_rules);
         let details = self.engine.set_pricing(&event_id, rules).await.map_err(status)?;
         let response = convert::event_details(&details);
@@ -455,6 +537,14 @@ impl AdminService for Gateway {
         request: Request<pb::RedeemTicketRequest>,
     ) -> Result<Response<pb::RedeemTicketResponse>, Status> {
         self.admin(&request)?;
+        // The code names its booking, whose id names the event. A code this cluster did not sign
+        // is answered here (FORGED).
+        let event_id = self
+            .admission
+            .verify_ticket_code(request.get_ref().code.trim())
+            .and_then(|claims| BookingId::new(claims.bkg).event_id());
+        // A second redemption answers ALREADY_USED: never sent twice.
+        let request = here_or_forward!(self, event_id.as_ref(), request, Kind::Once, AdminServiceClient::redeem_ticket);
         Ok(Response::new(self.redeem(&request.get_ref().code).await?))
     }
 
@@ -464,6 +554,7 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::GetEventReportResponse>, Status> {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::get_event_report);
         Ok(Response::new(self.report(&event_id).await?))
     }
 

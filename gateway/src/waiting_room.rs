@@ -9,10 +9,12 @@ use turnstile_engine::ids::{BuyerId, EventId};
 use turnstile_engine::inventory::{Caller, HoldView, Selection};
 use turnstile_engine::queue::{Progress, QueueConfig, Standing};
 use turnstile_proto::v1 as pb;
+use turnstile_proto::v1::queue_service_client::QueueServiceClient;
 use turnstile_proto::v1::queue_service_server::QueueService;
 
 use crate::convert;
 use crate::error::status;
+use crate::forward::{here_or_forward, Kind};
 use crate::service::Gateway;
 
 /// Least time between two WAITING updates of one stream: positions move continuously and
@@ -125,6 +127,8 @@ impl QueueService for Gateway {
     ) -> Result<Response<pb::JoinQueueResponse>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        // The line lives beside the event's actor, on the leader. Joining again keeps the place.
+        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, QueueServiceClient::join_queue);
         let (place, progress) = self.engine.join_queue(&event_id, &caller.buyer).await.map_err(status)?;
         let standing = self.standing(&caller.buyer, &event_id, place.position, &progress.borrow());
         Ok(Response::new(pb::JoinQueueResponse {
@@ -140,9 +144,11 @@ impl QueueService for Gateway {
         request: Request<pb::WatchQueueRequest>,
     ) -> Result<Response<Self::WatchQueueStream>, Status> {
         let caller = self.buyer(&request)?;
-        let request = request.into_inner();
-        let event_id = EventId::new(convert::id("event_id", &request.event_id)?);
-        self.admission.verify_queue_token(&request.queue_token, &caller.buyer, &event_id)?;
+        let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
+        self.admission.verify_queue_token(&request.get_ref().queue_token, &caller.buyer, &event_id)?;
+        here_or_forward!(self, Some(&event_id), request, Kind::Stream, QueueServiceClient::watch_queue, |response| {
+            self.pipe(response)
+        });
         let (mut place, mut progress) = self.engine.join_queue(&event_id, &caller.buyer).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_STREAM_BUFFER);
         let gateway = self.clone();

@@ -1,0 +1,556 @@
+//! Forwarding: in a cluster, a call about an event that another node leads is sent to that node
+//! and its answer returned unchanged (docs/CLUSTER.md, "Forwarding").
+//!
+//! Every event-scoped handler authenticates (and rate-limits) the caller, reads the event id from
+//! the request or from the hold, booking or ticket it names, and then asks [`Gateway::route`]:
+//! serve here, or the leader's answer. The metadata copying, the deadline, the loop guard and the
+//! retries are all here, once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Extensions, Request, Response, Status, Streaming};
+use turnstile_engine::ids::EventId;
+
+use crate::routing::Route;
+use crate::service::Gateway;
+
+/// Metadata a forwarded call carries: a token signed with the cluster's auth secret naming the
+/// node that forwarded it. A node that receives it does not rate-limit the call again and never
+/// forwards it a second time.
+pub const FORWARDED_HEADER: &str = "x-turnstile-forwarded";
+/// Metadata on the refusal of a node asked to serve a forwarded call for an event it does not
+/// lead: the forwarding node then knows nothing was done and asks its router again.
+pub const NOT_LEADER_HEADER: &str = "x-turnstile-not-leader";
+/// The retry hint on UNAVAILABLE answers, as the rate limiter gives it on RESOURCE_EXHAUSTED.
+pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+
+/// Time to open a TCP connection to another node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for another node's answer to one forwarded call (for a stream: until it opens),
+/// shortened to the client's own deadline when it has one.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts to send one call to a leader, counting the first.
+pub const ATTEMPTS_MAX: u32 = 3;
+/// No attempt starts, and no wait for a leader goes on, later than this after the call arrived.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(3);
+/// Wait after a failed attempt before the same address is tried again: doubled each time. A new
+/// route (another leader) is tried at once.
+const BACKOFF_FIRST: Duration = Duration::from_millis(300);
+/// How often the router is asked again while it knows no leader or still names a failed one.
+const ROUTE_POLL: Duration = Duration::from_millis(100);
+/// The hint given with UNAVAILABLE: about one election.
+const RETRY_AFTER_MS: u64 = 1_000;
+/// Largest answer accepted from another node (a full seat map of a very large venue fits).
+const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Channels kept, one per address; beyond that one is dropped to make room.
+const CHANNELS_MAX: usize = 256;
+/// Messages of one forwarded stream waiting for the client to read them.
+pub const STREAM_BUFFER: usize = 64;
+/// Lifetime of a forwarded mark. Generous for clock skew between nodes, short for replays.
+const STAMP_TTL_SECONDS: u64 = 60;
+/// Clock skew tolerated on a mark's expiry.
+const STAMP_LEEWAY_SECONDS: u64 = 5;
+const STAMP_AUDIENCE: &str = "turnstile-forward";
+/// Longest mark accepted, well above what its claims sign to.
+const STAMP_LENGTH_MAX: usize = 1_024;
+
+/// Request headers that describe one hop, not the call: they are not copied to the leader.
+/// (`grpc-timeout` is set again from what is left of the client's deadline.)
+const HOP_HEADERS: [&str; 10] = [
+    "te",
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "connection",
+    "grpc-timeout",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+    FORWARDED_HEADER,
+];
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StampClaims {
+    /// The node that forwarded the call.
+    node: String,
+    aud: String,
+    exp: u64,
+}
+
+/// What a call does if it runs twice, which decides whether it may be sent again when the first
+/// attempt may have reached the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A read, or a write whose repetition answers the first result (release, cancel, a hold or
+    /// confirm with an idempotency key): sent again after any failure.
+    Repeatable,
+    /// A write that must not run twice: sent again only if the first attempt surely never left.
+    Once,
+    /// A server stream (watch): opened again after any failure; no deadline of ours once open.
+    Stream,
+}
+
+/// Where a call is served.
+pub(crate) enum Routed<Req, Resp> {
+    /// Here: the request, untouched.
+    Here(Request<Req>),
+    /// The leader's answer.
+    There(Response<Resp>),
+}
+
+/// One node's side of forwarding: the channels to other nodes and the forwarded mark.
+pub struct Forwarding {
+    node_id: String,
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    validation: Validation,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+}
+
+impl Forwarding {
+    /// `secret` is the auth secret, shared by every node of a cluster.
+    pub fn new(node_id: &str, secret: &[u8]) -> Arc<Self> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = STAMP_LEEWAY_SECONDS;
+        validation.set_audience(&[STAMP_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        Arc::new(Self {
+            node_id: node_id.to_string(),
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            validation,
+            channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A fresh forwarded mark naming this node.
+    pub fn stamp(&self) -> String {
+        let claims = StampClaims {
+            node: self.node_id.clone(),
+            aud: STAMP_AUDIENCE.into(),
+            exp: unix_seconds() + STAMP_TTL_SECONDS,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
+            .expect("HS256 encoding of plain claims cannot fail")
+    }
+
+    /// The node that forwarded this call, if it carries a mark; a mark that is not valid (not
+    /// signed with this cluster's secret, or expired) is refused rather than ignored.
+    pub fn forwarded_by(&self, metadata: &MetadataMap) -> Result<Option<String>, Status> {
+        let Some(value) = metadata.get(FORWARDED_HEADER) else { return Ok(None) };
+        let refuse =
+            |why: &str| Status::permission_denied(format!("{FORWARDED_HEADER}: {why}; only cluster nodes send it"));
+        let value = value.to_str().map_err(|_| refuse("not printable ASCII"))?;
+        if value.len() > STAMP_LENGTH_MAX {
+            return Err(refuse("too long"));
+        }
+        let claims = jsonwebtoken::decode::<StampClaims>(value, &self.decoding_key, &self.validation)
+            .map_err(|error| refuse(&format!("not a valid mark ({error})")))?
+            .claims;
+        Ok(Some(claims.node))
+    }
+
+    /// The channel to `address`, made on first use; it connects when a call needs it.
+    fn channel(&self, node: &str, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
+            Status::unavailable(format!(
+                "cannot forward to node '{node}': its address '{address}' is not valid: {error}"
+            ))
+        })?;
+        let channel = endpoint
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        if channels.len() >= CHANNELS_MAX {
+            if let Some(victim) = channels.keys().next().cloned() {
+                channels.remove(&victim);
+            }
+        }
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Drops the channel to `address` after a transport failure: the next call starts afresh.
+    fn forget(&self, address: &str) {
+        self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(address);
+    }
+
+    /// The metadata sent to the leader: the client's (its token above all), minus the
+    /// per-hop headers, plus this node's mark.
+    fn outgoing_metadata(&self, incoming: &MetadataMap) -> Result<MetadataMap, Status> {
+        let mut metadata = incoming.clone();
+        for header in HOP_HEADERS {
+            metadata.remove(header);
+        }
+        let stamp = MetadataValue::try_from(self.stamp())
+            .map_err(|_| Status::internal("the forwarded mark is not valid metadata"))?;
+        metadata.insert(FORWARDED_HEADER, stamp);
+        Ok(metadata)
+    }
+}
+
+/// The client's deadline, from its `grpc-timeout` header (`<up to 8 digits><H|M|S|m|u|n>`).
+fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3_600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// UNAVAILABLE with the retry hint.
+fn unavailable(message: String) -> Status {
+    let mut status = Status::unavailable(message);
+    status.metadata_mut().insert(RETRY_AFTER_HEADER, MetadataValue::from(RETRY_AFTER_MS));
+    status
+}
+
+/// How a forwarded attempt failed.
+enum Failure {
+    /// The leader answered: its status goes back to the client unchanged.
+    Answered(Status),
+    /// Nothing was done: the connection never opened, or the node refused as not the leader.
+    NotDone(String),
+    /// The call may or may not have run there.
+    Unknown(String),
+}
+
+fn classify(status: Status) -> Failure {
+    if status.metadata().get(NOT_LEADER_HEADER).is_some() {
+        return Failure::NotDone(status.message().to_string());
+    }
+    // A status decoded from the other node's answer has no source; one made by the transport
+    // (connect, reset, protocol error) has the error behind it.
+    let Some(source) = std::error::Error::source(&status) else { return Failure::Answered(status) };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(error) = cause {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return Failure::NotDone(format!("cannot connect: {error}"));
+        }
+        cause = error.source();
+    }
+    Failure::Unknown(format!("{}: {}", status.code(), status.message()))
+}
+
+impl Gateway {
+    /// Serves the call here (no router, or this node leads the event's shard) or forwards it to
+    /// the leader the router names and returns the answer. Call after authenticating the caller
+    /// and reading the event id; `None` (a hold or booking id that names no event) is served here,
+    /// where it is not found. `call` sends one attempt on a channel with the generated client.
+    pub(crate) async fn route<Req, Resp, Call, Fut>(
+        &self,
+        event_id: Option<&EventId>,
+        request: Request<Req>,
+        kind: Kind,
+        call: Call,
+    ) -> Result<Routed<Req, Resp>, Status>
+    where
+        Req: Clone,
+        Call: Fn(Channel, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let forwarded_by = self.forwarding.forwarded_by(request.metadata())?;
+        let (Some(router), Some(event_id)) = (self.router.as_ref(), event_id) else { return Ok(Routed::Here(request)) };
+        let route = router.route(event_id.as_str());
+        if let Some(from) = forwarded_by {
+            // A forwarded call is served here or refused: forwarding it again could loop.
+            return match route {
+                Route::Local => Ok(Routed::Here(request)),
+                Route::Forward { node, .. } if node == self.node_id => Ok(Routed::Here(request)),
+                Route::Forward { node: leader, .. } => {
+                    Err(self.not_leader(event_id, &from, &format!("its leader is node '{leader}'")))
+                }
+                Route::Unavailable { reason } => Err(self.not_leader(event_id, &from, &reason)),
+            };
+        }
+        match route {
+            Route::Local => return Ok(Routed::Here(request)),
+            Route::Forward { node, .. } if node == self.node_id => return Ok(Routed::Here(request)),
+            _ => {}
+        }
+        self.forward(router.as_ref(), event_id, request, kind, route, call).await
+    }
+
+    /// The refusal of a forwarded call for an event this node does not lead: forwarding it on
+    /// could loop between nodes whose routes disagree.
+    fn not_leader(&self, event_id: &EventId, from: &str, now: &str) -> Status {
+        let mut status = unavailable(format!(
+            "node '{}' is not the leader of the shard of event '{event_id}' (node '{from}' forwarded the call here; \
+             {now}); retry",
+            self.node_id
+        ));
+        status.metadata_mut().insert(NOT_LEADER_HEADER, MetadataValue::from_static("1"));
+        metrics::counter!("turnstile_forward_refused_total").increment(1);
+        status
+    }
+
+    async fn forward<Req, Resp, Call, Fut>(
+        &self,
+        router: &dyn crate::routing::EventRouter,
+        event_id: &EventId,
+        request: Request<Req>,
+        kind: Kind,
+        mut route: Route,
+        call: Call,
+    ) -> Result<Routed<Req, Resp>, Status>
+    where
+        Req: Clone,
+        Call: Fn(Channel, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let started = Instant::now();
+        let deadline = client_timeout(request.metadata()).map(|timeout| started + timeout);
+        let outgoing = self.forwarding.outgoing_metadata(request.metadata())?;
+        let (metadata, extensions, message) = request.into_parts();
+        let mut attempts = 0;
+        // The address that last failed and when it may be tried again.
+        let mut failed: Option<(String, Instant)> = None;
+        let mut last_failure = String::new();
+        loop {
+            match route {
+                Route::Local => return Ok(Routed::Here(Request::from_parts(metadata, extensions, message))),
+                Route::Forward { ref node, .. } if *node == self.node_id => {
+                    return Ok(Routed::Here(Request::from_parts(metadata, extensions, message)));
+                }
+                Route::Unavailable { reason } => last_failure = reason,
+                Route::Forward { node, address } => {
+                    let wait_more =
+                        failed.as_ref().is_some_and(|(failed, at)| *failed == address && Instant::now() < *at);
+                    if !wait_more {
+                        attempts += 1;
+                        let now = Instant::now();
+                        let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
+                        if left == Some(Duration::ZERO) {
+                            return Err(Status::deadline_exceeded(
+                                "the call's deadline passed while finding the leader",
+                            ));
+                        }
+                        let wait = left.map_or(REQUEST_TIMEOUT, |left| left.min(REQUEST_TIMEOUT));
+                        let mut attempt = Request::from_parts(outgoing.clone(), Extensions::default(), message.clone());
+                        match (kind, left) {
+                            (Kind::Stream, None) => {}
+                            (Kind::Stream, Some(left)) => attempt.set_timeout(left),
+                            _ => attempt.set_timeout(wait),
+                        }
+                        let channel = self.forwarding.channel(&node, &address)?;
+                        let failure = match tokio::time::timeout(wait, call(channel, attempt)).await {
+                            Ok(Ok(response)) => {
+                                metrics::counter!("turnstile_forwarded_total", "result" => "answered").increment(1);
+                                return Ok(Routed::There(response));
+                            }
+                            Ok(Err(status)) => classify(status),
+                            Err(_) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                                return Err(Status::deadline_exceeded(format!(
+                                    "node '{node}' ({address}) did not answer before the call's deadline"
+                                )));
+                            }
+                            Err(_) => Failure::Unknown(format!("no answer within {} s", wait.as_secs_f64())),
+                        };
+                        match failure {
+                            Failure::Answered(status) => {
+                                metrics::counter!("turnstile_forwarded_total", "result" => "answered").increment(1);
+                                return Err(status);
+                            }
+                            Failure::NotDone(why) => {
+                                last_failure = format!("node '{node}' ({address}): {why}");
+                            }
+                            Failure::Unknown(why) => {
+                                self.forwarding.forget(&address);
+                                if kind == Kind::Once {
+                                    metrics::counter!("turnstile_forwarded_total", "result" => "unknown").increment(1);
+                                    return Err(unavailable(format!(
+                                        "the call was forwarded to node '{node}' ({address}), the leader of the \
+                                         shard of event '{event_id}', and failed ({why}); the outcome is unknown: \
+                                         read the state before trying again, or send an idempotency key to make \
+                                         retries safe"
+                                    )));
+                                }
+                                last_failure = format!("node '{node}' ({address}): {why}");
+                            }
+                        }
+                        tracing::debug!(%event_id, %node, %address, attempts, failure = %last_failure, "forward failed");
+                        if attempts == ATTEMPTS_MAX {
+                            break;
+                        }
+                        failed = Some((address, Instant::now() + BACKOFF_FIRST * 2u32.pow(attempts - 1)));
+                    }
+                }
+            }
+            // Ask again after a pause, within the window and the client's deadline.
+            let resume = Instant::now() + ROUTE_POLL;
+            if resume > started + RETRY_WINDOW {
+                break;
+            }
+            if deadline.is_some_and(|deadline| resume >= deadline) {
+                return Err(Status::deadline_exceeded(format!(
+                    "no leader of the shard of event '{event_id}' could be reached before the call's deadline \
+                     (last: {last_failure})"
+                )));
+            }
+            tokio::time::sleep_until(resume).await;
+            route = router.route(event_id.as_str());
+        }
+        metrics::counter!("turnstile_forwarded_total", "result" => "unavailable").increment(1);
+        Err(unavailable(format!(
+            "event '{event_id}' cannot be served right now: the leader of its shard was not reached in {} ms \
+             ({attempts} attempt(s); last: {last_failure}); retry",
+            started.elapsed().as_millis()
+        )))
+    }
+
+    /// A stream opened on the leader, handed to the client through a bounded buffer; it ends when
+    /// the leader's stream ends, the client goes away or this server stops.
+    pub(crate) fn pipe<T: Send + 'static>(
+        &self,
+        response: Response<Streaming<T>>,
+    ) -> Response<ReceiverStream<Result<T, Status>>> {
+        let (metadata, mut upstream, extensions) = response.into_parts();
+        let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    item = upstream.message() => item,
+                    () = sender.closed() => break,
+                    _ = stopping.wait_for(|stopping| *stopping) => Err(Status::unavailable("the server is stopping")),
+                };
+                match item {
+                    Ok(Some(message)) => {
+                        if sender.send(Ok(message)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        break;
+                    }
+                }
+            }
+        });
+        Response::from_parts(metadata, ReceiverStream::new(receiver), extensions)
+    }
+}
+
+/// The generated client of a service on a channel, accepting answers up to the bound.
+macro_rules! client {
+    ($client:ident, $channel:expr) => {
+        $client::new($channel).max_decoding_message_size($crate::forward::response_bytes_max())
+    };
+}
+pub(crate) use client;
+
+pub(crate) const fn response_bytes_max() -> usize {
+    RESPONSE_BYTES_MAX
+}
+
+/// Serves the call here, or returns (from the enclosing handler) the leader's answer, passed
+/// through `$wrap` (a stream is piped). Evaluates to the request when it is served here.
+macro_rules! here_or_forward {
+    ($gateway:expr, $event_id:expr, $request:expr, $kind:expr, $client:ident :: $method:ident) => {
+        $crate::forward::here_or_forward!($gateway, $event_id, $request, $kind, $client::$method, |response| response)
+    };
+    ($gateway:expr, $event_id:expr, $request:expr, $kind:expr, $client:ident :: $method:ident, $wrap:expr) => {
+        match $gateway
+            .route($event_id, $request, $kind, |channel, request| async move {
+                $crate::forward::client!($client, channel).$method(request).await
+            })
+            .await?
+        {
+            $crate::forward::Routed::Here(request) => request,
+            $crate::forward::Routed::There(response) => {
+                #[allow(clippy::redundant_closure_call)]
+                return Ok($wrap(response));
+            }
+        }
+    };
+}
+pub(crate) use here_or_forward;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_deadlines_are_read_from_grpc_timeout() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(client_timeout(&metadata), None);
+        for (value, expected) in [
+            ("250m", Some(Duration::from_millis(250))),
+            ("3S", Some(Duration::from_secs(3))),
+            ("2M", Some(Duration::from_secs(120))),
+            ("1H", Some(Duration::from_secs(3_600))),
+            ("99999999u", Some(Duration::from_micros(99_999_999))),
+            ("5n", Some(Duration::from_nanos(5))),
+            ("123456789S", None),
+            ("m", None),
+            ("10x", None),
+            ("-1S", None),
+        ] {
+            metadata.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(client_timeout(&metadata), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn marks_are_checked_against_the_secret() {
+        let ours = Forwarding::new("node-a", b"a-secret-of-the-cluster-0123456789");
+        let theirs = Forwarding::new("node-x", b"another-secret-entirely-0123456789");
+        let mut metadata = MetadataMap::new();
+        assert_eq!(ours.forwarded_by(&metadata).unwrap(), None);
+        metadata.insert(FORWARDED_HEADER, ours.stamp().parse().unwrap());
+        assert_eq!(ours.forwarded_by(&metadata).unwrap(), Some("node-a".to_string()));
+        metadata.insert(FORWARDED_HEADER, theirs.stamp().parse().unwrap());
+        let error = ours.forwarded_by(&metadata).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::PermissionDenied);
+        assert!(error.message().starts_with(FORWARDED_HEADER), "{error:?}");
+        metadata.insert(FORWARDED_HEADER, "1".parse().unwrap());
+        assert_eq!(ours.forwarded_by(&metadata).unwrap_err().code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn hop_headers_are_dropped_and_the_mark_added() {
+        let forwarding = Forwarding::new("node-a", b"a-secret-of-the-cluster-0123456789");
+        let mut incoming = MetadataMap::new();
+        incoming.insert("authorization", "Bearer abc".parse().unwrap());
+        incoming.insert("x-request-id", "r-1".parse().unwrap());
+        incoming.insert("grpc-timeout", "5S".parse().unwrap());
+        incoming.insert("te", "trailers".parse().unwrap());
+        incoming.insert(FORWARDED_HEADER, "forged".parse().unwrap());
+        let outgoing = forwarding.outgoing_metadata(&incoming).unwrap();
+        assert_eq!(outgoing.get("authorization").unwrap(), "Bearer abc");
+        assert_eq!(outgoing.get("x-request-id").unwrap(), "r-1");
+        assert!(outgoing.get("grpc-timeout").is_none());
+        assert!(outgoing.get("te").is_none());
+        assert_eq!(forwarding.forwarded_by(&outgoing).unwrap(), Some("node-a".to_string()));
+    }
+}
