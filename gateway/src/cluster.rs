@@ -30,7 +30,7 @@ use turnstile_engine::Error;
 use turnstile_storage::{Committed, Done, Store, StoreError, Write};
 
 use crate::config::Config;
-use crate::routing::{EventRouter, Route};
+use crate::routing::{BookingHolders, EventRouter, Route};
 
 /// Jobs waiting to be proposed to one group; a full queue refuses new jobs (the caller retries).
 const PROPOSALS_QUEUED_MAX: usize = 4_096;
@@ -55,6 +55,8 @@ pub struct Cluster {
     addresses: HashMap<String, String>,
     proposals: HashMap<GroupId, mpsc::Sender<Job>>,
     engine: OnceLock<WeakEngine>,
+    /// For shards this node does not replicate: the leader another node last named.
+    leader_hints: std::sync::Mutex<HashMap<u32, NodeId>>,
 }
 
 struct Job {
@@ -101,6 +103,7 @@ impl Cluster {
             addresses: config.nodes.iter().map(|node| (node.id.clone(), node.address.to_string())).collect(),
             proposals,
             engine: OnceLock::new(),
+            leader_hints: std::sync::Mutex::new(HashMap::new()),
         });
         for (group, receiver) in receivers {
             tokio::spawn(proposer(cluster.clone(), group, receiver));
@@ -494,9 +497,16 @@ impl EventRouter for Cluster {
         let group = GroupId::from(shard);
         let leader = match self.node.group(group) {
             Some(raft) => raft.metrics().borrow().current_leader,
-            // Not a replica of this shard: its preferred leader is the best guess; a node that does
-            // not lead it answers "retry" rather than forwarding again.
-            None => self.placement.replicas(shard).first().map(|name| raft_node_id(name)),
+            // Not a replica of this shard: the leader a refusal last named, else the preferred
+            // leader. A node that does not lead it refuses (naming the leader it knows) rather
+            // than forwarding again, and the gateway asks again.
+            None => self
+                .leader_hints
+                .lock()
+                .expect("hints")
+                .get(&shard)
+                .copied()
+                .or_else(|| self.placement.replicas(shard).first().map(|name| raft_node_id(name))),
         };
         match leader {
             Some(leader) if leader == self.id => Route::Local,
@@ -506,6 +516,28 @@ impl EventRouter for Cluster {
             },
             None => Route::Unavailable { reason: format!("shard {shard} is electing a leader") },
         }
+    }
+
+    fn hint_leader(&self, event_id: &str, node: &str) {
+        let shard = self.placement.shard_of(event_id);
+        if self.node.group(GroupId::from(shard)).is_none() && self.addresses.contains_key(node) {
+            self.leader_hints.lock().expect("hints").insert(shard, raft_node_id(node));
+        }
+    }
+
+    fn booking_holders(&self) -> Option<BookingHolders> {
+        let every_shard = self.placement.shards_of_node(&self.name).len() as u32 == self.placement.shard_count();
+        if every_shard {
+            return None;
+        }
+        let mut nodes: Vec<(String, String)> =
+            self.addresses.iter().map(|(node, address)| (node.clone(), address.clone())).collect();
+        nodes.sort();
+        // Each shard has `replicas` replicas among the nodes, so any `nodes - replicas + 1` of
+        // them hold one of every shard.
+        let replicas = self.placement.replicas(0).len();
+        let answers_needed = nodes.len() + 1 - replicas;
+        Some(BookingHolders { nodes, answers_needed })
     }
 }
 

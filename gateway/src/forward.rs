@@ -164,7 +164,7 @@ impl Forwarding {
     }
 
     /// The channel to `address`, made on first use; it connects when a call needs it.
-    fn channel(&self, node: &str, address: &str) -> Result<Channel, Status> {
+    pub(crate) fn channel(&self, node: &str, address: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
@@ -196,7 +196,7 @@ impl Forwarding {
 
     /// The metadata sent to the leader: the client's (its token above all), minus the
     /// per-hop headers, plus this node's mark.
-    fn outgoing_metadata(&self, incoming: &MetadataMap) -> Result<MetadataMap, Status> {
+    pub(crate) fn outgoing_metadata(&self, incoming: &MetadataMap) -> Result<MetadataMap, Status> {
         let mut metadata = incoming.clone();
         for header in HOP_HEADERS {
             metadata.remove(header);
@@ -287,9 +287,9 @@ impl Gateway {
                 Route::Local => Ok(Routed::Here(request)),
                 Route::Forward { node, .. } if node == self.node_id => Ok(Routed::Here(request)),
                 Route::Forward { node: leader, .. } => {
-                    Err(self.not_leader(event_id, &from, &format!("its leader is node '{leader}'")))
+                    Err(self.not_leader(event_id, &from, &format!("its leader is node '{leader}'"), Some(&leader)))
                 }
-                Route::Unavailable { reason } => Err(self.not_leader(event_id, &from, &reason)),
+                Route::Unavailable { reason } => Err(self.not_leader(event_id, &from, &reason, None)),
             };
         }
         match route {
@@ -302,13 +302,15 @@ impl Gateway {
 
     /// The refusal of a forwarded call for an event this node does not lead: forwarding it on
     /// could loop between nodes whose routes disagree.
-    fn not_leader(&self, event_id: &EventId, from: &str, now: &str) -> Status {
+    fn not_leader(&self, event_id: &EventId, from: &str, now: &str, leader: Option<&str>) -> Status {
         let mut status = unavailable(format!(
             "node '{}' is not the leader of the shard of event '{event_id}' (node '{from}' forwarded the call here; \
              {now}); retry",
             self.node_id
         ));
-        status.metadata_mut().insert(NOT_LEADER_HEADER, MetadataValue::from_static("1"));
+        // The leader this node knows, for a forwarder that cannot see the shard itself.
+        let leader = leader.and_then(|leader| MetadataValue::try_from(leader).ok());
+        status.metadata_mut().insert(NOT_LEADER_HEADER, leader.unwrap_or(MetadataValue::from_static("1")));
         metrics::counter!("turnstile_forward_refused_total").increment(1);
         status
     }
@@ -367,7 +369,14 @@ impl Gateway {
                                 metrics::counter!("turnstile_forwarded_total", "result" => "answered").increment(1);
                                 return Ok(Routed::There(response));
                             }
-                            Ok(Err(status)) => classify(status),
+                            Ok(Err(status)) => {
+                                if let Some(leader) =
+                                    status.metadata().get(NOT_LEADER_HEADER).and_then(|value| value.to_str().ok())
+                                {
+                                    router.hint_leader(event_id.as_str(), leader);
+                                }
+                                classify(status)
+                            }
                             Err(_) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
                                 return Err(Status::deadline_exceeded(format!(
                                     "node '{node}' ({address}) did not answer before the call's deadline"

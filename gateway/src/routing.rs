@@ -16,4 +16,24 @@ pub enum Route {
 /// Answers [`Route`] for an event id. Implemented by the cluster layer; a single node has none.
 pub trait EventRouter: Send + Sync + 'static {
     fn route(&self, event_id: &str) -> Route;
+
+    /// Another node refused a forwarded call as not the leader and named the one it knows: a
+    /// router that cannot see the shard's leadership itself (this node does not replicate the
+    /// shard) uses it next time.
+    fn hint_leader(&self, _event_id: &str, _node: &str) {}
+
+    /// When this node's own store does not hold every booking (it replicates only some shards):
+    /// every node (id, gRPC address), whose stores together do, and how many of them must answer
+    /// for the answers to cover every shard. `None` when this node's store holds them all.
+    fn booking_holders(&self) -> Option<BookingHolders> {
+        None
+    }
+}
+
+/// The nodes a buyer's bookings are gathered from (see [`EventRouter::booking_holders`]).
+#[derive(Clone, Debug)]
+pub struct BookingHolders {
+    pub nodes: Vec<(String, String)>,
+    /// Any this many of `nodes` hold at least one replica of every shard.
+    pub answers_needed: usize,
 }

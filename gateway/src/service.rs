@@ -184,6 +184,77 @@ impl CatalogService for Gateway {
     }
 }
 
+impl Gateway {
+    /// A buyer's bookings in a cluster where no node holds every shard: the same page asked of
+    /// every node (each answers from its own store), merged in the listing's order (newest first,
+    /// then by id) without duplicates. Enough nodes must answer to cover every shard.
+    async fn list_bookings_everywhere(
+        &self,
+        request: Request<pb::ListBookingsRequest>,
+        holders: crate::routing::BookingHolders,
+    ) -> Result<Response<pb::ListBookingsResponse>, Status> {
+        let wanted = page_size(request.get_ref().page_size)?;
+        decode_cursor(&request.get_ref().page_token)?;
+        let outgoing = self.forwarding.outgoing_metadata(request.metadata())?;
+        let message = request.into_inner();
+        let asks = holders.nodes.iter().map(|(node, address)| {
+            let mut attempt = Request::from_parts(outgoing.clone(), Default::default(), message.clone());
+            attempt.set_timeout(crate::forward::REQUEST_TIMEOUT);
+            let channel = self.forwarding.channel(node, address);
+            async move {
+                let mut client = turnstile_proto::v1::booking_service_client::BookingServiceClient::new(channel?);
+                client.list_bookings(attempt).await.map(Response::into_inner)
+            }
+        });
+        let mut merged: std::collections::BTreeMap<(std::cmp::Reverse<u64>, String), pb::Booking> = Default::default();
+        let mut answers = 0usize;
+        let mut more = false;
+        let mut last_failure = None;
+        for reply in futures::future::join_all(asks).await {
+            match reply {
+                Ok(page) => {
+                    answers += 1;
+                    more |= !page.next_page_token.is_empty();
+                    for booking in page.bookings {
+                        let booked_at_ms = booking
+                            .booked_at
+                            .as_ref()
+                            .map_or(0, |at| (at.seconds.max(0) as u64) * 1_000 + (at.nanos.max(0) as u64) / 1_000_000);
+                        merged.insert((std::cmp::Reverse(booked_at_ms), booking.booking_id.clone()), booking);
+                    }
+                }
+                // An answer from the node itself (a bad token, a bad page token) stands.
+                Err(status)
+                    if status.code() != tonic::Code::Unavailable && status.code() != tonic::Code::DeadlineExceeded =>
+                {
+                    return Err(status)
+                }
+                Err(status) => last_failure = Some(status),
+            }
+        }
+        if answers < holders.answers_needed {
+            let reason = last_failure.map(|status| status.message().to_string()).unwrap_or_default();
+            return Err(Status::unavailable(format!(
+                "bookings are spread over the cluster and only {answers} of {} nodes answered (at least {} must); \
+                 retry: {reason}",
+                holders.nodes.len(),
+                holders.answers_needed
+            )));
+        }
+        more |= merged.len() > wanted;
+        let bookings: Vec<(u64, pb::Booking)> =
+            merged.into_iter().take(wanted).map(|((std::cmp::Reverse(at), _), booking)| (at, booking)).collect();
+        let next_page_token = match bookings.last() {
+            Some((at, booking)) if more => encode_cursor(&(*at, BookingId::new(&booking.booking_id))),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListBookingsResponse {
+            bookings: bookings.into_iter().map(|(_, booking)| booking).collect(),
+            next_page_token,
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl BookingService for Gateway {
     async fn hold_seats(
@@ -349,6 +420,11 @@ impl BookingService for Gateway {
         request: Request<pb::ListBookingsRequest>,
     ) -> Result<Response<pb::ListBookingsResponse>, Status> {
         let caller = self.buyer(&request)?;
+        if self.forwarding.forwarded_by(request.metadata())?.is_none() {
+            if let Some(holders) = self.router.as_ref().and_then(|router| router.booking_holders()) {
+                return self.list_bookings_everywhere(request, holders).await;
+            }
+        }
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
         let cursor = decode_cursor(&request.page_token)?;

@@ -526,3 +526,125 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
         );
     }
 }
+
+/// Four nodes, three replicas per shard: every node misses some shards, yet any node answers for
+/// any event (forwarding to the leader, even of a shard it does not replicate) and lists every
+/// booking of a buyer (gathered from all nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_nodes_answer_for_shards_they_do_not_hold() {
+    let directory = tempfile::tempdir().unwrap();
+    let names: [&'static str; 4] = ["node-a", "node-b", "node-c", "node-d"];
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|name| Node {
+            name,
+            address: free_local_address(),
+            data_dir: directory.path().join(name),
+            log: directory.path().join(format!("{name}.log")),
+            child: None,
+        })
+        .collect();
+    let mut config = format!("[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nshards = {SHARDS}\nreplicas = 3\n");
+    for node in &nodes {
+        config.push_str(&format!("[[nodes]]\nid = \"{}\"\naddress = \"{}\"\n", node.name, node.address));
+    }
+    let config_path = directory.path().join("cluster.toml");
+    std::fs::write(&config_path, config).unwrap();
+    for node in &mut nodes {
+        node.start(&config_path);
+    }
+    for node in &nodes {
+        wait_healthy(node).await;
+    }
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let buyer = authenticator.mint("buyer-x", Role::User, TOKEN_TTL_SECONDS);
+    let mut admin_client = AdminServiceClient::new(channel(nodes[3].address));
+    let venue = pb::CreateVenueRequest {
+        name: "Small Hall".into(),
+        city: "Lyon".into(),
+        address: String::new(),
+        sections: vec![pb::Section {
+            section_id: "S".into(),
+            name: "Stalls".into(),
+            rows: vec![pb::Row { label: "R0".into(), seat_labels: (1..=10).map(|seat| seat.to_string()).collect() }],
+            general_admission_capacity: 0,
+        }],
+    };
+    let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
+    // Enough events that, with 8 shards over 4 nodes, every node misses the shard of some.
+    let mut booked = HashSet::new();
+    for number in 0..12 {
+        let event = pb::CreateEventRequest {
+            name: format!("Evening {number}"),
+            description: String::new(),
+            category: "concert".into(),
+            venue_id: venue.venue_id.clone(),
+            performer_ids: vec![],
+            starts_at: Some(prost_types::Timestamp { seconds: 2_000_000_000 + number, nanos: 0 }),
+            ends_at: Some(prost_types::Timestamp { seconds: 2_000_010_000, nanos: 0 }),
+            price_levels: vec![pb::PriceLevel {
+                price_level_id: "STD".into(),
+                name: "Standard".into(),
+                price: Some(pb::Money { amount_minor: 1_000, currency: "EUR".into() }),
+                section_ids: vec!["S".into()],
+            }],
+            hold_ttl_seconds: 0,
+            buyer_seat_limit: 10,
+        };
+        let event_id =
+            admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
+        // Through each node in turn: most calls land on a node that is not the shard's leader.
+        let node = &nodes[number as usize % nodes.len()];
+        let mut client = BookingServiceClient::new(channel(node.address));
+        let started = Instant::now();
+        let hold = loop {
+            let request = pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                selection: Some(pb::hold_seats_request::Selection::Seats(pb::SeatList {
+                    seat_ids: vec!["S:R0:1".into()],
+                })),
+                idempotency_key: format!("hold-{number}"),
+                ..Default::default()
+            };
+            match client.hold_seats(authed(&buyer, request)).await {
+                Ok(reply) => break reply.into_inner().hold.unwrap(),
+                // The event's record may not have reached the shard's leader yet.
+                Err(status) if started.elapsed() < HEALTHY_WAIT_MAX => {
+                    assert!(matches!(status.code(), Code::NotFound | Code::Unavailable), "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("hold on {event_id} through {}: {status:?}", node.name),
+            }
+        };
+        let confirm = pb::ConfirmHoldRequest {
+            hold_id: hold.hold_id,
+            payment_reference: format!("pay-{number}"),
+            idempotency_key: format!("confirm-{number}"),
+        };
+        let booking = client.confirm_hold(authed(&buyer, confirm)).await.unwrap().into_inner().booking.unwrap();
+        booked.insert(booking.booking_id);
+    }
+    for node in &nodes {
+        let mut client = BookingServiceClient::new(channel(node.address));
+        let mut listed = HashSet::new();
+        let mut page_token = String::new();
+        for _ in 0..100 {
+            let request = pb::ListBookingsRequest { page_size: 5, page_token: page_token.clone() };
+            let reply = client.list_bookings(authed(&buyer, request)).await.unwrap().into_inner();
+            for booking in reply.bookings {
+                assert!(
+                    listed.insert(booking.booking_id.clone()),
+                    "{} listed twice by {}",
+                    booking.booking_id,
+                    node.name
+                );
+            }
+            if reply.next_page_token.is_empty() {
+                break;
+            }
+            page_token = reply.next_page_token;
+        }
+        assert_eq!(listed, booked, "{} lists every booking of the buyer", node.name);
+    }
+}
