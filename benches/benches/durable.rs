@@ -7,8 +7,16 @@
 //!   After the durable run the mean number of commands per commit is printed.
 //! - `recovery/*`: opening a data directory whose log holds `RECOVERY_COMMANDS` commands, with and
 //!   without a checkpoint covering them.
+//! - `checkpoint_stall/*` (only when named): the soak's write load in-process (16 tasks, one per
+//!   event, each placing a one-place hold and releasing it) on 16 events that each start with a
+//!   large state (bookings and ended holds, as after half an hour of the soak), with checkpoints off
+//!   and with a checkpoint of an event every `STALL_CHECKPOINT_COMMANDS` of its commands. A fixed
+//!   amount of work per variant; it prints the latency percentiles of every hold and release, the
+//!   log commits and the checkpoints written: a checkpoint that holds up other events' commits
+//!   shows in the p99 and the maximum, not in the median.
 //!
 //! cargo bench -p turnstile-benches --bench durable
+//! cargo bench -p turnstile-benches --bench durable -- checkpoint_stall
 //! TURNSTILE_RECOVERY_COMMANDS=1000000 for the 1M-command recovery figure (the default is smaller
 //! so a plain run stays short).
 
@@ -22,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hdrhistogram::Histogram;
+use turnstile_benches::{bench_events, caller, one_place};
 use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
@@ -211,5 +221,148 @@ fn bench_recovery(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_holds, bench_recovery);
+/// Events of the stall bench, one task each (the soak's `--concurrency 16` over 16 events).
+const STALL_EVENTS: usize = 16;
+/// Bookings and released holds each stall-bench event starts with.
+const STALL_BOOKINGS: u64 = 10_000;
+const STALL_RELEASED: u64 = 10_000;
+/// Commands of one event between its checkpoints in the `checkpoints` variant.
+const STALL_CHECKPOINT_COMMANDS: u64 = 2_000;
+/// Hold + release pairs per event in one run of a variant: 6,000 commands per event, so three
+/// checkpoints of each event in the `checkpoints` variant.
+const STALL_PAIRS_PER_EVENT: u64 = 3_000;
+
+/// A data directory with `STALL_EVENTS` events, each restored from a checkpoint holding
+/// `STALL_BOOKINGS` bookings and `STALL_RELEASED` ended holds. Returns the events, the size of one
+/// event's state and the time its serialization took.
+fn build_stall_state(dir: &std::path::Path) -> (Vec<EventId>, usize, Duration) {
+    let runtime = turnstile_benches::runtime();
+    let engine = runtime.block_on(Engine::open(dir, EngineOptions::default())).unwrap();
+    let events = runtime.block_on(bench_events(&engine, STALL_EVENTS));
+    let store: Arc<Store> = engine.store().unwrap().clone();
+    let mut state_bytes = 0;
+    let mut serialize_time = Duration::ZERO;
+    for event_id in &events {
+        let details = runtime.block_on(engine.event_details(event_id, false)).unwrap();
+        let mut inventory =
+            Inventory::new(event_id.clone(), details.venue.seat_map.clone(), details.info.terms.clone()).unwrap();
+        let now_ms = engine.now_ms();
+        for number in 0..STALL_BOOKINGS + STALL_RELEASED {
+            let buyer = caller(&format!("prefill-{}", number % 500));
+            let place = Request::PlaceHold { caller: buyer.clone(), selection: one_place(), idempotency_key: None };
+            let Decision::Apply(place) = inventory.decide(&place, now_ms, number).unwrap() else { unreachable!() };
+            let turnstile_engine::inventory::Outcome::Hold(hold_id) = inventory.apply(&place) else { unreachable!() };
+            let end = if number < STALL_BOOKINGS {
+                Request::ConfirmHold {
+                    caller: buyer,
+                    hold_id,
+                    payment_reference: format!("psp-{number}"),
+                    idempotency_key: Some(format!("confirm-{number}")),
+                }
+            } else {
+                Request::ReleaseHold { caller: buyer, hold_id }
+            };
+            let Decision::Apply(end) = inventory.decide(&end, now_ms, number).unwrap() else { unreachable!() };
+            inventory.apply(&end);
+        }
+        let started = Instant::now();
+        let state = inventory.checkpoint();
+        serialize_time = started.elapsed();
+        state_bytes = state.len();
+        store.write_blocking(event_id.as_str(), vec![Write::Checkpoint { state }]).unwrap();
+    }
+    drop(store);
+    runtime.block_on(engine.shutdown());
+    (events, state_bytes, serialize_time)
+}
+
+/// Runs `pairs` hold + release pairs, one task per event; records each call's latency (µs).
+async fn run_stall_pairs(engine: &Engine, events: &[EventId], pairs: u64, latencies: &mut Histogram<u64>) -> Duration {
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(events.len());
+    for (number, event_id) in events.iter().enumerate() {
+        let (engine, event_id) = (engine.clone(), event_id.clone());
+        let share = pairs / events.len() as u64 + u64::from((number as u64) < pairs % events.len() as u64);
+        tasks.push(tokio::spawn(async move {
+            let buyer = caller(&format!("load-{number}"));
+            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            for _ in 0..share {
+                let call = Instant::now();
+                let hold = engine.place_hold(buyer.clone(), &event_id, one_place(), None).await.unwrap();
+                latencies.saturating_record(call.elapsed().as_micros() as u64);
+                let call = Instant::now();
+                engine.release_hold(buyer.clone(), &hold.hold_id).await.unwrap();
+                latencies.saturating_record(call.elapsed().as_micros() as u64);
+            }
+            latencies
+        }));
+    }
+    for task in tasks {
+        latencies.add(task.await.unwrap()).unwrap();
+    }
+    started.elapsed()
+}
+
+/// One variant on a fresh copy of the prepared data directory: `STALL_PAIRS_PER_EVENT` pairs per
+/// event, then the figures.
+fn run_stall_variant(source: &std::path::Path, events: &[EventId], name: &str, checkpoint_commands: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = turnstile_storage::DATABASE_FILE;
+    std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    let runtime = turnstile_benches::runtime();
+    let options = EngineOptions {
+        checkpoint_commands,
+        checkpoint_interval: Duration::from_secs(24 * 3_600),
+        ..EngineOptions::default()
+    };
+    let engine = runtime.block_on(Engine::open(dir.path(), options)).unwrap();
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let pairs = STALL_PAIRS_PER_EVENT * events.len() as u64;
+    let elapsed = runtime.block_on(run_stall_pairs(&engine, events, pairs, &mut latencies));
+    let stats = engine.store().unwrap().stats();
+    let commits = stats.commits.load(Ordering::Relaxed).max(1);
+    let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1e3;
+    println!(
+        "checkpoint_stall/{name}: {pairs} pairs in {:.1} s ({:.0} pairs/s); hold and release latency p50 {:.2} ms, \
+         p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms; {commits} log commits, {:.0} us each on average, the longest \
+         {:.1} ms; {} checkpoints stored, {:.0} MB, {:.0} ms of checkpoint turns (the longest {:.1} ms)",
+        elapsed.as_secs_f64(),
+        pairs as f64 / elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        latencies.max() as f64 / 1e3,
+        stats.commit_micros.load(Ordering::Relaxed) as f64 / commits as f64,
+        stats.commit_micros_max.load(Ordering::Relaxed) as f64 / 1e3,
+        stats.checkpoints.load(Ordering::Relaxed),
+        stats.checkpoint_bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        stats.checkpoint_micros.load(Ordering::Relaxed) as f64 / 1e3,
+        stats.checkpoint_turn_micros_max.load(Ordering::Relaxed) as f64 / 1e3,
+    );
+    runtime.block_on(engine.shutdown());
+}
+
+/// Runs only when named (`-- checkpoint_stall`): a fixed amount of work per variant, so that the
+/// same number of checkpoints of the same size is written in every run and runs compare, and
+/// its own latency percentiles rather than criterion's timing. The variants alternate, twice.
+fn bench_checkpoint_stall(_: &mut Criterion) {
+    if !std::env::args().any(|argument| argument.contains("checkpoint_stall")) {
+        return;
+    }
+    let source = tempfile::tempdir().unwrap();
+    let (events, state_bytes, serialize_time) = build_stall_state(source.path());
+    println!(
+        "checkpoint_stall: {STALL_EVENTS} events, each starting with {STALL_BOOKINGS} bookings and {STALL_RELEASED} \
+         ended holds ({:.1} MB of checkpoint state, serialized in {:.1} ms); {STALL_PAIRS_PER_EVENT} hold + release \
+         pairs per event, one task per event",
+        state_bytes as f64 / 1e6,
+        serialize_time.as_secs_f64() * 1e3
+    );
+    for _ in 0..2 {
+        run_stall_variant(source.path(), &events, "checkpoints_off", u64::MAX);
+        run_stall_variant(source.path(), &events, "checkpoints", STALL_CHECKPOINT_COMMANDS);
+    }
+}
+
+criterion_group!(benches, bench_holds, bench_recovery, bench_checkpoint_stall);
 criterion_main!(benches);

@@ -111,9 +111,14 @@ pub struct Stats {
     pub commit_micros: AtomicU64,
     /// Unix ms of the last committed checkpoint (0: none since the store was opened).
     pub last_checkpoint_unix_ms: AtomicU64,
+    /// The longest log commit since the store was opened.
+    pub commit_micros_max: AtomicU64,
     /// Checkpoints stored since the store was opened, and their bytes of state.
     pub checkpoints: AtomicU64,
     pub checkpoint_bytes: AtomicU64,
+    /// Time the writer spent writing checkpoints (turns), in all and the longest turn.
+    pub checkpoint_micros: AtomicU64,
+    pub checkpoint_turn_micros_max: AtomicU64,
 }
 
 enum Job {
@@ -908,7 +913,9 @@ impl Writer {
                     stats.commits.fetch_add(1, Ordering::Relaxed);
                     stats.jobs.fetch_add(job_count, Ordering::Relaxed);
                     stats.entries.fetch_add(entries, Ordering::Relaxed);
-                    stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    let micros = started.elapsed().as_micros() as u64;
+                    stats.commit_micros.fetch_add(micros, Ordering::Relaxed);
+                    stats.commit_micros_max.fetch_max(micros, Ordering::Relaxed);
                     metrics::histogram!("turnstile_log_commit_jobs").record(job_count as f64);
                     metrics::histogram!("turnstile_log_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::counter!("turnstile_log_entries_total").increment(entries);
@@ -1009,6 +1016,9 @@ impl Writer {
             return self.fail_checkpoints(self.shared.io(error));
         }
         self.unflushed = true;
+        let micros = started.elapsed().as_micros() as u64;
+        self.shared.stats.checkpoint_micros.fetch_add(micros, Ordering::Relaxed);
+        self.shared.stats.checkpoint_turn_micros_max.fetch_max(micros, Ordering::Relaxed);
         metrics::histogram!("turnstile_checkpoint_turn_seconds").record(started.elapsed().as_secs_f64());
         if completed == 0 {
             return;
