@@ -275,12 +275,10 @@ async fn failover_time(ledger: &Arc<Mutex<Ledger>>, since: Instant) -> Duration 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_nodes_survive_leader_kills_and_a_pause() {
-    let kills: usize =
-        std::env::var("TURNSTILE_CLUSTER_KILLS").ok().and_then(|value| value.parse().ok()).unwrap_or(KILLS_DEFAULT);
+/// A cluster of `names`, started and healthy: its directory (kept alive), nodes and config path.
+async fn start_cluster(names: &[&'static str]) -> (tempfile::TempDir, Vec<Node>, PathBuf) {
     let directory = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = NODES
+    let mut nodes: Vec<Node> = names
         .iter()
         .map(|name| Node {
             name,
@@ -304,35 +302,38 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
     for node in &nodes {
         wait_healthy(node).await;
     }
+    (directory, nodes, config_path)
+}
 
-    let authenticator = Authenticator::new(SECRET.as_bytes());
-    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
-    // The catalog is replicated to every node: create it through one, read it through all.
-    let mut admin_client = AdminServiceClient::new(channel(nodes[1].address));
-    let venue = pb::CreateVenueRequest {
-        name: "Cluster Hall".into(),
+/// A venue of one section "S" of `rows` rows of `seats_per_row` seats.
+fn venue_request(name: &str, rows: usize, seats_per_row: usize) -> pb::CreateVenueRequest {
+    pb::CreateVenueRequest {
+        name: name.into(),
         city: "Porto".into(),
         address: String::new(),
         sections: vec![pb::Section {
             section_id: "S".into(),
             name: "Stalls".into(),
-            rows: (0..ROWS)
+            rows: (0..rows)
                 .map(|row| pb::Row {
                     label: format!("R{row}"),
-                    seat_labels: (1..=SEATS_PER_ROW).map(|seat| seat.to_string()).collect(),
+                    seat_labels: (1..=seats_per_row).map(|seat| seat.to_string()).collect(),
                 })
                 .collect(),
             general_admission_capacity: 0,
         }],
-    };
-    let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
-    let event = pb::CreateEventRequest {
-        name: "Cluster Night".into(),
+    }
+}
+
+/// An event at `venue_id` with one price level over section "S".
+fn event_request(venue_id: &str, name: &str, starts_at_seconds: i64, buyer_seat_limit: u32) -> pb::CreateEventRequest {
+    pb::CreateEventRequest {
+        name: name.into(),
         description: String::new(),
         category: "concert".into(),
-        venue_id: venue.venue_id.clone(),
+        venue_id: venue_id.into(),
         performer_ids: vec![],
-        starts_at: Some(prost_types::Timestamp { seconds: 2_000_000_000, nanos: 0 }),
+        starts_at: Some(prost_types::Timestamp { seconds: starts_at_seconds, nanos: 0 }),
         ends_at: Some(prost_types::Timestamp { seconds: 2_000_010_000, nanos: 0 }),
         price_levels: vec![pb::PriceLevel {
             price_level_id: "STD".into(),
@@ -341,8 +342,23 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
             section_ids: vec!["S".into()],
         }],
         hold_ttl_seconds: 0,
-        buyer_seat_limit: 1_000,
-    };
+        buyer_seat_limit,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_survive_leader_kills_and_a_pause() {
+    let kills: usize =
+        std::env::var("TURNSTILE_CLUSTER_KILLS").ok().and_then(|value| value.parse().ok()).unwrap_or(KILLS_DEFAULT);
+    let (_directory, mut nodes, config_path) = start_cluster(&NODES).await;
+
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    // The catalog is replicated to every node: create it through one, read it through all.
+    let mut admin_client = AdminServiceClient::new(channel(nodes[1].address));
+    let venue = venue_request("Cluster Hall", ROWS, SEATS_PER_ROW);
+    let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
+    let event = event_request(&venue.venue_id, "Cluster Night", 2_000_000_000, 1_000);
     let event_id = admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
     for node in &nodes {
         let mut catalog = CatalogServiceClient::new(channel(node.address));
@@ -532,66 +548,17 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
 /// booking of a buyer (gathered from all nodes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_nodes_answer_for_shards_they_do_not_hold() {
-    let directory = tempfile::tempdir().unwrap();
-    let names: [&'static str; 4] = ["node-a", "node-b", "node-c", "node-d"];
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|name| Node {
-            name,
-            address: free_local_address(),
-            data_dir: directory.path().join(name),
-            log: directory.path().join(format!("{name}.log")),
-            child: None,
-        })
-        .collect();
-    let mut config = format!("[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nshards = {SHARDS}\nreplicas = 3\n");
-    for node in &nodes {
-        config.push_str(&format!("[[nodes]]\nid = \"{}\"\naddress = \"{}\"\n", node.name, node.address));
-    }
-    let config_path = directory.path().join("cluster.toml");
-    std::fs::write(&config_path, config).unwrap();
-    for node in &mut nodes {
-        node.start(&config_path);
-    }
-    for node in &nodes {
-        wait_healthy(node).await;
-    }
+    let (_directory, nodes, _) = start_cluster(&["node-a", "node-b", "node-c", "node-d"]).await;
     let authenticator = Authenticator::new(SECRET.as_bytes());
     let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
     let buyer = authenticator.mint("buyer-x", Role::User, TOKEN_TTL_SECONDS);
     let mut admin_client = AdminServiceClient::new(channel(nodes[3].address));
-    let venue = pb::CreateVenueRequest {
-        name: "Small Hall".into(),
-        city: "Lyon".into(),
-        address: String::new(),
-        sections: vec![pb::Section {
-            section_id: "S".into(),
-            name: "Stalls".into(),
-            rows: vec![pb::Row { label: "R0".into(), seat_labels: (1..=10).map(|seat| seat.to_string()).collect() }],
-            general_admission_capacity: 0,
-        }],
-    };
+    let venue = venue_request("Small Hall", 1, 10);
     let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
     // Enough events that, with 8 shards over 4 nodes, every node misses the shard of some.
     let mut booked = HashSet::new();
     for number in 0..12 {
-        let event = pb::CreateEventRequest {
-            name: format!("Evening {number}"),
-            description: String::new(),
-            category: "concert".into(),
-            venue_id: venue.venue_id.clone(),
-            performer_ids: vec![],
-            starts_at: Some(prost_types::Timestamp { seconds: 2_000_000_000 + number, nanos: 0 }),
-            ends_at: Some(prost_types::Timestamp { seconds: 2_000_010_000, nanos: 0 }),
-            price_levels: vec![pb::PriceLevel {
-                price_level_id: "STD".into(),
-                name: "Standard".into(),
-                price: Some(pb::Money { amount_minor: 1_000, currency: "EUR".into() }),
-                section_ids: vec!["S".into()],
-            }],
-            hold_ttl_seconds: 0,
-            buyer_seat_limit: 10,
-        };
+        let event = event_request(&venue.venue_id, &format!("Evening {number}"), 2_000_000_000 + number, 10);
         let event_id =
             admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
         // Through each node in turn: most calls land on a node that is not the shard's leader.
