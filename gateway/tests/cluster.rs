@@ -9,6 +9,8 @@
 //!
 //! TURNSTILE_CLUSTER_KILLS sets the number of kill cycles (default 3).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,10 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{authed, event_request, venue_request};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request};
+use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -60,12 +63,6 @@ fn channel(address: SocketAddr) -> Channel {
         .connect_timeout(Duration::from_secs(1))
         .timeout(CALL_TIMEOUT)
         .connect_lazy()
-}
-
-fn authed<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 struct Node {
@@ -305,47 +302,6 @@ async fn start_cluster(names: &[&'static str]) -> (tempfile::TempDir, Vec<Node>,
     (directory, nodes, config_path)
 }
 
-/// A venue of one section "S" of `rows` rows of `seats_per_row` seats.
-fn venue_request(name: &str, rows: usize, seats_per_row: usize) -> pb::CreateVenueRequest {
-    pb::CreateVenueRequest {
-        name: name.into(),
-        city: "Porto".into(),
-        address: String::new(),
-        sections: vec![pb::Section {
-            section_id: "S".into(),
-            name: "Stalls".into(),
-            rows: (0..rows)
-                .map(|row| pb::Row {
-                    label: format!("R{row}"),
-                    seat_labels: (1..=seats_per_row).map(|seat| seat.to_string()).collect(),
-                })
-                .collect(),
-            general_admission_capacity: 0,
-        }],
-    }
-}
-
-/// An event at `venue_id` with one price level over section "S".
-fn event_request(venue_id: &str, name: &str, starts_at_seconds: i64, buyer_seat_limit: u32) -> pb::CreateEventRequest {
-    pb::CreateEventRequest {
-        name: name.into(),
-        description: String::new(),
-        category: "concert".into(),
-        venue_id: venue_id.into(),
-        performer_ids: vec![],
-        starts_at: Some(prost_types::Timestamp { seconds: starts_at_seconds, nanos: 0 }),
-        ends_at: Some(prost_types::Timestamp { seconds: 2_000_010_000, nanos: 0 }),
-        price_levels: vec![pb::PriceLevel {
-            price_level_id: "STD".into(),
-            name: "Standard".into(),
-            price: Some(pb::Money { amount_minor: 2_500, currency: "EUR".into() }),
-            section_ids: vec!["S".into()],
-        }],
-        hold_ttl_seconds: 0,
-        buyer_seat_limit,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_survive_leader_kills_and_a_pause() {
     let kills: usize =
@@ -356,9 +312,9 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
     let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
     // The catalog is replicated to every node: create it through one, read it through all.
     let mut admin_client = AdminServiceClient::new(channel(nodes[1].address));
-    let venue = venue_request("Cluster Hall", ROWS, SEATS_PER_ROW);
+    let venue = venue_request(ROWS, SEATS_PER_ROW, 0);
     let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
-    let event = event_request(&venue.venue_id, "Cluster Night", 2_000_000_000, 1_000);
+    let event = event_request(&venue, 1_000);
     let event_id = admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
     for node in &nodes {
         let mut catalog = CatalogServiceClient::new(channel(node.address));
@@ -553,12 +509,12 @@ async fn four_nodes_answer_for_shards_they_do_not_hold() {
     let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
     let buyer = authenticator.mint("buyer-x", Role::User, TOKEN_TTL_SECONDS);
     let mut admin_client = AdminServiceClient::new(channel(nodes[3].address));
-    let venue = venue_request("Small Hall", 1, 10);
+    let venue = venue_request(1, 10, 0);
     let venue = admin_client.create_venue(authed(&admin, venue)).await.unwrap().into_inner().venue.unwrap();
     // Enough events that, with 8 shards over 4 nodes, every node misses the shard of some.
     let mut booked = HashSet::new();
     for number in 0..12 {
-        let event = event_request(&venue.venue_id, &format!("Evening {number}"), 2_000_000_000 + number, 10);
+        let event = event_request(&venue, 10);
         let event_id =
             admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
         // Through each node in turn: most calls land on a node that is not the shard's leader.
