@@ -381,8 +381,27 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
     for buyer in buyers {
         tokio::time::timeout(Duration::from_secs(30), buyer).await.expect("buyers stop").expect("no buyer panicked");
     }
-    // The resumed node has heard of the new term by now; give it a moment to step down.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The resumed node has heard of the new term by now: within a bound, at most one node runs the
+    // event (the resumed one stopped its actor when it stepped down).
+    let settle_started = Instant::now();
+    loop {
+        let mut running = Vec::new();
+        for node in &nodes {
+            let mut client = AdminServiceClient::new(channel(node.address));
+            let reply = client.get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap();
+            if reply.get_ref().events_active > 0 {
+                running.push(node.name);
+            }
+        }
+        if running.len() <= 1 {
+            break;
+        }
+        assert!(
+            settle_started.elapsed() < Duration::from_secs(10),
+            "nodes running the event after the pause: {running:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let ledger = ledger.lock().unwrap();
     println!(
