@@ -107,9 +107,10 @@ pub struct EngineOptions {
     /// How often the sweep looks for events to checkpoint, so the log behind them can be purged.
     pub checkpoint_interval: Duration,
     /// The sweep checkpoints an event that changed only when it has no checkpoint since it was
-    /// loaded or its last one is at least this old. A checkpoint writes the event's whole state
-    /// in the log's one writer transaction, so checkpointing every busy event every sweep stalled
-    /// every other event's commits (the soak's p99, docs/SOAK.md).
+    /// loaded or its last one is at least this old. A checkpoint serializes the event's whole
+    /// state on its actor and the log writer stores it in pieces between log commits, so
+    /// checkpointing every busy event every sweep stalled the others (the soak's p99,
+    /// docs/SOAK.md).
     pub checkpoint_max_age: Duration,
 }
 
