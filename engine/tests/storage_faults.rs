@@ -27,6 +27,8 @@
 //! Deterministic by default; `TURNSTILE_FAULT_SEED=<n>` changes the tearing seeds. A failure
 //! names the fault, the sync it hit and the seed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -1044,37 +1046,7 @@ async fn a_crash_between_a_log_commit_and_its_checkpoint_rebuilds_the_same_event
         let disk = FaultyDisk::default();
         let store = Arc::new(Store::open_with_backend(disk.clone(), "checkpoint crash").expect("store"));
         let engine = Engine::open_store(store.clone(), options()).await.expect("engine");
-        let venue = engine
-            .create_venue(VenueSpec {
-                name: "Hall".into(),
-                sections: vec![SectionSpec {
-                    section_id: "S".into(),
-                    name: "Stalls".into(),
-                    rows: numbered_rows(&["A"], 10),
-                    general_admission_capacity: 0,
-                }],
-                ..VenueSpec::default()
-            })
-            .await
-            .expect("venue");
-        let event = engine
-            .create_event(EventSpec {
-                name: "Concert".into(),
-                venue_id: venue.venue_id.clone(),
-                starts_at_ms: 2_000_000_000_000,
-                ends_at_ms: 2_000_000_900_000,
-                currency: "EUR".into(),
-                price_levels: vec![PriceLevel {
-                    price_level_id: "A".into(),
-                    name: "All".into(),
-                    amount_minor: 5_000,
-                    section_ids: vec!["S".into()],
-                }],
-                ..EventSpec::default()
-            })
-            .await
-            .expect("event");
-        let event_id = event.event_id.clone();
+        let event_id = common::create_event(&engine, vec![common::reserved("S", &["A"], 10)], None, None).await;
         for number in 1..=5 {
             let seats = Selection::Seats(vec![format!("S:A:{number}")]);
             engine.place_hold(caller(BUYERS[number % 4]), &event_id, seats, None).await.expect("hold");
