@@ -21,8 +21,24 @@ pub struct Config {
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
+    pub storage: StorageConfig,
     /// Every node of the cluster. A single-node deployment lists itself.
     pub nodes: Vec<NodeEntry>,
+}
+
+/// The command log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Commands an event applies between automatic checkpoints of its state. Fewer make recovery
+    /// shorter; each checkpoint serializes the event's whole state on its actor.
+    pub checkpoint_commands: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { checkpoint_commands: 10_000 }
+    }
 }
 
 /// Sharding and replication, used when `[[nodes]]` lists more than one node.
@@ -114,6 +130,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
+            storage: StorageConfig::default(),
             nodes: Vec::new(),
         }
     }
@@ -237,6 +254,12 @@ impl Config {
         if !(1..=4_096).contains(&self.cluster.shards) {
             return Err(ConfigError::Invalid { key: "cluster.shards", reason: "must be between 1 and 4096".into() });
         }
+        if !(100..=1_000_000_000).contains(&self.storage.checkpoint_commands) {
+            return Err(ConfigError::Invalid {
+                key: "storage.checkpoint_commands",
+                reason: "must be between 100 and 1000000000".into(),
+            });
+        }
         if !(1..=7).contains(&self.cluster.replicas) {
             return Err(ConfigError::Invalid { key: "cluster.replicas", reason: "must be between 1 and 7".into() });
         }
@@ -270,5 +293,12 @@ mod tests {
         let config: Config = toml::from_str("[auth]\nsecret = \"short\"\n").unwrap();
         let error = config.validate().unwrap_err();
         assert!(error.to_string().starts_with("auth.secret"), "{error}");
+        let secret = "[auth]\nsecret = \"a-secret-of-enough-bytes\"\n";
+        let config: Config = toml::from_str(&format!("{secret}[storage]\ncheckpoint_commands = 5\n")).unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().starts_with("storage.checkpoint_commands"), "{error}");
+        let config: Config = toml::from_str(&format!("{secret}[cluster]\nreplicas = 9\n")).unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().starts_with("cluster.replicas"), "{error}");
     }
 }

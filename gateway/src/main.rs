@@ -288,6 +288,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn engine_options(config: &Config) -> EngineOptions {
+    EngineOptions { checkpoint_commands: config.storage.checkpoint_commands, ..EngineOptions::default() }
+}
+
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if let Some(listen) = config.metrics.listen {
         turnstile::metrics::install_exporter(listen)?;
@@ -296,7 +300,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if config.is_cluster() {
         return serve_cluster(config, demo, started).await;
     }
-    let engine = Engine::open(&config.node.data_dir, EngineOptions::default())
+    let engine = Engine::open(&config.node.data_dir, engine_options(&config))
         .await
         .with_context(|| format!("cannot open the data directory {}", config.node.data_dir.display()))?;
     tracing::info!(
@@ -339,7 +343,7 @@ async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) 
         store,
         Arc::new(ReplicatedJournal(cluster.clone())),
         cluster.clone(),
-        EngineOptions::default(),
+        engine_options(&config),
     )
     .await
     .context("cannot start the engine")?;
