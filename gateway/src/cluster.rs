@@ -27,6 +27,7 @@ use turnstile_engine::engine::WeakEngine;
 use turnstile_engine::ids::EventId;
 use turnstile_engine::journal::{GateFuture, Journal, ShardGate};
 use turnstile_engine::Error;
+use turnstile_storage::frame::{put_bytes, take_bytes, take_u64};
 use turnstile_storage::{Committed, Done, Store, StoreError, Write};
 
 use crate::config::Config;
@@ -186,11 +187,6 @@ impl Cluster {
 // Jobs as bytes
 // -----------------------------------------------------------------------------------------------
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// A job as a replicated command: the stream, then each write with a tag. Checkpoints are not
 /// replicated (see [`ReplicatedJournal`]).
 fn encode_job(stream: &str, writes: &[Write]) -> Vec<u8> {
@@ -220,43 +216,43 @@ fn encode_job(stream: &str, writes: &[Write]) -> Vec<u8> {
     out
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < count {
-            return Err("job is cut short".into());
-        }
-        let (head, rest) = self.0.split_at(count);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let length = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
-        self.take(length)
-    }
-
-    fn text(&mut self) -> Result<String, String> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| "job text is not UTF-8".to_string())
-    }
+/// A length-prefixed UTF-8 field of a job; returns it and the rest.
+fn take_text<'a>(input: &'a [u8], what: &str) -> Result<(String, &'a [u8]), StoreError> {
+    let (bytes, rest) = take_bytes(input, what)?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::Corrupt { what: what.to_string(), reason: "text is not UTF-8".into() })?;
+    Ok((text, rest))
 }
 
-fn decode_job(bytes: &[u8]) -> Result<(String, Vec<Write>), String> {
-    let mut reader = Reader(bytes);
-    let stream = reader.text()?;
+fn decode_job(bytes: &[u8]) -> Result<(String, Vec<Write>), StoreError> {
+    const WHAT: &str = "replicated job";
+    let (stream, mut rest) = take_text(bytes, WHAT)?;
     let mut writes = Vec::new();
-    while !reader.0.is_empty() {
-        let tag = reader.take(1)?[0];
+    while let Some((&tag, after_tag)) = rest.split_first() {
+        rest = after_tag;
         writes.push(match tag {
-            1 => Write::Append { payload: reader.bytes()?.to_vec() },
-            2 => Write::Put { kind: reader.text()?, key: reader.text()?, value: reader.bytes()?.to_vec() },
-            3 => {
-                let buyer = reader.text()?;
-                let booked_at_ms = u64::from_le_bytes(reader.take(8)?.try_into().expect("8 bytes"));
-                Write::IndexBooking { buyer, booked_at_ms, booking_id: reader.text()? }
+            1 => {
+                let (payload, after) = take_bytes(rest, WHAT)?;
+                rest = after;
+                Write::Append { payload: payload.to_vec() }
             }
-            other => return Err(format!("unknown write tag {other}")),
+            2 => {
+                let (kind, after) = take_text(rest, WHAT)?;
+                let (key, after) = take_text(after, WHAT)?;
+                let (value, after) = take_bytes(after, WHAT)?;
+                rest = after;
+                Write::Put { kind, key, value: value.to_vec() }
+            }
+            3 => {
+                let (buyer, after) = take_text(rest, WHAT)?;
+                let (booked_at_ms, after) = take_u64(after, WHAT)?;
+                let (booking_id, after) = take_text(after, WHAT)?;
+                rest = after;
+                Write::IndexBooking { buyer, booked_at_ms, booking_id }
+            }
+            other => {
+                return Err(StoreError::Corrupt { what: WHAT.into(), reason: format!("unknown write tag {other}") })
+            }
         });
     }
     Ok((stream, writes))
@@ -370,7 +366,7 @@ impl NodeApplier {
             // Re-applied after a restart: the store has it already.
             return Ok(());
         }
-        let (stream, mut writes) = decode_job(command)?;
+        let (stream, mut writes) = decode_job(command).map_err(|error| error.to_string())?;
         let catalog_writes = (self.group == cluster.catalog_group).then(|| writes.clone());
         writes.push(Write::Put { kind: APPLIED_RECORD.into(), key, value: index.to_le_bytes().to_vec() });
         let store = cluster.store.clone();
@@ -557,7 +553,7 @@ mod tests {
         assert!(decode_job(&bytes[..bytes.len() - 1]).is_err(), "a cut job is refused");
         let mut bad_tag = encode_job("", &[]);
         bad_tag.push(7);
-        assert!(decode_job(&bad_tag).unwrap_err().contains("tag"));
+        assert!(decode_job(&bad_tag).unwrap_err().to_string().contains("tag"));
     }
 
     #[test]
