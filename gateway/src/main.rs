@@ -317,14 +317,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.node.listen))?;
     let server = Server::start(&config, engine, listener).await?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => {
-            result?;
-            tracing::info!("shutting down");
-        }
-        result = server.wait() => return result,
-    }
-    Ok(())
+    serve_until_interrupted(server).await
 }
 
 /// One node of a cluster: the node's store, its shard groups, the engine on top, and the gRPC
@@ -362,13 +355,20 @@ async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) 
     if demo {
         tracing::warn!("--demo is ignored in a cluster: create the catalog through the admin API");
     }
+    serve_until_interrupted(server).await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Serves until Ctrl-C (then returns to let the caller stop what it started) or until the server
+/// fails.
+async fn serve_until_interrupted(server: Server) -> anyhow::Result<()> {
     tokio::select! {
         result = tokio::signal::ctrl_c() => {
             result?;
             tracing::info!("shutting down");
+            Ok(())
         }
-        result = server.wait() => return result,
+        result = server.wait() => result,
     }
-    cluster.shutdown().await;
-    Ok(())
 }
