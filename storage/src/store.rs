@@ -21,6 +21,11 @@
 //! then are the entries it covers purged, in a later transaction still. A crash before the head
 //! is durable leaves the previous checkpoint and the whole log behind it. A job carrying a
 //! checkpoint is answered once the checkpoint is stored, not in submission order.
+//!
+//! A checkpoint's state can also come later ([`Store::checkpoint_later`]): the owner takes its
+//! place in the stream's order at once (so the checkpoint covers exactly the entries submitted
+//! before it) and serializes its state on another thread, off its own path; the writer writes it
+//! once it arrives.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -122,10 +127,34 @@ pub struct Stats {
 }
 
 enum Job {
-    Batch { stream: String, writes: Vec<Write>, done: Done },
-    ClearPoison { stream: String },
-    SaveVote { vote: Vec<u8>, done: Done },
-    TruncateFrom { index: u64, done: Done },
+    Batch {
+        stream: String,
+        writes: Vec<Write>,
+        done: Done,
+    },
+    /// A checkpoint of `stream` as of the entries submitted before it, its state to come in a
+    /// `CheckpointState` job with the same id.
+    CheckpointLater {
+        stream: String,
+        id: u64,
+        done: Done,
+    },
+    /// The state of a `CheckpointLater`; `None` when its filler was dropped without one.
+    CheckpointState {
+        id: u64,
+        state: Option<Vec<u8>>,
+    },
+    ClearPoison {
+        stream: String,
+    },
+    SaveVote {
+        vote: Vec<u8>,
+        done: Done,
+    },
+    TruncateFrom {
+        index: u64,
+        done: Done,
+    },
     Stop,
 }
 
@@ -145,6 +174,36 @@ pub struct Store {
     shared: Arc<Shared>,
     sender: SyncSender<Job>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Ids of checkpoints whose state comes later.
+    next_checkpoint_id: AtomicU64,
+}
+
+/// Hands the state of a [`Store::checkpoint_later`] checkpoint to the writer. Dropping it unfilled
+/// abandons the checkpoint: it is answered with an error and nothing is stored.
+pub struct CheckpointFiller {
+    id: u64,
+    /// `None` once used, or when the checkpoint was refused at submission.
+    sender: Option<SyncSender<Job>>,
+}
+
+impl CheckpointFiller {
+    /// Gives the checkpoint its state: the stream's state as of the entries submitted before
+    /// `checkpoint_later` was called. May block briefly while the writer's queue is full.
+    pub fn fill(mut self, state: Vec<u8>) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Job::CheckpointState { id: self.id, state: Some(state) });
+        }
+    }
+}
+
+impl Drop for CheckpointFiller {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            // Never blocks here (a drop may run on an async thread). If the queue is full, the
+            // checkpoint waits until a newer one of its stream replaces it or the store stops.
+            let _ = sender.try_send(Job::CheckpointState { id: self.id, state: None });
+        }
+    }
 }
 
 fn entry_key(index: u64) -> [u8; 8] {
@@ -288,7 +347,7 @@ impl Store {
                 .run(receiver)
             })
             .map_err(|error| shared.io(error))?;
-        Ok(Self { shared, sender, writer: Mutex::new(Some(writer)) })
+        Ok(Self { shared, sender, writer: Mutex::new(Some(writer)), next_checkpoint_id: AtomicU64::new(1) })
     }
 
     /// Rebuilds the writer's view of the log: which streams have entries beyond their checkpoints.
@@ -346,6 +405,29 @@ impl Store {
             Err(TrySendError::Full(Job::Batch { done, .. })) => done(Err(StoreError::Full)),
             Err(TrySendError::Disconnected(Job::Batch { done, .. })) => done(Err(StoreError::Stopped)),
             Err(_) => unreachable!("a batch was sent"),
+        }
+    }
+
+    /// Queues a checkpoint of `stream` covering every entry submitted on it before this call,
+    /// whose state is given later through the returned filler (typically from another thread, so
+    /// the owner need not serialize its state on its own path). `done` runs once it is stored, or
+    /// with an error if it could not be (queue full, filler dropped, write failed, store stopped).
+    /// Like other checkpoints, it is replaced (and answered) by a newer one of the same stream.
+    pub fn checkpoint_later(&self, stream: &str, done: Done) -> CheckpointFiller {
+        let id = self.next_checkpoint_id.fetch_add(1, Ordering::Relaxed);
+        let job = Job::CheckpointLater { stream: stream.to_string(), id, done };
+        match self.sender.try_send(job) {
+            Ok(()) => CheckpointFiller { id, sender: Some(self.sender.clone()) },
+            Err(refused) => {
+                let (error, job) = match refused {
+                    TrySendError::Full(job) => (StoreError::Full, job),
+                    TrySendError::Disconnected(job) => (StoreError::Stopped, job),
+                };
+                if let Job::CheckpointLater { done, .. } = job {
+                    done(Err(error));
+                }
+                CheckpointFiller { id, sender: None }
+            }
         }
     }
 
@@ -651,7 +733,10 @@ struct PendingCheckpoint {
     stream: String,
     /// The log index it covers: the stream's last entry when the checkpoint was taken.
     index: u64,
-    state: Vec<u8>,
+    /// `None` until the state of a checkpoint submitted with `checkpoint_later` arrives.
+    state: Option<Vec<u8>>,
+    /// The id its state arrives under, for a checkpoint submitted with `checkpoint_later`.
+    later_id: Option<u64>,
     /// Chunks of `state` already written (in transactions that may not be durable yet).
     chunks_written: u32,
     /// The stream's first entry appended after `index`, once there is one: the stream's first
@@ -662,14 +747,14 @@ struct PendingCheckpoint {
 }
 
 impl PendingCheckpoint {
-    fn chunk_count(&self) -> u32 {
-        self.state.len().div_ceil(CHECKPOINT_CHUNK_BYTES).max(1) as u32
+    fn chunk_count(state: &[u8]) -> u32 {
+        state.len().div_ceil(CHECKPOINT_CHUNK_BYTES).max(1) as u32
     }
 
-    fn chunk(&self, number: u32) -> &[u8] {
-        let start = (number as usize * CHECKPOINT_CHUNK_BYTES).min(self.state.len());
-        let end = (start + CHECKPOINT_CHUNK_BYTES).min(self.state.len());
-        &self.state[start..end]
+    fn chunk(state: &[u8], number: u32) -> &[u8] {
+        let start = (number as usize * CHECKPOINT_CHUNK_BYTES).min(state.len());
+        let end = (start + CHECKPOINT_CHUNK_BYTES).min(state.len());
+        &state[start..end]
     }
 
     fn answer(self, result: Result<(), StoreError>) {
@@ -685,7 +770,7 @@ impl Writer {
         while !stopping {
             // With checkpoints to write, the writer does not sleep on an empty queue: it writes
             // the next chunk while no job is waiting, and looks at the queue again after each.
-            let first = if self.checkpoints.is_empty() {
+            let first = if !self.checkpoint_ready() {
                 match receiver.recv() {
                     Ok(job) => job,
                     Err(_) => break,
@@ -710,6 +795,13 @@ impl Writer {
                             next = receiver.try_recv().ok();
                         }
                     }
+                    // A state arriving changes no order: the group goes on.
+                    Job::CheckpointState { id, state } => {
+                        self.fill_checkpoint(id, state);
+                        if group.len() < JOBS_PER_COMMIT_MAX {
+                            next = receiver.try_recv().ok();
+                        }
+                    }
                     control => {
                         // Control jobs run in order: after the group ahead of them.
                         self.commit_group(std::mem::take(&mut group));
@@ -722,9 +814,13 @@ impl Writer {
             }
             self.commit_group(group);
         }
-        // Stopping: store the checkpoints still pending, then make everything durable.
-        while !self.checkpoints.is_empty() {
+        // Stopping: store the checkpoints still pending whose state is here, then make
+        // everything durable. Those still waiting for their state are not stored.
+        while self.checkpoint_ready() {
             self.checkpoint_turn();
+        }
+        for checkpoint in std::mem::take(&mut self.checkpoints) {
+            checkpoint.answer(Err(StoreError::Stopped));
         }
         if self.unflushed {
             if let Err(error) = self.transact(Durability::Immediate, |_| Ok(())) {
@@ -770,10 +866,49 @@ impl Writer {
                 }
                 done(result.map(|()| Committed::default()));
             }
+            Job::CheckpointLater { stream, id, done } => {
+                if self.poisoned.contains(&stream) {
+                    done(Err(StoreError::Poisoned(stream)));
+                } else {
+                    // The group ahead is committed: the stream's last entry is the one it covers.
+                    let index = self.cursor.last_index_of(&stream);
+                    self.queue_checkpoint(PendingCheckpoint {
+                        stream,
+                        index,
+                        state: None,
+                        later_id: Some(id),
+                        chunks_written: 0,
+                        first_after: None,
+                        done: Some((done, Committed::default())),
+                    });
+                }
+            }
+            Job::CheckpointState { id, state } => self.fill_checkpoint(id, state),
             Job::Stop => return true,
             Job::Batch { .. } => unreachable!("batches are grouped"),
         }
         false
+    }
+
+    /// Some pending checkpoint has its state and can be written.
+    fn checkpoint_ready(&self) -> bool {
+        self.checkpoints.iter().any(|checkpoint| checkpoint.state.is_some())
+    }
+
+    /// The state of a `checkpoint_later` checkpoint arrived (`None`: it never will). A checkpoint
+    /// replaced by a newer one of its stream meanwhile is no longer pending: the state is dropped.
+    fn fill_checkpoint(&mut self, id: u64, state: Option<Vec<u8>>) {
+        let Some(position) = self.checkpoints.iter().position(|checkpoint| checkpoint.later_id == Some(id)) else {
+            return;
+        };
+        match state {
+            Some(state) => self.checkpoints[position].state = Some(state),
+            None => {
+                let checkpoint = self.checkpoints.remove(position).expect("position found");
+                let reason = format!("checkpoint of '{}' abandoned: its state never came", checkpoint.stream);
+                checkpoint.answer(Err(StoreError::Refused(reason)));
+            }
+        }
     }
 
     fn transact(
@@ -900,7 +1035,8 @@ impl Writer {
                             self.queue_checkpoint(PendingCheckpoint {
                                 stream: job.stream.clone(),
                                 index,
-                                state,
+                                state: Some(state),
+                                later_id: None,
                                 chunks_written: 0,
                                 first_after: None,
                                 done,
@@ -962,7 +1098,8 @@ impl Writer {
     /// completed are then answered and the log behind them purged.
     fn checkpoint_turn(&mut self) {
         let started = Instant::now();
-        let mut completed = 0;
+        // Positions in `checkpoints` of those stored by this turn, in increasing order.
+        let mut completed = Vec::new();
         let mut budget = CHECKPOINT_CHUNK_BYTES;
         let mut bytes = 0u64;
         let checkpoints = &mut self.checkpoints;
@@ -978,11 +1115,15 @@ impl Writer {
             let mut chunks = transaction.open_table(CHECKPOINT_CHUNKS)?;
             let mut heads = transaction.open_table(CHECKPOINT_HEADS)?;
             let mut legacy = transaction.open_table(CHECKPOINTS)?;
-            while let Some(checkpoint) = checkpoints.get_mut(completed) {
-                let count = checkpoint.chunk_count();
+            // Oldest first; one still waiting for its state is passed over.
+            let mut position = 0;
+            while let Some(checkpoint) = checkpoints.get_mut(position) {
+                position += 1;
+                let Some(state) = &checkpoint.state else { continue };
+                let count = PendingCheckpoint::chunk_count(state);
                 while checkpoint.chunks_written < count {
                     let number = checkpoint.chunks_written;
-                    let piece = checkpoint.chunk(number);
+                    let piece = PendingCheckpoint::chunk(state, number);
                     if piece.len() > budget && budget < CHECKPOINT_CHUNK_BYTES {
                         break;
                     }
@@ -997,14 +1138,14 @@ impl Writer {
                     break;
                 }
                 let stream = checkpoint.stream.as_str();
-                let head = encode_head(checkpoint.index, count, checkpoint.state.len() as u64);
+                let head = encode_head(checkpoint.index, count, state.len() as u64);
                 heads.insert(stream, frame::seal(stream.as_bytes(), &head).as_slice())?;
                 legacy.remove(stream)?;
                 // Chunks of earlier (or abandoned) checkpoints of the stream.
                 chunks.retain_in((stream, 0, 0)..(stream, checkpoint.index, 0), |_, _| false)?;
                 chunks.retain_in((stream, checkpoint.index + 1, 0)..=(stream, u64::MAX, u32::MAX), |_, _| false)?;
-                bytes += checkpoint.state.len() as u64;
-                completed += 1;
+                bytes += state.len() as u64;
+                completed.push(position - 1);
                 if budget == 0 {
                     break;
                 }
@@ -1020,18 +1161,22 @@ impl Writer {
         self.shared.stats.checkpoint_micros.fetch_add(micros, Ordering::Relaxed);
         self.shared.stats.checkpoint_turn_micros_max.fetch_max(micros, Ordering::Relaxed);
         metrics::histogram!("turnstile_checkpoint_turn_seconds").record(started.elapsed().as_secs_f64());
-        if completed == 0 {
+        if completed.is_empty() {
             return;
         }
         let stats = &self.shared.stats;
-        stats.checkpoints.fetch_add(completed as u64, Ordering::Relaxed);
+        stats.checkpoints.fetch_add(completed.len() as u64, Ordering::Relaxed);
         stats.checkpoint_bytes.fetch_add(bytes, Ordering::Relaxed);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_millis() as u64)
             .unwrap_or(0);
         stats.last_checkpoint_unix_ms.store(now_ms, Ordering::Relaxed);
-        let stored: Vec<PendingCheckpoint> = self.checkpoints.drain(..completed).collect();
+        let mut stored = Vec::with_capacity(completed.len());
+        for position in completed.into_iter().rev() {
+            stored.push(self.checkpoints.remove(position).expect("a stored checkpoint is pending"));
+        }
+        stored.reverse();
         for checkpoint in &stored {
             self.cursor.mark_checkpointed(&checkpoint.stream, checkpoint.first_after);
         }

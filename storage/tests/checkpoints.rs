@@ -285,3 +285,93 @@ fn a_corrupt_checkpoint_chunk_is_detected() {
     let message = error.to_string();
     assert!(message.contains("checkpoint of s") && message.contains("chunk 1"), "{message}");
 }
+
+/// A checkpoint whose state comes later covers exactly the entries submitted before it, however
+/// many of its stream's entries are committed before the state arrives; those stay in the log and
+/// the purge stops before them. Jobs behind it are answered without waiting for the state.
+#[test]
+fn a_later_checkpoint_covers_the_entries_submitted_before_it() {
+    let disk = Disk::default();
+    let store = Store::open_with_backend(disk.clone(), "live").unwrap();
+    store.write_blocking("s", vec![append("s1")]).unwrap(); // 1
+    store.write_blocking("s", vec![append("s2")]).unwrap(); // 2
+    let (checkpoint_done, checkpoint) = answered();
+    let filler = store.checkpoint_later("s", checkpoint_done);
+    // Entries of the same stream submitted after it are committed and answered meanwhile.
+    assert_eq!(store.write_blocking("s", vec![append("s3")]).unwrap().indexes, [3]);
+    assert_eq!(store.write_blocking("s", vec![append("s4")]).unwrap().indexes, [4]);
+    assert!(checkpoint.try_recv().is_err(), "answered before its state came");
+    assert!(store.checkpoints().unwrap().is_empty());
+
+    std::thread::spawn(move || filler.fill(b"S@2".to_vec())).join().unwrap();
+    checkpoint.recv_timeout(Duration::from_secs(10)).expect("answered").expect("stored");
+    assert_eq!(store.checkpoints().unwrap(), [("s".to_string(), 2, b"S@2".to_vec())]);
+    assert_eq!(store.purged_index().unwrap(), 2);
+    assert_eq!(entries(&store), [(3, "s".into(), "s3".into()), (4, "s".into(), "s4".into())]);
+
+    // Durable with the next log commit, like any checkpoint.
+    store.write_blocking("t", vec![append("t1")]).unwrap(); // 5
+    let rebooted = reopen(disk.durable_image());
+    assert_eq!(rebooted.checkpoints().unwrap(), [("s".to_string(), 2, b"S@2".to_vec())]);
+    assert_eq!(entries(&rebooted).first().unwrap(), &(3, "s".into(), "s3".into()));
+}
+
+/// A filler dropped without a state abandons its checkpoint: the owner hears of it, nothing is
+/// stored, nothing is purged, and the stream's next checkpoint is stored as usual.
+#[test]
+fn an_abandoned_later_checkpoint_stores_nothing() {
+    let store = Store::open_with_backend(Disk::default(), "live").unwrap();
+    store.write_blocking("s", vec![append("s1")]).unwrap(); // 1
+    let (checkpoint_done, checkpoint) = answered();
+    drop(store.checkpoint_later("s", checkpoint_done));
+    let error = checkpoint.recv_timeout(Duration::from_secs(10)).expect("answered").unwrap_err();
+    assert!(error.to_string().contains("abandoned"), "{error}");
+    store.write_blocking("s", vec![append("s2")]).unwrap(); // 2
+    assert!(store.checkpoints().unwrap().is_empty());
+    assert_eq!(store.purged_index().unwrap(), 0);
+    assert_eq!(entries(&store).len(), 2);
+
+    store.write_blocking("s", vec![Write::Checkpoint { state: b"S@2".to_vec() }]).unwrap();
+    assert_eq!(store.checkpoints().unwrap(), [("s".to_string(), 2, b"S@2".to_vec())]);
+    assert_eq!(store.purged_index().unwrap(), 2);
+}
+
+/// A later checkpoint still waiting for its state does not hold up another stream's checkpoint
+/// queued behind it, and a newer checkpoint of its own stream replaces it (its late state is then
+/// dropped). A store stopped while one waits answers it with `Stopped` and stores nothing of it.
+#[test]
+fn a_waiting_later_checkpoint_holds_up_no_other() {
+    let disk = Disk::default();
+    let store = Store::open_with_backend(disk.clone(), "live").unwrap();
+    store.write_blocking("s", vec![append("s1")]).unwrap(); // 1
+    store.write_blocking("t", vec![append("t1")]).unwrap(); // 2
+    let (first_done, first) = answered();
+    let first_filler = store.checkpoint_later("s", first_done);
+    store.write_blocking("t", vec![Write::Checkpoint { state: b"T@2".to_vec() }]).unwrap();
+    assert_eq!(store.checkpoints().unwrap(), [("t".to_string(), 2, b"T@2".to_vec())]);
+
+    store.write_blocking("s", vec![append("s2")]).unwrap(); // 3
+    let (second_done, second) = answered();
+    let second_filler = store.checkpoint_later("s", second_done);
+    first.recv_timeout(Duration::from_secs(10)).expect("answered").expect("replaced by the newer one");
+    first_filler.fill(b"S@1, late".to_vec());
+    second_filler.fill(b"S@3".to_vec());
+    second.recv_timeout(Duration::from_secs(10)).expect("answered").expect("stored");
+    let mut stored = store.checkpoints().unwrap();
+    stored.sort();
+    assert_eq!(stored, [("s".to_string(), 3, b"S@3".to_vec()), ("t".to_string(), 2, b"T@2".to_vec())]);
+    assert_eq!(store.purged_index().unwrap(), 3);
+
+    store.write_blocking("s", vec![append("s3")]).unwrap(); // 4
+    let (waiting_done, waiting) = answered();
+    let waiting_filler = store.checkpoint_later("s", waiting_done);
+    store.close();
+    assert_eq!(waiting.recv_timeout(Duration::from_secs(10)).expect("answered"), Err(StoreError::Stopped));
+    waiting_filler.fill(b"too late".to_vec());
+    drop(store);
+    let rebooted = reopen(disk.durable_image());
+    let mut stored = rebooted.checkpoints().unwrap();
+    stored.sort();
+    assert_eq!(stored, [("s".to_string(), 3, b"S@3".to_vec()), ("t".to_string(), 2, b"T@2".to_vec())]);
+    assert_eq!(entries(&rebooted), [(4, "s".into(), "s3".into())]);
+}
