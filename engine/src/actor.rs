@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::engine::BookingDirectory;
 use crate::journal::Journal;
-use turnstile_storage::Write;
+use turnstile_storage::{StoreError, Write};
 
 use crate::error::Result;
 use crate::feed::{Change, EventFeed};
@@ -199,6 +199,42 @@ pub struct EventState {
 }
 
 /// Counts applied changes by kind, for the metrics endpoint.
+/// Snapshots waiting for the checkpoint thread before an actor serializes its own inline.
+const CHECKPOINTS_QUEUED_MAX: usize = 64;
+
+type SerializeJob = Box<dyn FnOnce() + Send>;
+
+/// Runs a checkpoint's serialization on the process's one checkpoint thread, so an event's actor
+/// does not stop its commands for it and at most one state is being encoded at a time (a
+/// snapshot waiting shares its maps with the live inventory; encoding makes a copy). When that
+/// thread is behind by `CHECKPOINTS_QUEUED_MAX`, the caller does it itself.
+fn serialize_off_thread(job: SerializeJob) {
+    static QUEUE: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<SerializeJob>>> = std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<SerializeJob>(CHECKPOINTS_QUEUED_MAX);
+        let spawned = std::thread::Builder::new().name("turnstile-checkpoint".into()).spawn(move || {
+            for job in receiver {
+                job();
+            }
+        });
+        match spawned {
+            Ok(_) => Some(sender),
+            Err(error) => {
+                tracing::warn!(%error, "no checkpoint thread; actors serialize their own checkpoints");
+                None
+            }
+        }
+    });
+    let job = match queue {
+        Some(sender) => match sender.try_send(job) {
+            Ok(()) => return,
+            Err(std::sync::mpsc::TrySendError::Full(job) | std::sync::mpsc::TrySendError::Disconnected(job)) => job,
+        },
+        None => job,
+    };
+    job();
+}
+
 fn count_change(command: &Command, outcome: &Outcome) {
     let (name, count) = match (command, outcome) {
         (Command::PlaceHold { .. }, _) => ("turnstile_holds_placed_total", 1),
@@ -384,6 +420,9 @@ impl EventState {
     }
 
     /// Stores the whole inventory so recovery can start from here and the log behind it can go.
+    /// The actor only takes a snapshot (a clone that shares the inventory's persistent maps) and
+    /// its place in the log's order; the snapshot is serialized on a blocking thread, so commands
+    /// go on while a large state is encoded.
     fn checkpoint(&mut self, myself: &ActorRef<EventMsg>) {
         let Some(store) = &self.store else { return };
         if self.commands_since_checkpoint == 0 {
@@ -393,17 +432,22 @@ impl EventState {
         self.last_checkpoint = Some(Instant::now());
         let poison_target = myself.clone();
         let poisoned = self.poisoned.clone();
-        store.submit(
-            &self.stream,
-            vec![Write::Checkpoint { state: self.inventory.checkpoint() }],
-            Box::new(move |result| {
-                if let Err(error) = result {
-                    poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
-                    tracing::error!(%error, "checkpoint not stored; rebuilding the event");
-                    let _ = poison_target.cast(EventMsg::Poisoned);
-                }
-            }),
-        );
+        let done: turnstile_storage::Done = Box::new(move |result| match result {
+            Ok(_) => {}
+            // Nothing was written (the node is stopping, or the checkpoint was dropped before it
+            // was): the log behind the last checkpoint is all still there, the next one follows.
+            Err(error @ (StoreError::Stopped | StoreError::Refused(_) | StoreError::Full)) => {
+                tracing::warn!(%error, "checkpoint not taken");
+            }
+            Err(error) => {
+                poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(%error, "checkpoint not stored; rebuilding the event");
+                let _ = poison_target.cast(EventMsg::Poisoned);
+            }
+        });
+        let Some(filler) = store.checkpoint_later(&self.stream, done) else { return };
+        let snapshot = self.inventory.clone();
+        serialize_off_thread(Box::new(move || filler.fill(snapshot.checkpoint())));
     }
     fn answer(&self, outcome: Outcome, caller: Option<&Caller>) -> Result<Answer> {
         Ok(match outcome {

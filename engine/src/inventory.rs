@@ -9,7 +9,9 @@
 //! Seat state is one byte per reserved seat; general-admission sections are counters. Holds keep
 //! their deadlines in one ordered set so the owning actor needs a single timer.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
+
+use imbl::{HashMap as SharedMap, OrdSet, Vector};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -540,8 +542,10 @@ pub struct AvailabilityView {
 }
 
 /// Serializable for checkpoints; the seat map is not part of the state (it belongs to the venue)
-/// and is put back by [`Inventory::restore`].
-#[derive(Serialize, Deserialize)]
+/// and is put back by [`Inventory::restore`]. Its growing parts (holds, bookings, buyers, keys,
+/// deadlines) are persistent collections, so a clone shares them and costs about as much as the
+/// seat array: the actor hands a clone to another thread to serialize for a checkpoint.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Inventory {
     event_id: EventId,
     #[serde(skip, default = "SeatMap::empty_shared")]
@@ -555,23 +559,23 @@ pub struct Inventory {
     /// Held and booked places per section, reserved or general; kept with every change so
     /// availability is O(sections), not O(seats).
     counts: Vec<SectionCounts>,
-    holds: HashMap<HoldId, HoldRecord>,
+    holds: SharedMap<HoldId, HoldRecord>,
     /// Active holds by deadline: the actor's one timer waits for the first entry.
-    deadlines: BTreeSet<(u64, HoldId)>,
+    deadlines: OrdSet<(u64, HoldId)>,
     /// Ended holds in the order they ended, forgotten after `HOLD_RETENTION_MS`.
-    ended_holds: VecDeque<(u64, HoldId)>,
-    bookings: HashMap<BookingId, BookingRecord>,
-    buyers: HashMap<BuyerId, BuyerUsage>,
-    hold_keys: HashMap<(BuyerId, String), HoldId>,
-    confirm_keys: HashMap<(BuyerId, String), BookingId>,
+    ended_holds: Vector<(u64, HoldId)>,
+    bookings: SharedMap<BookingId, BookingRecord>,
+    buyers: SharedMap<BuyerId, BuyerUsage>,
+    hold_keys: SharedMap<(BuyerId, String), HoldId>,
+    confirm_keys: SharedMap<(BuyerId, String), BookingId>,
     /// Number of commands applied; grows with every change.
     version: u64,
     /// Dynamic pricing, when the admin set rules.
     pricing: Option<PricingRules>,
     /// When recent holds were placed (the last minute's), for demand-based pricing.
-    recent_holds: VecDeque<u64>,
+    recent_holds: Vector<u64>,
     /// Buyers waiting for places to come back, in line order.
-    waitlist: Vec<waitlist::WaitlistEntry>,
+    waitlist: Vector<waitlist::WaitlistEntry>,
 }
 
 fn check_key(field: &str, key: &Option<String>) -> Result<()> {
@@ -596,17 +600,17 @@ impl Inventory {
             status: EventStatus::OnSale,
             seats: vec![SeatStatus::Available; seat_count],
             counts: vec![SectionCounts::default(); section_count],
-            holds: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            ended_holds: VecDeque::new(),
-            bookings: HashMap::new(),
-            buyers: HashMap::new(),
-            hold_keys: HashMap::new(),
-            confirm_keys: HashMap::new(),
+            holds: SharedMap::new(),
+            deadlines: OrdSet::new(),
+            ended_holds: Vector::new(),
+            bookings: SharedMap::new(),
+            buyers: SharedMap::new(),
+            hold_keys: SharedMap::new(),
+            confirm_keys: SharedMap::new(),
             version: 0,
             pricing: None,
-            recent_holds: VecDeque::new(),
-            waitlist: Vec::new(),
+            recent_holds: Vector::new(),
+            waitlist: Vector::new(),
         })
     }
 
@@ -660,7 +664,7 @@ impl Inventory {
 
     /// The earliest deadline among active holds.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.deadlines.first().map(|(deadline, _)| *deadline)
+        self.deadlines.get_min().map(|(deadline, _)| *deadline)
     }
 
     /// The command the expiry timer issues at `now_ms`, if any hold is due.
@@ -1175,7 +1179,10 @@ impl Inventory {
             Command::ExtendHold { hold_id, expires_at_ms, payment } => {
                 let hold = self.holds.get_mut(hold_id).expect("extended hold exists");
                 assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} extended after it ended");
-                assert!(self.deadlines.remove(&(hold.expires_at_ms, hold_id.clone())), "active hold has a deadline");
+                assert!(
+                    self.deadlines.remove(&(hold.expires_at_ms, hold_id.clone())).is_some(),
+                    "active hold has a deadline"
+                );
                 hold.expires_at_ms = *expires_at_ms;
                 if *payment {
                     hold.payment_started = true;
@@ -1224,7 +1231,7 @@ impl Inventory {
             }
             Command::ExpireHolds { now_ms } => {
                 let mut hold_ids = Vec::new();
-                while let Some((deadline, hold_id)) = self.deadlines.first().cloned() {
+                while let Some((deadline, hold_id)) = self.deadlines.get_min().cloned() {
                     if deadline > *now_ms {
                         break;
                     }
@@ -1364,7 +1371,10 @@ impl Inventory {
         assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} ended twice");
         hold.status = status;
         let record = hold.clone();
-        assert!(self.deadlines.remove(&(record.expires_at_ms, hold_id.clone())), "active hold has a deadline");
+        assert!(
+            self.deadlines.remove(&(record.expires_at_ms, hold_id.clone())).is_some(),
+            "active hold has a deadline"
+        );
         self.ended_holds.push_back((now_ms, hold_id.clone()));
         self.forget_ended_holds(now_ms);
         // A confirmed hold's seats stay counted against the buyer: they move into a booking.

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use turnstile_storage::{Done, Store, Write};
+use turnstile_storage::{CheckpointFiller, Done, Store, Write};
 
 use crate::ids::EventId;
 use crate::Result;
@@ -18,11 +18,24 @@ pub trait Journal: Send + Sync + 'static {
     /// Stores `writes` on `stream` (an event id, or `""` for the catalog). Jobs of one stream take
     /// effect in the order they were submitted; `done` runs once the job is durable or has failed.
     fn submit(&self, stream: &str, writes: Vec<Write>, done: Done);
+
+    /// Takes a checkpoint's place in `stream`'s order (it covers every job submitted before) and
+    /// returns where to put its state, which the caller serializes off its own path. `None` when
+    /// this journal keeps no checkpoints (a cluster's replicas replay their shard's log instead),
+    /// so the caller need not serialize anything.
+    fn checkpoint_later(&self, stream: &str, done: Done) -> Option<CheckpointFiller> {
+        let _ = (stream, done);
+        None
+    }
 }
 
 impl Journal for Store {
     fn submit(&self, stream: &str, writes: Vec<Write>, done: Done) {
         Store::submit(self, stream, writes, done)
+    }
+
+    fn checkpoint_later(&self, stream: &str, done: Done) -> Option<CheckpointFiller> {
+        Some(Store::checkpoint_later(self, stream, done))
     }
 }
 

@@ -858,7 +858,7 @@ fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
         (
             "waitlist offer that is not live",
             |inv, hold, _| {
-                inv.waitlist.push(waitlist::WaitlistEntry {
+                inv.waitlist.push_back(waitlist::WaitlistEntry {
                     buyer: BuyerId::new("wes"),
                     section: None,
                     quantity: 1,

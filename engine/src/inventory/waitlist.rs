@@ -109,7 +109,7 @@ impl Inventory {
         joined_at_ms: u64,
     ) {
         assert!(self.waitlist.iter().all(|entry| &entry.buyer != buyer), "buyer {buyer} on the waitlist twice");
-        self.waitlist.push(WaitlistEntry { buyer: buyer.clone(), section, quantity, joined_at_ms, offered: None });
+        self.waitlist.push_back(WaitlistEntry { buyer: buyer.clone(), section, quantity, joined_at_ms, offered: None });
     }
 
     pub(super) fn apply_leave_waitlist(&mut self, buyer: &BuyerId) {
