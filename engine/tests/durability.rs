@@ -107,6 +107,14 @@ async fn checkpoints_purge_the_log_and_recovery_gives_the_same_state() {
     }
     let before = engine.event_details(&event_id, true).await.unwrap().overview;
     let store = engine.store().unwrap().clone();
+    // Checkpoints are encoded off the event's actor and stored a moment after the command that
+    // triggered them (bounded wait: 5 s).
+    for _ in 0..500 {
+        if store.purged_index().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(store.purged_index().unwrap() > 0, "a checkpoint let the log be purged");
     assert!(store.log_len().unwrap() < 18, "the log holds only the tail after the checkpoint");
     drop(store);
@@ -174,5 +182,97 @@ async fn the_sweep_checkpoints_a_changed_event_once_per_max_age() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(later.is_some(), "a sweep checkpointed the change past the max age");
+    engine.shutdown().await;
+}
+
+/// A checkpoint by count also waits until the event's log since its last checkpoint is an eighth
+/// (`CHECKPOINT_BYTES_PER_LOG_BYTE`) of that checkpoint: an event whose state is large (here its
+/// seat array) is not rewritten every `checkpoint_commands` commands, and is once its log has
+/// grown by that much.
+#[tokio::test]
+async fn a_large_state_is_checkpointed_once_its_log_has_grown_by_an_eighth_of_it() {
+    async fn event_checkpoint(engine: &Engine, event_id: &EventId) -> Option<(u64, usize)> {
+        let checkpoints = engine.store().unwrap().checkpoints().unwrap();
+        checkpoints
+            .into_iter()
+            .find(|(stream, _, _)| stream == event_id.as_str())
+            .map(|(_, at, state)| (at, state.len()))
+    }
+    /// Waits (5 s at most) for the event's checkpoint to cover more than `after`.
+    async fn next_checkpoint(engine: &Engine, event_id: &EventId, after: u64) -> Option<(u64, usize)> {
+        for _ in 0..500 {
+            let checkpoint = event_checkpoint(engine, event_id).await;
+            if checkpoint.is_some_and(|(at, _)| at > after) {
+                return checkpoint;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = EngineOptions {
+        checkpoint_commands: 20,
+        checkpoint_interval: Duration::from_secs(24 * 3_600),
+        ..EngineOptions::default()
+    };
+    let engine = open(dir.path(), options).await;
+    let rows: Vec<String> = (1..=150).map(|row| format!("R{row}")).collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let event_id = common::create_event(&engine, vec![common::reserved("S", &rows, 1_000)], None, None).await;
+    let mut commands = 0u64;
+    let pair = |number: u64| {
+        let engine = &engine;
+        let event_id = &event_id;
+        async move {
+            let who = caller(&format!("b{}", number % 50));
+            let hold = engine.place_hold(who.clone(), event_id, seat(&format!("S:R1:{}", number % 1_000 + 1)), None);
+            let hold = hold.await.unwrap();
+            engine.release_hold(who, &hold.hold_id).await.unwrap();
+        }
+    };
+    // The first checkpoint comes after 20 commands: there was none before.
+    for number in 0..10 {
+        pair(number).await;
+        commands += 2;
+    }
+    let (first_at, state_bytes) = next_checkpoint(&engine, &event_id, 0).await.expect("a first checkpoint by count");
+    assert!(state_bytes > 150_000, "the state holds the 150,000-seat array: {state_bytes} bytes");
+    // The size of this event's commands in the log, from the entries after the checkpoint.
+    for number in 0..20 {
+        pair(number).await;
+        commands += 2;
+    }
+    let mut log_bytes = 0u64;
+    engine
+        .store()
+        .unwrap()
+        .for_each_entry::<turnstile_storage::StoreError>(first_at, |entry| {
+            log_bytes += entry.payload.len() as u64;
+            Ok(())
+        })
+        .unwrap();
+    let bytes_per_command = log_bytes.max(1) / 40;
+    // Enough commands for ten checkpoints by count, too few log bytes for a second one.
+    let ratio = turnstile_engine::actor::CHECKPOINT_BYTES_PER_LOG_BYTE;
+    let due_after = state_bytes as u64 / ratio / bytes_per_command.max(1);
+    let short = (due_after / 2).max(200);
+    while commands < 60 + short {
+        pair(commands).await;
+        commands += 2;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        event_checkpoint(&engine, &event_id).await.map(|(at, _)| at),
+        Some(first_at),
+        "checkpointed again after {commands} commands of about {bytes_per_command} bytes, state {state_bytes} bytes"
+    );
+    // Past a state's worth of log, the next one is taken.
+    let enough = 60 + due_after * 2;
+    while commands < enough {
+        pair(commands).await;
+        commands += 2;
+    }
+    let second = next_checkpoint(&engine, &event_id, first_at).await;
+    assert!(second.is_some(), "no second checkpoint after {commands} commands (state {state_bytes} bytes)");
     engine.shutdown().await;
 }

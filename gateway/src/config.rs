@@ -30,8 +30,10 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Commands an event applies between automatic checkpoints of its state. Fewer make recovery
-    /// shorter; each checkpoint serializes the event's whole state on its actor.
+    /// Commands an event applies at least between automatic checkpoints of its state. Fewer make
+    /// recovery shorter. An event also waits until its log since the last checkpoint holds an
+    /// eighth of that checkpoint's bytes, so a large state is not rewritten every few thousand
+    /// commands (`turnstile_engine::actor::CHECKPOINT_BYTES_PER_LOG_BYTE`).
     pub checkpoint_commands: u64,
 }
 
