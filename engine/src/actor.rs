@@ -182,7 +182,7 @@ pub struct EventState {
     /// The event id as the log's stream name.
     stream: String,
     commands_since_checkpoint: u64,
-    /// Bytes this event wrote to the log (entries and records) since its last checkpoint.
+    /// Bytes of this event's log entries (what recovery replays) since its last checkpoint.
     log_bytes_since_checkpoint: u64,
     /// Size of this event's last checkpoint, set by the thread that encodes it. A checkpoint by
     /// count also waits until the log since the last one is [`CHECKPOINT_BYTES_PER_LOG_BYTE`]
