@@ -443,7 +443,7 @@ impl EventState {
 
     /// Stores the whole inventory so recovery can start from here and the log behind it can go.
     /// The actor only takes a snapshot (a clone that shares the inventory's persistent maps) and
-    /// its place in the log's order; the snapshot is serialized on a blocking thread, so commands
+    /// its place in the log's order; the snapshot is serialized on the checkpoint thread, so commands
     /// go on while a large state is encoded.
     fn checkpoint(&mut self, myself: &ActorRef<EventMsg>) {
         let Some(store) = &self.store else { return };

@@ -559,23 +559,67 @@ pub struct Inventory {
     /// Held and booked places per section, reserved or general; kept with every change so
     /// availability is O(sections), not O(seats).
     counts: Vec<SectionCounts>,
+    #[serde(deserialize_with = "cautious::map")]
     holds: SharedMap<HoldId, HoldRecord>,
     /// Active holds by deadline: the actor's one timer waits for the first entry.
+    #[serde(deserialize_with = "cautious::set")]
     deadlines: OrdSet<(u64, HoldId)>,
     /// Ended holds in the order they ended, forgotten after `HOLD_RETENTION_MS`.
+    #[serde(deserialize_with = "cautious::vector")]
     ended_holds: Vector<(u64, HoldId)>,
+    #[serde(deserialize_with = "cautious::map")]
     bookings: SharedMap<BookingId, BookingRecord>,
+    #[serde(deserialize_with = "cautious::map")]
     buyers: SharedMap<BuyerId, BuyerUsage>,
+    #[serde(deserialize_with = "cautious::map")]
     hold_keys: SharedMap<(BuyerId, String), HoldId>,
+    #[serde(deserialize_with = "cautious::map")]
     confirm_keys: SharedMap<(BuyerId, String), BookingId>,
     /// Number of commands applied; grows with every change.
     version: u64,
     /// Dynamic pricing, when the admin set rules.
     pricing: Option<PricingRules>,
     /// When recent holds were placed (the last minute's), for demand-based pricing.
+    #[serde(deserialize_with = "cautious::vector")]
     recent_holds: Vector<u64>,
     /// Buyers waiting for places to come back, in line order.
+    #[serde(deserialize_with = "cautious::vector")]
     waitlist: Vector<waitlist::WaitlistEntry>,
+}
+
+/// Decoding the persistent collections of a checkpoint. `imbl`'s own `Deserialize` reserves
+/// whatever length the input declares, so a damaged length would abort the process on an
+/// allocation of terabytes before any check ran (found by fuzzing `decode_command`). These go
+/// through serde's std collections instead, which reserve at most about a megabyte up front and
+/// grow with what is really there, then move the entries over. The encoding is the same (a map
+/// or a sequence with its length), so checkpoints written either way read back alike.
+mod cautious {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn map<'de, D, K, V>(deserializer: D) -> Result<imbl::HashMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + std::hash::Hash + Eq + Clone,
+        V: Deserialize<'de> + Clone,
+    {
+        Ok(std::collections::HashMap::<K, V>::deserialize(deserializer)?.into_iter().collect())
+    }
+
+    pub fn set<'de, D, A>(deserializer: D) -> Result<imbl::OrdSet<A>, D::Error>
+    where
+        D: Deserializer<'de>,
+        A: Deserialize<'de> + Ord + Clone,
+    {
+        Ok(Vec::<A>::deserialize(deserializer)?.into_iter().collect())
+    }
+
+    pub fn vector<'de, D, A>(deserializer: D) -> Result<imbl::Vector<A>, D::Error>
+    where
+        D: Deserializer<'de>,
+        A: Deserialize<'de> + Clone,
+    {
+        Ok(Vec::<A>::deserialize(deserializer)?.into_iter().collect())
+    }
 }
 
 fn check_key(field: &str, key: &Option<String>) -> Result<()> {

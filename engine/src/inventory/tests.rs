@@ -911,3 +911,43 @@ fn ended_holds_are_forgotten_after_the_retention_even_when_nothing_expires() {
     assert!(inventory.hold_view(&second, None).is_ok(), "ended later, still remembered");
     inventory.check_invariants().unwrap();
 }
+
+/// A checkpoint whose collection declares a length far beyond its bytes (a damaged varint) is
+/// refused as undecodable; decoding must not reserve room for the declared length first, which
+/// aborted the process (fuzz/regressions/decode_command/restore-aborts-on-a-huge-declared-collection-length).
+#[test]
+fn a_huge_declared_collection_length_is_an_error_not_an_allocation() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Collections {
+        #[serde(deserialize_with = "super::cautious::map")]
+        _map: imbl::HashMap<HoldId, HoldRecord>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Sequence {
+        #[serde(deserialize_with = "super::cautious::vector")]
+        _vector: imbl::Vector<(u64, HoldId)>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Set {
+        #[serde(deserialize_with = "super::cautious::set")]
+        _set: imbl::OrdSet<(u64, HoldId)>,
+    }
+    // Postcard: a varint length of 2^42, then two bytes of an entry that is never complete.
+    let bytes = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x03, b'h'];
+    assert!(postcard::from_bytes::<Collections>(&bytes).is_err());
+    assert!(postcard::from_bytes::<Sequence>(&bytes).is_err());
+    assert!(postcard::from_bytes::<Set>(&bytes).is_err());
+
+    // The whole inventory: every single-byte change of a real checkpoint restores or is refused.
+    let (inventory, _, _) = busy_stadium();
+    let intact = inventory.checkpoint();
+    let mut refused = 0;
+    for position in (0..intact.len()).step_by(7) {
+        for value in [0x00, 0x7f, 0xce, 0xff] {
+            let mut damaged = intact.clone();
+            damaged[position] = value;
+            refused += usize::from(Inventory::restore(&damaged, inventory.seat_map().clone()).is_err());
+        }
+    }
+    assert!(refused > 0, "no damaged checkpoint of {} bytes was refused", intact.len());
+}
