@@ -898,8 +898,15 @@ impl Engine {
         }
     }
 
+    /// Runs a request on its event's actor. Times each kind from the call to the answer (the
+    /// mailbox, the decision and, for a change, its log commit) for the metrics endpoint.
     async fn execute(&self, event_id: &EventId, request: Request) -> Result<Answer> {
-        self.call(event_id, |permit, reply| EventMsg::Execute { request, permit, reply }).await
+        let kind = request_kind(&request);
+        let started = std::time::Instant::now();
+        let answer = self.call(event_id, |permit, reply| EventMsg::Execute { request, permit, reply }).await;
+        metrics::histogram!("turnstile_event_request_seconds", "request" => kind)
+            .record(started.elapsed().as_secs_f64());
+        answer
     }
 
     pub(crate) async fn read(&self, event_id: &EventId, query: Query) -> Result<Answer> {
@@ -976,6 +983,23 @@ fn recover_inventories(
         Ok(())
     })?;
     Ok(inventories.into_iter().map(|(event_id, (_, inventory))| (event_id, inventory)).collect())
+}
+
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::PlaceHold { .. } => "place_hold",
+        Request::ConfirmHold { .. } => "confirm_hold",
+        Request::ReleaseHold { .. } => "release_hold",
+        Request::CancelBooking { .. } => "cancel_booking",
+        Request::ExtendHold { .. } => "extend_hold",
+        Request::StartPayment { .. } => "start_payment",
+        Request::JoinWaitlist { .. } => "join_waitlist",
+        Request::LeaveWaitlist { .. } => "leave_waitlist",
+        Request::UpdateTerms { .. } => "update_terms",
+        Request::CancelEvent => "cancel_event",
+        Request::RedeemTicket { .. } => "redeem_ticket",
+        Request::SetPricing { .. } => "set_pricing",
+    }
 }
 
 fn rename_missing_event(error: Error, kind: &'static str, id: &str) -> Error {
