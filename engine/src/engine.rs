@@ -102,13 +102,14 @@ const EVENT_RECORD: &str = "event";
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Commands an event applies between automatic checkpoints.
+    /// Commands an event applies at least between automatic checkpoints (it also waits for its
+    /// log to grow by `actor::CHECKPOINT_BYTES_PER_LOG_BYTE`'s share of its last checkpoint).
     pub checkpoint_commands: u64,
     /// How often the sweep looks for events to checkpoint, so the log behind them can be purged.
     pub checkpoint_interval: Duration,
     /// The sweep checkpoints an event that changed only when it has no checkpoint since it was
-    /// loaded or its last one is at least this old. A checkpoint serializes the event's whole
-    /// state on its actor and the log writer stores it in pieces between log commits, so
+    /// loaded or its last one is at least this old. A checkpoint encodes the event's whole state
+    /// (on the checkpoint thread) and the log writer stores it in pieces between log commits, so
     /// checkpointing every busy event every sweep stalled the others (the soak's p99,
     /// docs/SOAK.md).
     pub checkpoint_max_age: Duration,

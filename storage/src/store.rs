@@ -883,9 +883,8 @@ impl Writer {
                     });
                 }
             }
-            Job::CheckpointState { id, state } => self.fill_checkpoint(id, state),
             Job::Stop => return true,
-            Job::Batch { .. } => unreachable!("batches are grouped"),
+            Job::Batch { .. } | Job::CheckpointState { .. } => unreachable!("taken in the group loop"),
         }
         false
     }
