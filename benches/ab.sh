@@ -7,7 +7,9 @@
 #
 # Settings (environment): ROUNDS (2), SECONDS_PER_RUN (20), CONCURRENCY (64), OUT_DIR
 # (target/ab), CONFIG_A / CONFIG_B (default: cluster.toml with a private port, no per-buyer rate
-# limit, log level warn; any [storage] or other key may differ between the two).
+# limit, log level warn; any [storage] or other key may differ between the two), METRICS (0; 1
+# saves the node's /metrics after each run as OUT_DIR/SIDE-ROUND.metrics, e.g. to compare
+# turnstile_event_request_seconds by request with turnstile_log_commit_seconds).
 # Build an old binary with e.g. `git worktree add /tmp/old <commit>` and
 # `cargo build --release -p turnstile` there, with a target dir of its own.
 set -euo pipefail
@@ -46,6 +48,9 @@ for round in $(seq "$ROUNDS"); do
             --quiet --json "$OUT_DIR/$side-$round.json" "$@" >"$OUT_DIR/$side-$round.txt" 2>&1
         cpu_after=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
         log=$("$bin" status --config "$config" | sed -n 's/^log commits *//p')
+        if [[ ${METRICS:-0} == 1 ]]; then
+            curl -s "http://127.0.0.1:$METRICS_PORT/metrics" >"$OUT_DIR/$side-$round.metrics" || true
+        fi
         kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
         rm -rf "$data"
         python3 - "$OUT_DIR/$side-$round.json" "$side" "$round" "$cpu_before" "$cpu_after" "$log" <<'PY'
