@@ -10,7 +10,7 @@
 //! - `checkpoint_stall/*` (only when named): the soak's write load in-process (16 tasks, one per
 //!   event, each placing a one-place hold and releasing it) on 16 events that each start with a
 //!   large state (bookings and ended holds, as after half an hour of the soak), with checkpoints off
-//!   and with a checkpoint of an event every `STALL_CHECKPOINT_COMMANDS` of its commands. A fixed
+//!   and with checkpoints by count after `STALL_CHECKPOINT_COMMANDS` of an event's commands. A fixed
 //!   amount of work per variant; it prints the latency percentiles of every hold and release, the
 //!   log commits and the checkpoints written: a checkpoint that holds up other events' commits
 //!   shows in the p99 and the maximum, not in the median.
@@ -228,8 +228,10 @@ const STALL_BOOKINGS: u64 = 10_000;
 const STALL_RELEASED: u64 = 10_000;
 /// Commands of one event between its checkpoints in the `checkpoints` variant.
 const STALL_CHECKPOINT_COMMANDS: u64 = 2_000;
-/// Hold + release pairs per event in one run of a variant: 6,000 commands per event, so three
-/// checkpoints of each event in the `checkpoints` variant.
+/// Hold + release pairs per event in one run of a variant: 6,000 commands per event. In the
+/// `checkpoints` variant each event checkpoints after its first 2,000; the next would wait until
+/// its log holds an eighth of its 4.7 MB state (`CHECKPOINT_BYTES_PER_LOG_BYTE`), which these
+/// commands do not reach, so one checkpoint per event (16 of 4.7 MB).
 const STALL_PAIRS_PER_EVENT: u64 = 3_000;
 
 /// A data directory with `STALL_EVENTS` events, each restored from a checkpoint holding
