@@ -5,6 +5,11 @@
 //!   releases it (two logged commands; the figure counts holds). `memory` skips the log;
 //!   `durable` writes every command ahead to redb with group commit and replies after the fsync.
 //!   After the durable run the mean number of commands per commit is printed.
+//! - `hold_only/*`: holds alone, one logged command each, as a lock service's SET NX EX is one
+//!   write: `CONCURRENCY` tasks over 64 fresh events per sample (100,000 general-admission places
+//!   each, so a sample never runs short), each hold a one-place hold left live (a buyer takes up to
+//!   the per-buyer bound of live holds, then the task moves to a new buyer). `memory` and
+//!   `durable` as above; the figure counts holds, and the commands per fsync are printed.
 //! - `recovery/*`: opening a data directory whose log holds `RECOVERY_COMMANDS` commands, with and
 //!   without a checkpoint covering them.
 //! - `checkpoint_stall/*` (only when named): the soak's write load in-process (16 tasks, one per
@@ -36,6 +41,7 @@ use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
 use turnstile_engine::inventory::{Caller, Command, Decision, Inventory, PriceLevel, Request, Selection};
+use turnstile_engine::limits::HOLDS_PER_BUYER_MAX;
 use turnstile_engine::seat_map::{numbered_rows, SectionSpec};
 use turnstile_engine::Engine;
 use turnstile_storage::{Store, Write};
@@ -137,13 +143,80 @@ fn bench_holds(criterion: &mut Criterion) {
     let commits = stats.commits.load(Ordering::Relaxed) - commits_before;
     let jobs = stats.jobs.load(Ordering::Relaxed) - jobs_before;
     let commit_micros = stats.commit_micros.load(Ordering::Relaxed);
-    println!(
-        "durable: {jobs} logged commands in {commits} commits: {:.1} commands per fsync, {:.0} us per commit",
-        jobs as f64 / commits.max(1) as f64,
-        commit_micros as f64 / stats.commits.load(Ordering::Relaxed).max(1) as f64
-    );
+    // Nothing to print when the durable variant was filtered out.
+    if commits > 0 {
+        println!(
+            "durable: {jobs} logged commands in {commits} commits: {:.1} commands per fsync, {:.0} us per commit",
+            jobs as f64 / commits.max(1) as f64,
+            commit_micros as f64 / stats.commits.load(Ordering::Relaxed).max(1) as f64
+        );
+    }
     group.finish();
     runtime.block_on(durable.shutdown());
+}
+
+/// Places `holds` one-place holds with CONCURRENCY in flight on `events` (fresh ones: no hold is
+/// released); returns the elapsed time.
+async fn run_hold_only(engine: &Engine, events: &[EventId], holds: u64) -> Duration {
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(CONCURRENCY);
+    for worker in 0..CONCURRENCY {
+        let engine = engine.clone();
+        let event_id = events[worker % events.len()].clone();
+        let share = holds / CONCURRENCY as u64 + u64::from((worker as u64) < holds % CONCURRENCY as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut buyer = caller(&format!("w{worker}-0"));
+            for number in 0..share {
+                if number > 0 && number % u64::from(HOLDS_PER_BUYER_MAX) == 0 {
+                    buyer = caller(&format!("w{worker}-{number}"));
+                }
+                engine.place_hold(buyer.clone(), &event_id, one_place(), None).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// Events with enough places for one sample of `hold_only` (100,000 each).
+const HOLD_ONLY_EVENTS: usize = 64;
+
+fn bench_hold_only(criterion: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut group = criterion.benchmark_group("hold_only");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let places = HOLD_ONLY_EVENTS as u64 * 100_000;
+    let run = |engine: &Engine, iters: u64| {
+        assert!(iters <= places, "a sample of {iters} holds needs more than {places} places");
+        runtime.block_on(async {
+            let events = bench_events(engine, HOLD_ONLY_EVENTS).await;
+            run_hold_only(engine, &events, iters).await
+        })
+    };
+
+    let memory = Engine::new();
+    group.bench_function("memory", |bencher| bencher.iter_custom(|iters| run(&memory, iters)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let durable = runtime.block_on(Engine::open(dir.path(), EngineOptions::default())).unwrap();
+    let stats = &durable.store().unwrap().stats();
+    let (commits_before, jobs_before) = (stats.commits.load(Ordering::Relaxed), stats.jobs.load(Ordering::Relaxed));
+    group.bench_function("durable", |bencher| bencher.iter_custom(|iters| run(&durable, iters)));
+    let commits = stats.commits.load(Ordering::Relaxed) - commits_before;
+    let jobs = stats.jobs.load(Ordering::Relaxed) - jobs_before;
+    if commits > 0 {
+        println!(
+            "hold_only durable: {jobs} logged jobs in {commits} commits: {:.1} per fsync",
+            jobs as f64 / commits.max(1) as f64
+        );
+    }
+    group.finish();
+    runtime.block_on(durable.shutdown());
+    runtime.block_on(memory.shutdown());
 }
 
 /// Writes a log of `commands` hold/release commands for one event straight into a store, and
@@ -366,5 +439,5 @@ fn bench_checkpoint_stall(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_holds, bench_recovery, bench_checkpoint_stall);
+criterion_group!(benches, bench_holds, bench_hold_only, bench_recovery, bench_checkpoint_stall);
 criterion_main!(benches);

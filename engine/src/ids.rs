@@ -3,19 +3,23 @@
 //!
 //! Hold and booking ids embed the id of their event (`hld_<event>_<suffix>`), so any node can
 //! route a request naming only a hold or a booking to the actor that owns it.
+//!
+//! An id is shared, not copied: the same hold id sits in the holds map, the deadlines and every
+//! view of the hold, and a buyer id in each of the buyer's holds, so a clone is a reference count.
 
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
+                Self(Arc::from(value.into()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -53,19 +57,19 @@ fn hex_suffix(nonce: u64) -> String {
 
 impl VenueId {
     pub fn mint(nonce: u64) -> Self {
-        Self(format!("ven_{}", hex_suffix(nonce)))
+        Self::new(format!("ven_{}", hex_suffix(nonce)))
     }
 }
 
 impl PerformerId {
     pub fn mint(nonce: u64) -> Self {
-        Self(format!("prf_{}", hex_suffix(nonce)))
+        Self::new(format!("prf_{}", hex_suffix(nonce)))
     }
 }
 
 impl EventId {
     pub fn mint(nonce: u64) -> Self {
-        Self(format!("{EVENT_PREFIX}{}", hex_suffix(nonce)))
+        Self::new(format!("{EVENT_PREFIX}{}", hex_suffix(nonce)))
     }
 
     /// The part after the prefix, embedded in hold and booking ids.
@@ -82,12 +86,12 @@ fn owning_event(id: &str, prefix: &str) -> Option<EventId> {
     if !well_formed(event_key) || !well_formed(suffix) {
         return None;
     }
-    Some(EventId(format!("{EVENT_PREFIX}{event_key}")))
+    Some(EventId::new(format!("{EVENT_PREFIX}{event_key}")))
 }
 
 impl HoldId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self(format!("{HOLD_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
+        Self::new(format!("{HOLD_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
     }
 
     /// The event that owns this hold, or `None` if the id is not one this engine mints.
@@ -98,7 +102,7 @@ impl HoldId {
 
 impl BookingId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self(format!("{BOOKING_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
+        Self::new(format!("{BOOKING_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
     }
 
     /// The event that owns this booking, or `None` if the id is not one this engine mints.
