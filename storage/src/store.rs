@@ -343,6 +343,7 @@ impl Store {
                     poisoned: HashSet::new(),
                     checkpoints: VecDeque::new(),
                     unflushed: false,
+                    buffers: GroupBuffers::default(),
                 }
                 .run(receiver)
             })
@@ -711,6 +712,19 @@ struct Writer {
     /// A non-durable transaction (checkpoint chunks, purge) was committed since the last durable
     /// one: it becomes durable with the next log commit, or the one the writer makes at stop.
     unflushed: bool,
+    buffers: GroupBuffers,
+}
+
+/// The vectors a group is gathered and committed in, kept from one commit to the next: a commit
+/// of hundreds of jobs would otherwise allocate and grow them afresh every time, on the one
+/// thread every durable write waits for.
+#[derive(Default)]
+struct GroupBuffers {
+    group: Vec<(String, Vec<Write>, Done)>,
+    pending: Vec<Pending>,
+    batches: Vec<Vec<Write>>,
+    log_changes: Vec<LogChange>,
+    frame: Vec<u8>,
 }
 
 /// What a group did to the log, by position of the job in the group, in the order it was done.
@@ -785,7 +799,7 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => break,
                 }
             };
-            let mut group = Vec::new();
+            let mut group = std::mem::take(&mut self.buffers.group);
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
@@ -804,7 +818,7 @@ impl Writer {
                     }
                     control => {
                         // Control jobs run in order: after the group ahead of them.
-                        self.commit_group(std::mem::take(&mut group));
+                        self.commit_group(&mut group);
                         stopping = self.control(control);
                         if !stopping {
                             next = receiver.try_recv().ok();
@@ -812,7 +826,8 @@ impl Writer {
                     }
                 }
             }
-            self.commit_group(group);
+            self.commit_group(&mut group);
+            self.buffers.group = group;
         }
         // Stopping: store the checkpoints still pending whose state is here, then make
         // everything durable. Those still waiting for their state are not stored.
@@ -923,43 +938,41 @@ impl Writer {
         Ok(())
     }
 
-    fn commit_group(&mut self, group: Vec<(String, Vec<Write>, Done)>) {
+    /// Commits the jobs of `group` (left empty, its capacity kept for the next group).
+    fn commit_group(&mut self, group: &mut Vec<(String, Vec<Write>, Done)>) {
         if group.is_empty() {
             return;
         }
         let started = Instant::now();
-        let mut accepted = Vec::with_capacity(group.len());
-        for (stream, writes, done) in group {
+        // Callbacks are held outside the transaction so that every job is answered, however early
+        // the transaction fails.
+        let mut pending = std::mem::take(&mut self.buffers.pending);
+        let mut batches = std::mem::take(&mut self.buffers.batches);
+        for (stream, writes, done) in group.drain(..) {
             if self.poisoned.contains(&stream) {
                 done(Err(StoreError::Poisoned(stream)));
             } else {
-                accepted.push((stream, writes, done));
+                pending.push(Pending { stream, done: Some(done), committed: Committed::default() });
+                batches.push(writes);
             }
         }
-        if accepted.is_empty() {
+        if pending.is_empty() {
+            self.buffers.pending = pending;
+            self.buffers.batches = batches;
             return;
         }
-        let job_count = accepted.len() as u64;
-        // Callbacks are held outside the transaction so that every job is answered, however early
-        // the transaction fails.
-        let mut pending: Vec<Pending> = Vec::with_capacity(accepted.len());
-        let mut batches: Vec<Vec<Write>> = Vec::with_capacity(accepted.len());
-        for (stream, writes, done) in accepted {
-            pending.push(Pending { stream, done: Some(done), committed: Committed::default() });
-            batches.push(writes);
-        }
+        let job_count = pending.len() as u64;
         let mut next_index = self.cursor.last_index;
         // What the group did to the log, in order: an append after a checkpoint of the same
         // stream in the same group is not covered by that checkpoint.
-        let mut log_changes: Vec<LogChange> = Vec::new();
-        let mut group_last_index: HashMap<&str, u64> = HashMap::new();
-        let mut frame = Vec::new();
+        let mut log_changes = std::mem::take(&mut self.buffers.log_changes);
+        let mut frame = std::mem::take(&mut self.buffers.frame);
         // A group of checkpoints (and empty jobs) only writes nothing to the log: everything
         // submitted before it is durable already, so it needs no commit of its own.
         let writes_log = batches.iter().flatten().any(|write| !matches!(write, Write::Checkpoint { .. }));
         let result = (|| -> Result<(), redb::Error> {
             if !writes_log {
-                for (position, (job, writes)) in pending.iter().zip(batches).enumerate() {
+                for (position, (job, writes)) in pending.iter().zip(batches.drain(..)).enumerate() {
                     for write in writes {
                         if let Write::Checkpoint { state } = write {
                             let index = self.cursor.last_index_of(&job.stream);
@@ -971,10 +984,11 @@ impl Writer {
             }
             let transaction = self.shared.db.begin_write()?;
             {
+                let mut group_last_index: HashMap<&str, u64> = HashMap::new();
                 let mut log = transaction.open_table(LOG)?;
                 let mut records = transaction.open_table(RECORDS)?;
                 let mut buyer_bookings = transaction.open_table(BUYER_BOOKINGS)?;
-                for (position, (job, writes)) in pending.iter_mut().zip(batches).enumerate() {
+                for (position, (job, writes)) in pending.iter_mut().zip(batches.drain(..)).enumerate() {
                     let stream = job.stream.as_str();
                     for write in writes {
                         match write {
@@ -1016,7 +1030,7 @@ impl Writer {
                     self.unflushed = false;
                 }
                 let mut entries = 0u64;
-                for change in log_changes {
+                for change in log_changes.drain(..) {
                     match change {
                         LogChange::Appended(position, index) => {
                             let stream = &pending[position].stream;
@@ -1060,7 +1074,7 @@ impl Writer {
                 if !self.checkpoints.is_empty() {
                     self.checkpoint_turn();
                 }
-                for job in pending {
+                for job in pending.drain(..) {
                     if let Some(done) = job.done {
                         done(Ok(job.committed));
                     }
@@ -1069,7 +1083,7 @@ impl Writer {
             Err(error) => {
                 let error = self.shared.io(error);
                 tracing::error!(%error, jobs = pending.len(), "log commit failed; its streams are poisoned");
-                for job in pending {
+                for job in pending.drain(..) {
                     if !job.stream.is_empty() {
                         self.poisoned.insert(job.stream.clone());
                     }
@@ -1079,6 +1093,13 @@ impl Writer {
                 }
             }
         }
+        // A failed transaction may leave some of them unconsumed.
+        batches.clear();
+        log_changes.clear();
+        self.buffers.pending = pending;
+        self.buffers.batches = batches;
+        self.buffers.log_changes = log_changes;
+        self.buffers.frame = frame;
     }
 
     /// Queues a checkpoint whose log entries are committed. A pending checkpoint of the same
