@@ -283,6 +283,40 @@ fn best_available_reports_when_no_row_has_enough_adjacent_seats() {
 }
 
 #[test]
+fn booking_ids_sort_by_when_they_were_made_and_stay_unique_within_a_millisecond() {
+    let mut inventory = stadium();
+    let floor = || Selection::BestAvailable { section_id: "FLOOR".into(), quantity: 1 };
+    let holds: Vec<HoldId> = (0..4).map(|n| place(&mut inventory, &format!("fan{n}"), floor(), T0).unwrap()).collect();
+    // Confirms the hold of `who` at `now_ms` with the random nonce `random`.
+    let confirm_with = |inventory: &mut Inventory, who: &str, hold_id: &HoldId, now_ms: u64, random: u64| {
+        let request = Request::ConfirmHold {
+            caller: buyer(who),
+            hold_id: hold_id.clone(),
+            payment_reference: format!("pay-{hold_id}"),
+            idempotency_key: None,
+        };
+        let Decision::Apply(command) = inventory.decide(&request, now_ms, random).unwrap() else {
+            panic!("not applied")
+        };
+        let Outcome::Booking(booking_id) = inventory.apply(&command) else { panic!("no booking") };
+        booking_id
+    };
+    // A later booking sorts after an earlier one, whatever their random bits.
+    let first = confirm_with(&mut inventory, "fan0", &holds[0], T0 + 2, u64::MAX);
+    let second = confirm_with(&mut inventory, "fan1", &holds[1], T0 + 3, 1);
+    assert!(first < second, "{first} then {second}");
+    // The same millisecond and the same random bits: the second id moves on, it does not collide.
+    let third = confirm_with(&mut inventory, "fan2", &holds[2], T0 + 4, 42);
+    let fourth = confirm_with(&mut inventory, "fan3", &holds[3], T0 + 4, 42);
+    assert_ne!(third, fourth);
+    assert!(second < third && second < fourth);
+    for booking_id in [&first, &second, &third, &fourth] {
+        assert_eq!(booking_id.event_id().as_ref(), Some(inventory.event_id()));
+    }
+    inventory.check_invariants().unwrap();
+}
+
+#[test]
 fn general_admission_is_sold_by_quantity_up_to_capacity() {
     let mut inventory = stadium();
     let mut holders = Vec::new();
