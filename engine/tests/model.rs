@@ -720,8 +720,10 @@ impl Model {
         }
     }
 
+    /// A booking's nonce carries the time: milliseconds in the top 42 bits, the random nonce's
+    /// low 22 bits below (so booking ids sort by when they were made).
     fn predicted_booking_id(&self, nonce: u64) -> BookingId {
-        let mut nonce = nonce;
+        let mut nonce = (self.now_ms << 22) | (nonce & ((1 << 22) - 1));
         loop {
             let booking_id = BookingId::mint(&self.event_id, nonce);
             if !self.bookings.contains_key(&booking_id) {
