@@ -88,35 +88,41 @@ async fn create_events(engine: &Engine) -> Vec<EventId> {
     events
 }
 
-/// Runs `holds` hold+release pairs with CONCURRENCY in flight; returns the elapsed time.
-async fn run_holds(engine: &Engine, events: &[EventId], holds: u64) -> Duration {
+/// Splits `total` iterations over CONCURRENCY tasks, task `worker` on event `worker % events`, each
+/// running `work(engine, event, worker, its share)`; returns the elapsed time.
+async fn run_spread<F, Fut>(engine: &Engine, events: &[EventId], total: u64, work: F) -> Duration
+where
+    F: Fn(Engine, EventId, usize, u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(CONCURRENCY);
     for worker in 0..CONCURRENCY {
-        let engine = engine.clone();
-        let event_id = events[worker % events.len()].clone();
-        let share = holds / CONCURRENCY as u64 + u64::from((worker as u64) < holds % CONCURRENCY as u64);
-        // Each worker owns one seat of its event, so holds never collide.
-        let seat_id = format!("{}:{}", ["A", "B", "C", "D", "E", "F", "G", "H"][(worker / EVENTS) % 8], {
-            let number = (worker / EVENTS) / 8 + 1;
-            number
-        });
-        let seat_id = format!("S:{seat_id}");
-        tasks.push(tokio::spawn(async move {
-            let caller = Caller { buyer: BuyerId::new(format!("w{worker}")), admin: false };
-            for _ in 0..share {
-                let hold = engine
-                    .place_hold(caller.clone(), &event_id, Selection::Seats(vec![seat_id.clone()]), None)
-                    .await
-                    .unwrap();
-                engine.release_hold(caller.clone(), &hold.hold_id).await.unwrap();
-            }
-        }));
+        let share = total / CONCURRENCY as u64 + u64::from((worker as u64) < total % CONCURRENCY as u64);
+        tasks.push(tokio::spawn(work(engine.clone(), events[worker % events.len()].clone(), worker, share)));
     }
     for task in tasks {
         task.await.unwrap();
     }
     started.elapsed()
+}
+
+/// Runs `holds` hold+release pairs with CONCURRENCY in flight; returns the elapsed time.
+async fn run_holds(engine: &Engine, events: &[EventId], holds: u64) -> Duration {
+    run_spread(engine, events, holds, |engine, event_id, worker, share| async move {
+        // Each worker owns one seat of its event, so holds never collide.
+        let row = ["A", "B", "C", "D", "E", "F", "G", "H"][(worker / EVENTS) % 8];
+        let seat_id = format!("S:{row}:{}", (worker / EVENTS) / 8 + 1);
+        let caller = Caller { buyer: BuyerId::new(format!("w{worker}")), admin: false };
+        for _ in 0..share {
+            let hold = engine
+                .place_hold(caller.clone(), &event_id, Selection::Seats(vec![seat_id.clone()]), None)
+                .await
+                .unwrap();
+            engine.release_hold(caller.clone(), &hold.hold_id).await.unwrap();
+        }
+    })
+    .await
 }
 
 fn bench_holds(criterion: &mut Criterion) {
@@ -158,26 +164,16 @@ fn bench_holds(criterion: &mut Criterion) {
 /// Places `holds` one-place holds with CONCURRENCY in flight on `events` (fresh ones: no hold is
 /// released); returns the elapsed time.
 async fn run_hold_only(engine: &Engine, events: &[EventId], holds: u64) -> Duration {
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(CONCURRENCY);
-    for worker in 0..CONCURRENCY {
-        let engine = engine.clone();
-        let event_id = events[worker % events.len()].clone();
-        let share = holds / CONCURRENCY as u64 + u64::from((worker as u64) < holds % CONCURRENCY as u64);
-        tasks.push(tokio::spawn(async move {
-            let mut buyer = caller(&format!("w{worker}-0"));
-            for number in 0..share {
-                if number > 0 && number % u64::from(HOLDS_PER_BUYER_MAX) == 0 {
-                    buyer = caller(&format!("w{worker}-{number}"));
-                }
-                engine.place_hold(buyer.clone(), &event_id, one_place(), None).await.unwrap();
+    run_spread(engine, events, holds, |engine, event_id, worker, share| async move {
+        let mut buyer = caller(&format!("w{worker}-0"));
+        for number in 0..share {
+            if number > 0 && number % u64::from(HOLDS_PER_BUYER_MAX) == 0 {
+                buyer = caller(&format!("w{worker}-{number}"));
             }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    started.elapsed()
+            engine.place_hold(buyer.clone(), &event_id, one_place(), None).await.unwrap();
+        }
+    })
+    .await
 }
 
 /// Events with enough places for one sample of `hold_only` (100,000 each).
