@@ -569,7 +569,9 @@ pub struct Inventory {
     /// availability is O(sections), not O(seats).
     counts: Vec<SectionCounts>,
     #[serde(deserialize_with = "cautious::map")]
-    holds: SharedMap<HoldId, HoldRecord>,
+    /// Each record behind its own `Arc`: a map node then holds small entries (an id and a pointer),
+    /// so the nodes are small and copying one after a snapshot is cheap.
+    holds: SharedMap<HoldId, Arc<HoldRecord>>,
     /// Active holds by deadline: the actor's one timer waits for the first entry.
     #[serde(deserialize_with = "cautious::set")]
     deadlines: OrdSet<(u64, HoldId)>,
@@ -577,7 +579,8 @@ pub struct Inventory {
     #[serde(deserialize_with = "cautious::vector")]
     ended_holds: Vector<(u64, HoldId)>,
     #[serde(deserialize_with = "cautious::map")]
-    bookings: SharedMap<BookingId, BookingRecord>,
+    /// Behind `Arc`s, as holds are.
+    bookings: SharedMap<BookingId, Arc<BookingRecord>>,
     #[serde(deserialize_with = "cautious::map")]
     buyers: SharedMap<BuyerId, BuyerUsage>,
     #[serde(deserialize_with = "cautious::map")]
@@ -1230,7 +1233,7 @@ impl Inventory {
                 Outcome::Waitlist { buyer: buyer.clone() }
             }
             Command::ExtendHold { hold_id, expires_at_ms, payment } => {
-                let hold = self.holds.get_mut(hold_id).expect("extended hold exists");
+                let hold = Arc::make_mut(self.holds.get_mut(hold_id).expect("extended hold exists"));
                 assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} extended after it ended");
                 assert!(
                     self.deadlines.remove(&(hold.expires_at_ms, hold_id.clone())).is_some(),
@@ -1250,7 +1253,7 @@ impl Inventory {
                 Outcome::TermsUpdated
             }
             Command::RedeemTicket { booking_id, ticket, now_ms } => {
-                let booking = self.bookings.get_mut(booking_id).expect("redeemed booking exists");
+                let booking = Arc::make_mut(self.bookings.get_mut(booking_id).expect("redeemed booking exists"));
                 assert_eq!(booking.status, BookingStatus::Confirmed, "ticket of a cancelled booking {booking_id} used");
                 let count = booking.places.count() as usize;
                 booking.redeemed_at_ms.resize(count, None);
@@ -1260,7 +1263,7 @@ impl Inventory {
                 Outcome::Booking(booking_id.clone())
             }
             Command::ConfirmExpiredHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
-                let hold = self.holds.get_mut(hold_id).expect("revived hold exists");
+                let hold = Arc::make_mut(self.holds.get_mut(hold_id).expect("revived hold exists"));
                 assert_eq!(hold.status, HoldStatus::Expired, "hold {hold_id} confirmed late but had not expired");
                 hold.status = HoldStatus::Confirmed;
                 hold.booking_id = Some(booking_id.clone());
@@ -1273,7 +1276,8 @@ impl Inventory {
             Command::ConfirmHold { hold_id, booking_id, payment_reference, idempotency_key, now_ms } => {
                 let hold = self.end_hold(hold_id, HoldStatus::Confirmed, *now_ms);
                 self.take_places(&hold.places, SeatStatus::Held, SeatStatus::Booked);
-                self.holds.get_mut(hold_id).expect("hold just ended").booking_id = Some(booking_id.clone());
+                Arc::make_mut(self.holds.get_mut(hold_id).expect("hold just ended")).booking_id =
+                    Some(booking_id.clone());
                 self.book(hold_id, booking_id, hold, payment_reference, idempotency_key, *now_ms);
                 Outcome::Booking(booking_id.clone())
             }
@@ -1296,7 +1300,7 @@ impl Inventory {
                 Outcome::HoldsExpired { hold_ids }
             }
             Command::CancelBooking { booking_id, now_ms } => {
-                let booking = self.bookings.get_mut(booking_id).expect("cancelled booking exists");
+                let booking = Arc::make_mut(self.bookings.get_mut(booking_id).expect("cancelled booking exists"));
                 assert_eq!(booking.status, BookingStatus::Confirmed, "booking {booking_id} cancelled twice");
                 booking.status = BookingStatus::Cancelled;
                 booking.cancelled_at_ms = Some(*now_ms);
@@ -1329,7 +1333,7 @@ impl Inventory {
                     .collect();
                 cancelled.sort();
                 for booking_id in &cancelled {
-                    let booking = self.bookings.get_mut(booking_id).expect("listed booking");
+                    let booking = Arc::make_mut(self.bookings.get_mut(booking_id).expect("listed booking"));
                     booking.status = BookingStatus::Cancelled;
                     booking.cancelled_at_ms = Some(*now_ms);
                     let (buyer, places) = (booking.buyer.clone(), booking.places.clone());
@@ -1359,7 +1363,7 @@ impl Inventory {
         assert!(!self.bookings.contains_key(booking_id), "booking {booking_id} made twice");
         self.bookings.insert(
             booking_id.clone(),
-            BookingRecord {
+            Arc::new(BookingRecord {
                 hold_id: hold_id.clone(),
                 buyer: hold.buyer,
                 places: hold.places,
@@ -1369,7 +1373,7 @@ impl Inventory {
                 cancelled_at_ms: None,
                 status: BookingStatus::Confirmed,
                 redeemed_at_ms: Vec::new(),
-            },
+            }),
         );
     }
 
@@ -1415,12 +1419,12 @@ impl Inventory {
         self.adjust_buyer(&record.buyer, i64::from(record.places.count()), 1);
         self.note_hold(record.placed_at_ms);
         self.deadlines.insert((record.expires_at_ms, hold_id.clone()));
-        self.holds.insert(hold_id.clone(), record);
+        self.holds.insert(hold_id.clone(), Arc::new(record));
     }
 
     /// Ends an active hold; returns a copy of its record as it was.
     fn end_hold(&mut self, hold_id: &HoldId, status: HoldStatus, now_ms: u64) -> HoldRecord {
-        let hold = self.holds.get_mut(hold_id).expect("ended hold exists");
+        let hold = Arc::make_mut(self.holds.get_mut(hold_id).expect("ended hold exists"));
         assert_eq!(hold.status, HoldStatus::Active, "hold {hold_id} ended twice");
         hold.status = status;
         let record = hold.clone();
@@ -1459,8 +1463,8 @@ impl Inventory {
             }
             let (_, hold_id) = self.ended_holds.pop_front().expect("front exists");
             if let Some(hold) = self.holds.remove(&hold_id) {
-                if let Some(key) = hold.idempotency_key {
-                    self.hold_keys.remove(&(hold.buyer, key));
+                if let Some(key) = &hold.idempotency_key {
+                    self.hold_keys.remove(&(hold.buyer.clone(), key.clone()));
                 }
             }
         }

@@ -829,20 +829,24 @@ fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
     let cases: Vec<(&str, Corruption, &str)> = vec![
         (
             "seat past the venue",
-            |inv, hold, _| inv.holds.get_mut(hold).unwrap().places = Places::Seats(vec![1, 9_999]),
+            |inv, hold, _| {
+                std::sync::Arc::make_mut(inv.holds.get_mut(hold).unwrap()).places = Places::Seats(vec![1, 9_999])
+            },
             "names seat 9999",
         ),
         (
             "general section past the venue",
             |inv, _, booking| {
-                inv.bookings.get_mut(booking).unwrap().places = Places::General { section: 77, quantity: 1 }
+                std::sync::Arc::make_mut(inv.bookings.get_mut(booking).unwrap()).places =
+                    Places::General { section: 77, quantity: 1 }
             },
             "names section 77",
         ),
         (
             "quantity in a reserved section",
             |inv, _, booking| {
-                inv.bookings.get_mut(booking).unwrap().places = Places::General { section: 0, quantity: 1 }
+                std::sync::Arc::make_mut(inv.bookings.get_mut(booking).unwrap()).places =
+                    Places::General { section: 0, quantity: 1 }
             },
             "reserved section",
         ),
@@ -855,12 +859,12 @@ fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
         ),
         (
             "price level past the terms",
-            |inv, hold, _| inv.holds.get_mut(hold).unwrap().prices[0].level = 9,
+            |inv, hold, _| std::sync::Arc::make_mut(inv.holds.get_mut(hold).unwrap()).prices[0].level = 9,
             "at level 9",
         ),
         (
             "prices missing a section",
-            |inv, hold, _| inv.holds.get_mut(hold).unwrap().prices.clear(),
+            |inv, hold, _| std::sync::Arc::make_mut(inv.holds.get_mut(hold).unwrap()).prices.clear(),
             "is priced for sections",
         ),
         (
@@ -870,23 +874,29 @@ fn restore_refuses_every_kind_of_corrupt_record_with_a_reason() {
             },
             "deadlines",
         ),
-        ("deadline at another time", |inv, hold, _| inv.holds.get_mut(hold).unwrap().expires_at_ms += 1, "deadlines"),
+        (
+            "deadline at another time",
+            |inv, hold, _| std::sync::Arc::make_mut(inv.holds.get_mut(hold).unwrap()).expires_at_ms += 1,
+            "deadlines",
+        ),
         (
             "deadline of an ended hold",
-            |inv, hold, _| inv.holds.get_mut(hold).unwrap().status = HoldStatus::Released,
+            |inv, hold, _| std::sync::Arc::make_mut(inv.holds.get_mut(hold).unwrap()).status = HoldStatus::Released,
             "deadlines",
         ),
         (
             "confirmed hold without a booking",
             |inv, _, booking| {
                 let hold_id = inv.bookings[booking].hold_id.clone();
-                inv.holds.get_mut(&hold_id).unwrap().booking_id = None;
+                std::sync::Arc::make_mut(inv.holds.get_mut(&hold_id).unwrap()).booking_id = None;
             },
             "without a booking",
         ),
         (
             "booking naming another hold",
-            |inv, hold, booking| inv.bookings.get_mut(booking).unwrap().hold_id = hold.clone(),
+            |inv, hold, booking| {
+                std::sync::Arc::make_mut(inv.bookings.get_mut(booking).unwrap()).hold_id = hold.clone()
+            },
             "do not name each other",
         ),
         (
