@@ -1463,8 +1463,10 @@ impl Inventory {
             }
             let (_, hold_id) = self.ended_holds.pop_front().expect("front exists");
             if let Some(hold) = self.holds.remove(&hold_id) {
-                if let Some(key) = &hold.idempotency_key {
-                    self.hold_keys.remove(&(hold.buyer.clone(), key.clone()));
+                // The record is usually the map's alone: take it apart instead of copying its ids.
+                let hold = Arc::unwrap_or_clone(hold);
+                if let Some(key) = hold.idempotency_key {
+                    self.hold_keys.remove(&(hold.buyer, key));
                 }
             }
         }
