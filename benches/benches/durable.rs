@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hdrhistogram::Histogram;
-use turnstile_benches::{bench_events, caller, one_place};
+use turnstile_benches::{bench_events, caller, one_place, runtime};
 use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
@@ -126,7 +126,7 @@ async fn run_holds(engine: &Engine, events: &[EventId], holds: u64) -> Duration 
 }
 
 fn bench_holds(criterion: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = runtime();
     let mut group = criterion.benchmark_group("holds");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
@@ -153,7 +153,7 @@ fn bench_holds(criterion: &mut Criterion) {
     if commits > 0 {
         println!(
             "durable: {jobs} logged commands in {commits} commits: {:.1} commands per fsync, {:.0} us per commit",
-            jobs as f64 / commits.max(1) as f64,
+            jobs as f64 / commits as f64,
             commit_micros as f64 / stats.commits.load(Ordering::Relaxed).max(1) as f64
         );
     }
@@ -180,7 +180,7 @@ async fn run_hold_only(engine: &Engine, events: &[EventId], holds: u64) -> Durat
 const HOLD_ONLY_EVENTS: usize = 64;
 
 fn bench_hold_only(criterion: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = runtime();
     let mut group = criterion.benchmark_group("hold_only");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
@@ -207,7 +207,7 @@ fn bench_hold_only(criterion: &mut Criterion) {
     if commits > 0 {
         println!(
             "hold_only durable: {jobs} logged jobs in {commits} commits: {:.1} per fsync",
-            jobs as f64 / commits.max(1) as f64
+            jobs as f64 / commits as f64
         );
     }
     group.finish();
@@ -218,7 +218,7 @@ fn bench_hold_only(criterion: &mut Criterion) {
 /// Writes a log of `commands` hold/release commands for one event straight into a store, and
 /// optionally a checkpoint covering them all.
 fn build_log(dir: &std::path::Path, commands: u64, checkpoint: bool) -> EventId {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = runtime();
     let engine = runtime.block_on(Engine::open(dir, EngineOptions::default())).unwrap();
     let venue = runtime
         .block_on(engine.create_venue(VenueSpec { name: "Hall".into(), sections: sections(), ..VenueSpec::default() }))
@@ -265,7 +265,7 @@ fn build_log(dir: &std::path::Path, commands: u64, checkpoint: bool) -> EventId 
 fn bench_recovery(criterion: &mut Criterion) {
     let commands: u64 =
         std::env::var("TURNSTILE_RECOVERY_COMMANDS").ok().and_then(|value| value.parse().ok()).unwrap_or(200_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = runtime();
     let mut group = criterion.benchmark_group(format!("recovery_{commands}_commands"));
     group.sample_size(10);
     for checkpoint in [false, true] {
