@@ -142,23 +142,56 @@ fn bench_holds(criterion: &mut Criterion) {
     let durable = runtime.block_on(Engine::open(dir.path(), EngineOptions::default())).unwrap();
     let durable_events = runtime.block_on(create_events(&durable));
     let stats = &durable.store().unwrap().stats();
-    let (commits_before, jobs_before) = (stats.commits.load(Ordering::Relaxed), stats.jobs.load(Ordering::Relaxed));
+    let before = WriterFigures::of(stats);
     group.bench_function("durable", |bencher| {
         bencher.iter_custom(|iters| runtime.block_on(run_holds(&durable, &durable_events, iters)))
     });
-    let commits = stats.commits.load(Ordering::Relaxed) - commits_before;
-    let jobs = stats.jobs.load(Ordering::Relaxed) - jobs_before;
-    let commit_micros = stats.commit_micros.load(Ordering::Relaxed);
-    // Nothing to print when the durable variant was filtered out.
-    if commits > 0 {
-        println!(
-            "durable: {jobs} logged commands in {commits} commits: {:.1} commands per fsync, {:.0} us per commit",
-            jobs as f64 / commits as f64,
-            commit_micros as f64 / stats.commits.load(Ordering::Relaxed).max(1) as f64
-        );
-    }
+    WriterFigures::of(stats).since(&before).print("holds durable");
     group.finish();
     runtime.block_on(durable.shutdown());
+}
+
+/// The log writer's counters, read before and after a durable variant runs.
+struct WriterFigures {
+    commits: u64,
+    jobs: u64,
+    commit_micros: u64,
+    checkpoints: u64,
+}
+
+impl WriterFigures {
+    fn of(stats: &turnstile_storage::Stats) -> Self {
+        WriterFigures {
+            commits: stats.commits.load(Ordering::Relaxed),
+            jobs: stats.jobs.load(Ordering::Relaxed),
+            commit_micros: stats.commit_micros.load(Ordering::Relaxed),
+            checkpoints: stats.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        WriterFigures {
+            commits: self.commits - before.commits,
+            jobs: self.jobs - before.jobs,
+            commit_micros: self.commit_micros - before.commit_micros,
+            checkpoints: self.checkpoints - before.checkpoints,
+        }
+    }
+
+    /// Prints commands per fsync and the mean commit (writing the group and its fsync); nothing
+    /// when the durable variant was filtered out.
+    fn print(&self, label: &str) {
+        if self.commits > 0 {
+            println!(
+                "{label}: {} logged commands in {} commits: {:.1} per fsync, {:.0} us per commit; {} checkpoints",
+                self.jobs,
+                self.commits,
+                self.jobs as f64 / self.commits as f64,
+                self.commit_micros as f64 / self.commits as f64,
+                self.checkpoints
+            );
+        }
+    }
 }
 
 /// Places `holds` one-place holds with CONCURRENCY in flight on `events` (fresh ones: no hold is
@@ -200,16 +233,9 @@ fn bench_hold_only(criterion: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let durable = runtime.block_on(Engine::open(dir.path(), EngineOptions::default())).unwrap();
     let stats = &durable.store().unwrap().stats();
-    let (commits_before, jobs_before) = (stats.commits.load(Ordering::Relaxed), stats.jobs.load(Ordering::Relaxed));
+    let before = WriterFigures::of(stats);
     group.bench_function("durable", |bencher| bencher.iter_custom(|iters| run(&durable, iters)));
-    let commits = stats.commits.load(Ordering::Relaxed) - commits_before;
-    let jobs = stats.jobs.load(Ordering::Relaxed) - jobs_before;
-    if commits > 0 {
-        println!(
-            "hold_only durable: {jobs} logged jobs in {commits} commits: {:.1} per fsync",
-            jobs as f64 / commits as f64
-        );
-    }
+    WriterFigures::of(stats).since(&before).print("hold_only durable");
     group.finish();
     runtime.block_on(durable.shutdown());
     runtime.block_on(memory.shutdown());

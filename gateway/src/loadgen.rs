@@ -41,6 +41,10 @@ pub struct BenchOptions {
     /// Writes are holds alone, each by a buyer of its own, left to expire (no confirm or release):
     /// one durable command per write, like a lock service's SET NX EX.
     pub hold_only: bool,
+    /// Every call is a standard health check (`grpc.health.v1.Health/Check`) and nothing else: no
+    /// engine, no disk, no token. It measures what a unary call through this server and this
+    /// load generator costs on the machine: the most calls per second any request could reach.
+    pub health_only: bool,
     pub events: usize,
     pub connections: usize,
     pub window: Duration,
@@ -76,6 +80,7 @@ pub struct BenchSummary {
     pub reads_per_write: u32,
     pub hot_event: bool,
     pub hold_only: bool,
+    pub health_only: bool,
     pub events: usize,
     pub operations: BTreeMap<String, OperationSummary>,
     pub errors_by_code: BTreeMap<String, u64>,
@@ -84,7 +89,7 @@ pub struct BenchSummary {
     pub windows: Vec<WindowSummary>,
 }
 
-const OPERATIONS: [&str; 5] = ["hold", "confirm", "release", "view", "search"];
+const OPERATIONS: [&str; 6] = ["hold", "confirm", "release", "view", "search", "health"];
 
 fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant digits.
@@ -201,6 +206,7 @@ impl Worker {
         let mut rng = StdRng::seed_from_u64(self.options.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9));
         let mut catalog = CatalogServiceClient::new(self.channel.clone());
         let mut booking = BookingServiceClient::new(self.channel.clone());
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         let tokens: Vec<String> = (0..BUYERS_PER_WORKER)
             .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
             .collect();
@@ -209,6 +215,18 @@ impl Worker {
         let mut window_started = Instant::now();
         let mut writes = 0u64;
         while Instant::now() < deadline {
+            // Hand in the window at the top, so no branch's `continue` keeps it past its time.
+            if window_started.elapsed() >= self.options.window {
+                window_ticks.lock().expect("window lock").push(std::mem::take(&mut window));
+                window_started = Instant::now();
+            }
+            if self.options.health_only {
+                let started = Instant::now();
+                let result = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+                tally.record("health", started, &result);
+                window.record("health", started, &result);
+                continue;
+            }
             let event_id = if self.options.hot_event {
                 self.event_ids[0].clone()
             } else {
@@ -273,10 +291,6 @@ impl Worker {
                 tally.record("view", started, &result);
                 window.record("view", started, &result);
             }
-            if window_started.elapsed() >= self.options.window {
-                window_ticks.lock().expect("window lock").push(std::mem::take(&mut window));
-                window_started = Instant::now();
-            }
         }
         window_ticks.lock().expect("window lock").push(window);
         tally
@@ -317,8 +331,9 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
             .with_context(|| format!("cannot reach the node at {}", options.server))?;
         channels.push(channel);
     }
-    let events = if options.hot_event { 1 } else { options.events };
-    let event_ids = create_events(channels[0].clone(), &admin, events).await?;
+    let events = if options.hot_event || options.health_only { 1 } else { options.events };
+    let event_ids =
+        if options.health_only { Vec::new() } else { create_events(channels[0].clone(), &admin, events).await? };
 
     let started = Instant::now();
     let deadline = started + options.duration;
@@ -406,6 +421,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         reads_per_write: options.reads_per_write,
         hot_event: options.hot_event,
         hold_only: options.hold_only,
+        health_only: options.health_only,
         events,
         writes_per_second: count(&["hold", "confirm", "release"]),
         reads_per_second: count(&["view", "search"]),
@@ -418,13 +434,14 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
 /// The summary as a table for a terminal.
 pub fn render(summary: &BenchSummary) -> String {
     let mut text = format!(
-        "{} workers for {:.1} s, {} reads per write, {} event(s){}{}\n",
+        "{} workers for {:.1} s, {} reads per write, {} event(s){}{}{}\n",
         summary.concurrency,
         summary.duration_seconds,
         summary.reads_per_write,
         summary.events,
         if summary.hot_event { " (hot event)" } else { "" },
-        if summary.hold_only { ", holds only" } else { "" }
+        if summary.hold_only { ", holds only" } else { "" },
+        if summary.health_only { ", health checks only (the gRPC floor)" } else { "" }
     );
     text.push_str("operation      count    errors      per s    p50 us    p90 us    p99 us  p99.9 us    max us\n");
     for (operation, row) in &summary.operations {

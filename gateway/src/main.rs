@@ -88,6 +88,10 @@ enum Command {
         /// write; --confirm-percent does not apply).
         #[arg(long)]
         hold_only: bool,
+        /// Every call is a gRPC health check (no engine, no disk, no token): what one unary call
+        /// through this server and this generator costs here, the ceiling of any request's rate.
+        #[arg(long, conflicts_with = "hold_only")]
+        health_only: bool,
         /// Events to spread the load over (without --hot-event).
         #[arg(long, default_value_t = 16)]
         events: usize,
@@ -206,6 +210,7 @@ fn main() -> anyhow::Result<()> {
             no_search,
             hot_event,
             hold_only,
+            health_only,
             events,
             connections,
             window_seconds,
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
                 search: !no_search,
                 hot_event,
                 hold_only,
+                health_only,
                 events,
                 connections,
                 window: std::time::Duration::from_secs(window_seconds.max(1)),

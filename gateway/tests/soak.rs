@@ -22,6 +22,7 @@ fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
         search: true,
         hot_event: false,
         hold_only: false,
+        health_only: false,
         events: 4,
         connections: 2,
         window: Duration::from_secs(3),
@@ -85,5 +86,32 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
     assert!(!summary.operations.contains_key("confirm") && !summary.operations.contains_key("release"));
     assert!(summary.hold_only);
     assert_eq!(node_status(&server).await.live_holds, holds, "every hold the generator counted is live on the node");
+    server.stop().await;
+}
+
+/// `--health-only`: every call is a health check answered by the server, and none reaches the
+/// engine: no event is created and no command is logged; the windows see the calls as they run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_only_load_calls_the_server_and_never_the_engine() {
+    let server = TestServer::start().await;
+    let before = node_status(&server).await;
+    let options = BenchOptions {
+        health_only: true,
+        window: Duration::from_secs(1),
+        ..options(&server, Duration::from_secs(3), 12)
+    };
+    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(summary.errors_by_code.is_empty(), "errors in a health-only run: {:?}", summary.errors_by_code);
+    assert!(summary.health_only);
+    assert_eq!(summary.operations.keys().collect::<Vec<_>>(), ["health"], "health checks and nothing else");
+    let calls = summary.operations["health"].count;
+    assert!(calls > 100, "the load ran: {calls} health checks");
+    assert_eq!(summary.writes_per_second + summary.reads_per_second, 0.0);
+    // Calls are handed in window by window, not only when the run ends.
+    let busy_windows = summary.windows.iter().filter(|window| window.operations_per_second > 0.0).count();
+    assert!(busy_windows >= 2, "windows with calls: {busy_windows} of {}", summary.windows.len());
+    let after = node_status(&server).await;
+    assert_eq!(after.events_owned, before.events_owned, "no event was created");
+    assert_eq!(after.log_commands, before.log_commands, "nothing was logged");
     server.stop().await;
 }
