@@ -13,7 +13,8 @@
 #      the seed notes' booking transaction (SELECT ... FOR UPDATE, UPDATE, INSERT) on one event,
 #      CONCURRENCY clients, SECONDS each;
 #   4. Turnstile (release build, fresh data dir per run), `turnstile bench` at CONCURRENCY:
-#      (a) write-only holds + releases, (b) hold + confirm on one hot event, (c) 100 reads per write,
+#      (a) write-only holds + releases, (e) holds alone, (f) health checks alone (the gRPC floor:
+#      no engine, disk or token), (b) hold + confirm on one hot event, (c) 100 reads per write,
 #      (d) supplementary: write-only workers beside as many read-only workers, at the same time;
 #   5. prints the figures, the ratios against the targets and PASS/MISS, and writes them to
 #      OUT_DIR/results.{md,json}.
@@ -392,6 +393,11 @@ ts_run ts_a a-writes "$RUN_SECONDS" --reads-per-write 0 --confirm-percent 0
 # (e) durable holds alone, the like-for-like run against Redis's SET NX EX: one durable command
 # per hold, each by a buyer of its own, left to expire (the bench events' TTL outlasts the run).
 ts_run ts_e e-hold-only "$RUN_SECONDS" --reads-per-write 0 --hold-only
+
+# (f) the gRPC floor: standard health checks alone, through the same server, connections and load
+# generator, with no engine, disk or token behind them. No request can go faster than this here;
+# it tells how much of (a) to (e) the engine costs and how much the gRPC calls themselves.
+ts_run ts_f f-health-only "$RUN_SECONDS" --health-only
 
 # (b) one hot event, every hold confirmed. The bench event has 200,000 general-admission places
 # and each of a worker's 512 buyers may hold at most 1,000, so the places are the limit: if the run

@@ -71,6 +71,7 @@ def main():
     d_writes = load_bench(out, "d-writes")
     d_reads = load_bench(out, "d-reads")
     e = load_bench(out, "e-hold-only")
+    f = load_bench(out, "f-health-only")
 
     redis_rps = number(figures, "redis_rps")
     pg_book_tps = number(figures, "pg_book_tps")
@@ -198,6 +199,20 @@ def main():
     turnstile_row(a, "a", "(a) hold + release, 16 events, write-only", f"{fmt(a_holds)} holds/s", "hold")
     if e is not None:
         turnstile_row(e, "e", "(e) hold only, 16 events, each hold left to expire", f"{fmt(e_holds)} holds/s", "hold")
+    floor = ok_per_second(f, "health") if f else None
+    if f is not None:
+        turnstile_row(f, "f", "(f) gRPC floor: health checks alone, no engine", f"{fmt(floor)} calls/s", "health")
+        needed = 5.0 * pg_book_tps * 2 if pg_book_tps else None
+        row(
+            "",
+            "(f) the floor against the targets",
+            "",
+            "",
+            "",
+            f"{fmt(ratio(floor, redis_rps), 2, 'x')} Redis's SET/s (target 1 needs 1.0x of it in holds); "
+            f"{fmt(ratio(floor, needed), 2, 'x')} the {fmt(needed)} calls/s that 5x PostgreSQL's booking tps "
+            f"needs at two calls per pair (target 2)",
+        )
     turnstile_row(b, "b", "(b) hold + confirm, one hot event", f"{fmt(b_pairs)} pairs/s", "hold")
     if b is not None:
         confirm = op(b, "confirm") or {}
@@ -253,7 +268,7 @@ def main():
             )
 
     cpu_rows = []
-    for phase in ["redis", "pg_hold", "pg_book", "ts_a", "ts_e", "ts_b", "ts_c", "ts_d"]:
+    for phase in ["redis", "pg_hold", "pg_book", "ts_a", "ts_e", "ts_f", "ts_b", "ts_c", "ts_d"]:
         wall = number(figures, f"cpu_{phase}_wall")
         if wall is None:
             continue

@@ -78,6 +78,38 @@ fn concurrent_jobs_share_commits() {
     }
 }
 
+/// Callbacks run in submission order, each once its entry can be read back, and every one has
+/// run by the time `close` returns.
+#[test]
+fn callbacks_run_in_submission_order_after_their_commit_and_before_close_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let jobs = 3_000u64;
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for job in 0..jobs {
+        let (answered, reader) = (answered.clone(), store.clone());
+        store.submit(
+            &format!("s{}", job % 7),
+            vec![append(&job.to_string())],
+            Box::new(move |result| {
+                let index = result.unwrap().indexes[0];
+                // What the callback reports is committed: a new read transaction sees it.
+                let last = reader.last_index().unwrap();
+                answered.lock().unwrap().push((job, index, last >= index));
+            }),
+        );
+    }
+    store.close();
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+    assert_eq!(answered.len() as u64, jobs, "every callback ran before close returned");
+    for (position, (job, index, visible)) in answered.iter().enumerate() {
+        assert_eq!(*job, position as u64, "callbacks in submission order");
+        assert_eq!(*index, position as u64 + 1, "indexes in submission order");
+        assert!(visible, "job {job}'s entry {index} was readable when its callback ran");
+    }
+    assert!(store.stats().commits.load(Ordering::Relaxed) > 1, "the jobs took more than one commit");
+}
+
 #[test]
 fn checkpoints_let_the_log_be_purged_up_to_the_oldest_uncovered_entry() {
     let dir = tempfile::tempdir().unwrap();
