@@ -207,7 +207,9 @@ impl Worker {
         let mut catalog = CatalogServiceClient::new(self.channel.clone());
         let mut booking = BookingServiceClient::new(self.channel.clone());
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
-        let tokens: Vec<String> = (0..BUYERS_PER_WORKER)
+        // Signed inside the measured time, so only when writes use them.
+        let uses_tokens = !(self.options.health_only || self.options.hold_only);
+        let tokens: Vec<String> = (0..if uses_tokens { BUYERS_PER_WORKER } else { 0 })
             .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
             .collect();
         let mut tally = Tally::default();
@@ -331,7 +333,13 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
             .with_context(|| format!("cannot reach the node at {}", options.server))?;
         channels.push(channel);
     }
-    let events = if options.hot_event || options.health_only { 1 } else { options.events };
+    let events = if options.health_only {
+        0
+    } else if options.hot_event {
+        1
+    } else {
+        options.events
+    };
     let event_ids =
         if options.health_only { Vec::new() } else { create_events(channels[0].clone(), &admin, events).await? };
 

@@ -99,6 +99,7 @@ async fn health_only_load_calls_the_server_and_never_the_engine() {
     let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors in a health-only run: {:?}", summary.errors_by_code);
     assert!(summary.health_only);
+    assert_eq!(summary.events, 0, "the summary names no event");
     assert_eq!(summary.operations.keys().collect::<Vec<_>>(), ["health"], "health checks and nothing else");
     let calls = summary.operations["health"].count;
     assert!(calls > 100, "the load ran: {calls} health checks");
