@@ -199,8 +199,8 @@ def main():
     turnstile_row(a, "a", "(a) hold + release, 16 events, write-only", f"{fmt(a_holds)} holds/s", "hold")
     if e is not None:
         turnstile_row(e, "e", "(e) hold only, 16 events, each hold left to expire", f"{fmt(e_holds)} holds/s", "hold")
-    floor = ok_per_second(f, "health") if f else None
     if f is not None:
+        floor = ok_per_second(f, "health")
         turnstile_row(f, "f", "(f) gRPC floor: health checks alone, no engine", f"{fmt(floor)} calls/s", "health")
         needed = 5.0 * pg_book_tps * 2 if pg_book_tps else None
         row(

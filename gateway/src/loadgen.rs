@@ -209,9 +209,13 @@ impl Worker {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         // Signed inside the measured time, so only when writes use them.
         let uses_tokens = !(self.options.health_only || self.options.hold_only);
-        let tokens: Vec<String> = (0..if uses_tokens { BUYERS_PER_WORKER } else { 0 })
-            .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
-            .collect();
+        let tokens: Vec<String> = if uses_tokens {
+            (0..BUYERS_PER_WORKER)
+                .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut tally = Tally::default();
         let mut window = Tally::default();
         let mut window_started = Instant::now();
