@@ -212,6 +212,39 @@ async fn run_hold_only(engine: &Engine, events: &[EventId], holds: u64) -> Durat
 /// Events with enough places for one sample of `hold_only` (100,000 each).
 const HOLD_ONLY_EVENTS: usize = 64;
 
+/// CPU time (user + system) of the whole process so far: every thread, the writer's included.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0, "getrusage");
+        usage
+    };
+    let time = |value: libc::timeval| Duration::new(value.tv_sec as u64, value.tv_usec as u32 * 1_000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU spent per hold by one variant, all threads counted: on two cores a run is CPU-bound, so
+/// this moves less from run to run than holds per second do, and shows where a change saves work.
+struct CpuPerHold {
+    cpu: Duration,
+    holds: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CpuPerHold {
+    fn start() -> Self {
+        CpuPerHold { cpu: process_cpu(), holds: Arc::default() }
+    }
+
+    fn print(&self, label: &str) {
+        let holds = self.holds.load(Ordering::Relaxed);
+        if holds > 0 {
+            let micros = (process_cpu() - self.cpu).as_secs_f64() * 1e6 / holds as f64;
+            println!("{label}: {micros:.2} us of CPU per hold over {holds} holds (warm-up included)");
+        }
+    }
+}
+
 fn bench_hold_only(criterion: &mut Criterion) {
     let runtime = runtime();
     let mut group = criterion.benchmark_group("hold_only");
@@ -219,8 +252,9 @@ fn bench_hold_only(criterion: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     let places = HOLD_ONLY_EVENTS as u64 * 100_000;
-    let run = |engine: &Engine, iters: u64| {
+    let run = |engine: &Engine, iters: u64, meter: &CpuPerHold| {
         assert!(iters <= places, "a sample of {iters} holds needs more than {places} places");
+        meter.holds.fetch_add(iters, Ordering::Relaxed);
         runtime.block_on(async {
             let events = bench_events(engine, HOLD_ONLY_EVENTS).await;
             run_hold_only(engine, &events, iters).await
@@ -228,13 +262,17 @@ fn bench_hold_only(criterion: &mut Criterion) {
     };
 
     let memory = Engine::new();
-    group.bench_function("memory", |bencher| bencher.iter_custom(|iters| run(&memory, iters)));
+    let meter = CpuPerHold::start();
+    group.bench_function("memory", |bencher| bencher.iter_custom(|iters| run(&memory, iters, &meter)));
+    meter.print("hold_only memory");
 
     let dir = tempfile::tempdir().unwrap();
     let durable = runtime.block_on(Engine::open(dir.path(), EngineOptions::default())).unwrap();
     let stats = &durable.store().unwrap().stats();
     let before = WriterFigures::of(stats);
-    group.bench_function("durable", |bencher| bencher.iter_custom(|iters| run(&durable, iters)));
+    let meter = CpuPerHold::start();
+    group.bench_function("durable", |bencher| bencher.iter_custom(|iters| run(&durable, iters, &meter)));
+    meter.print("hold_only durable");
     WriterFigures::of(stats).since(&before).print("hold_only durable");
     group.finish();
     runtime.block_on(durable.shutdown());
