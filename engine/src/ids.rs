@@ -55,6 +55,20 @@ fn hex_suffix(nonce: u64) -> String {
     format!("{nonce:0width$x}", width = SUFFIX_HEX_DIGITS)
 }
 
+/// `<prefix><event key>_<16 hex digits of nonce>`, written straight into the id's one allocation:
+/// an id is minted for every hold placed, on the event actor's path.
+fn minted_in_event(prefix: &str, event_key: &str, nonce: u64) -> Arc<str> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(prefix.len() + event_key.len() + 1 + SUFFIX_HEX_DIGITS);
+    id.push_str(prefix);
+    id.push_str(event_key);
+    id.push('_');
+    for shift in (0..SUFFIX_HEX_DIGITS).rev() {
+        id.push(DIGITS[(nonce >> (shift * 4)) as usize & 0xf] as char);
+    }
+    Arc::from(id)
+}
+
 impl VenueId {
     pub fn mint(nonce: u64) -> Self {
         Self::new(format!("ven_{}", hex_suffix(nonce)))
@@ -91,7 +105,7 @@ fn owning_event(id: &str, prefix: &str) -> Option<EventId> {
 
 impl HoldId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self::new(format!("{HOLD_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
+        Self(minted_in_event(HOLD_PREFIX, event_id.key(), nonce))
     }
 
     /// The event that owns this hold, or `None` if the id is not one this engine mints.
@@ -102,7 +116,7 @@ impl HoldId {
 
 impl BookingId {
     pub fn mint(event_id: &EventId, nonce: u64) -> Self {
-        Self::new(format!("{BOOKING_PREFIX}{}_{}", event_id.key(), hex_suffix(nonce)))
+        Self(minted_in_event(BOOKING_PREFIX, event_id.key(), nonce))
     }
 
     /// The event that owns this booking, or `None` if the id is not one this engine mints.
@@ -122,6 +136,16 @@ mod tests {
         let booking_id = BookingId::mint(&event_id, u64::MAX);
         assert_eq!(hold_id.event_id(), Some(event_id.clone()));
         assert_eq!(booking_id.event_id(), Some(event_id));
+    }
+
+    #[test]
+    fn minted_ids_spell_the_nonce_in_sixteen_lowercase_hex_digits() {
+        let event_id = EventId::mint(0xabc);
+        for nonce in [0, 7, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let expected = format!("{nonce:016x}");
+            assert_eq!(HoldId::mint(&event_id, nonce).as_str(), format!("hld_0000000000000abc_{expected}"));
+            assert_eq!(BookingId::mint(&event_id, nonce).as_str(), format!("bkg_0000000000000abc_{expected}"));
+        }
     }
 
     #[test]
