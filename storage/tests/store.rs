@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 
+use turnstile_storage::store::JOBS_PER_COMMIT_MAX;
 use turnstile_storage::{Store, StoreError, Write};
 
 fn append(payload: &str) -> Write {
@@ -79,12 +80,14 @@ fn concurrent_jobs_share_commits() {
 }
 
 /// Callbacks run in submission order, each once its entry can be read back, and every one has
-/// run by the time `close` returns.
+/// run by the time `close` returns. More jobs than one commit takes, so they span commits however
+/// the writer and this thread are scheduled (with 3,000 jobs, a writer that woke only after all
+/// were queued took them in one commit, and the test's last assertion failed).
 #[test]
 fn callbacks_run_in_submission_order_after_their_commit_and_before_close_returns() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let jobs = 3_000u64;
+    let jobs = JOBS_PER_COMMIT_MAX as u64 + 500;
     let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
     for job in 0..jobs {
         let (answered, reader) = (answered.clone(), store.clone());
