@@ -77,8 +77,8 @@ pub struct EventSnapshot {
     /// `(held, booked)` per section, aligned with `sections`.
     pub counts: Vec<(u32, u32)>,
     /// Each section's price as of this snapshot (moves with dynamic pricing), aligned with
-    /// `sections`.
-    pub prices: Vec<i64>,
+    /// `sections`. Shared with the snapshot before when nothing could have moved them.
+    pub prices: Arc<Vec<i64>>,
 }
 
 impl EventSnapshot {
@@ -89,7 +89,7 @@ impl EventSnapshot {
             terms: Arc::new(inventory.terms().clone()),
             sections: Arc::new(inventory.section_rows()),
             counts: inventory.section_counts(),
-            prices: inventory.current_prices(now_ms),
+            prices: Arc::new(inventory.current_prices(now_ms)),
         }
     }
 
@@ -97,7 +97,7 @@ impl EventSnapshot {
         self.sections
             .iter()
             .zip(&self.counts)
-            .zip(&self.prices)
+            .zip(self.prices.iter())
             .map(|((section, &(held, booked)), &amount_minor)| AvailabilityView {
                 section_id: section.section_id.clone(),
                 price_level_id: section.price_level_id.clone(),
@@ -553,17 +553,23 @@ impl EventState {
     fn publish_snapshot(&self, command: &Command) {
         let previous = self.snapshot.load();
         let terms_changed = matches!(command, Command::UpdateTerms { .. } | Command::CancelEvent { .. });
-        let now_ms = self.clock.now_ms();
         let snapshot = if terms_changed {
-            EventSnapshot::of(&self.inventory, now_ms)
+            EventSnapshot::of(&self.inventory, self.clock.now_ms())
         } else {
+            // Without pricing rules a price is its level's, which only the terms change; a
+            // change of the rules themselves reprices.
+            let fixed_prices = !self.inventory.has_pricing() && !matches!(command, Command::SetPricing { .. });
             EventSnapshot {
                 version: self.inventory.version(),
                 status: self.inventory.status().clone(),
                 terms: previous.terms.clone(),
                 sections: previous.sections.clone(),
                 counts: self.inventory.section_counts(),
-                prices: self.inventory.current_prices(now_ms),
+                prices: if fixed_prices {
+                    previous.prices.clone()
+                } else {
+                    Arc::new(self.inventory.current_prices(self.clock.now_ms()))
+                },
             }
         };
         self.snapshot.store(Arc::new(snapshot));

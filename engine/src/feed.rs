@@ -85,9 +85,8 @@ impl Change {
         }
         change.sections.sort_unstable();
         change.sections.dedup();
-        let counts = inventory.section_counts();
         for (section, held, booked) in &mut change.sections {
-            (*held, *booked) = counts[*section as usize];
+            (*held, *booked) = inventory.section_count(*section);
         }
         change
     }

@@ -136,6 +136,11 @@ impl Inventory {
         }
     }
 
+    /// The admin set pricing rules: prices move with sell-through and demand.
+    pub fn has_pricing(&self) -> bool {
+        self.pricing.is_some()
+    }
+
     /// Every section's price now, in seat-map order. One pass over the sections (this runs
     /// after every change, for the read snapshot).
     pub fn current_prices(&self, now_ms: u64) -> Vec<i64> {

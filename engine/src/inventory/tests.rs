@@ -964,7 +964,7 @@ fn a_huge_declared_collection_length_is_an_error_not_an_allocation() {
     #[derive(Debug, serde::Deserialize)]
     struct Collections {
         #[serde(deserialize_with = "super::cautious::map")]
-        _map: imbl::HashMap<HoldId, HoldRecord>,
+        _map: super::SharedMap<HoldId, HoldRecord>,
     }
     #[derive(Debug, serde::Deserialize)]
     struct Sequence {
