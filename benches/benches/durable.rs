@@ -224,8 +224,9 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// CPU spent per hold by one variant, all threads counted: on two cores a run is CPU-bound, so
-/// this moves less from run to run than holds per second do, and shows where a change saves work.
+/// CPU spent per hold by one variant, all threads counted. On two cores that a run keeps busy,
+/// holds per second are at most two seconds of CPU over this, so it says what a change saves and
+/// how far a target is from what the cores allow.
 struct CpuPerHold {
     cpu: Duration,
     holds: Arc<std::sync::atomic::AtomicU64>,
