@@ -229,12 +229,12 @@ fn process_cpu() -> Duration {
 /// how far a target is from what the cores allow.
 struct CpuPerHold {
     cpu: Duration,
-    holds: Arc<std::sync::atomic::AtomicU64>,
+    holds: std::sync::atomic::AtomicU64,
 }
 
 impl CpuPerHold {
     fn start() -> Self {
-        CpuPerHold { cpu: process_cpu(), holds: Arc::default() }
+        CpuPerHold { cpu: process_cpu(), holds: Default::default() }
     }
 
     fn print(&self, label: &str) {

@@ -55,8 +55,8 @@ fn hex_suffix(nonce: u64) -> String {
     format!("{nonce:0width$x}", width = SUFFIX_HEX_DIGITS)
 }
 
-/// `<prefix><event key>_<16 hex digits of nonce>`, written straight into the id's one allocation:
-/// an id is minted for every hold placed, on the event actor's path.
+/// `<prefix><event key>_<16 hex digits of nonce>`, written into one string of the right size and
+/// moved into the shared id: an id is minted for every hold placed, on the event actor's path.
 fn minted_in_event(prefix: &str, event_key: &str, nonce: u64) -> Arc<str> {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + event_key.len() + 1 + SUFFIX_HEX_DIGITS);
