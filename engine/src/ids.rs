@@ -51,21 +51,28 @@ const BOOKING_PREFIX: &str = "bkg_";
 /// Hex digits of the random part of a minted id (64 bits).
 const SUFFIX_HEX_DIGITS: usize = 16;
 
-fn hex_suffix(nonce: u64) -> String {
-    format!("{nonce:0width$x}", width = SUFFIX_HEX_DIGITS)
+/// Appends `nonce` as the random part of a minted id: `SUFFIX_HEX_DIGITS` lowercase hex digits.
+fn push_hex_suffix(id: &mut String, nonce: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..SUFFIX_HEX_DIGITS).rev() {
+        id.push(DIGITS[(nonce >> (shift * 4)) as usize & 0xf] as char);
+    }
 }
 
-/// `<prefix><event key>_<16 hex digits of nonce>`, written into one string of the right size and
-/// moved into the shared id: an id is minted for every hold placed, on the event actor's path.
+fn hex_suffix(nonce: u64) -> String {
+    let mut suffix = String::with_capacity(SUFFIX_HEX_DIGITS);
+    push_hex_suffix(&mut suffix, nonce);
+    suffix
+}
+
+/// `<prefix><event key>_<suffix>`, written into one string of the right size and moved into the
+/// shared id: an id is minted for every hold placed, on the event actor's path.
 fn minted_in_event(prefix: &str, event_key: &str, nonce: u64) -> Arc<str> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + event_key.len() + 1 + SUFFIX_HEX_DIGITS);
     id.push_str(prefix);
     id.push_str(event_key);
     id.push('_');
-    for shift in (0..SUFFIX_HEX_DIGITS).rev() {
-        id.push(DIGITS[(nonce >> (shift * 4)) as usize & 0xf] as char);
-    }
+    push_hex_suffix(&mut id, nonce);
     Arc::from(id)
 }
 
@@ -145,6 +152,9 @@ mod tests {
             let expected = format!("{nonce:016x}");
             assert_eq!(HoldId::mint(&event_id, nonce).as_str(), format!("hld_0000000000000abc_{expected}"));
             assert_eq!(BookingId::mint(&event_id, nonce).as_str(), format!("bkg_0000000000000abc_{expected}"));
+            assert_eq!(EventId::mint(nonce).as_str(), format!("evt_{expected}"));
+            assert_eq!(VenueId::mint(nonce).as_str(), format!("ven_{expected}"));
+            assert_eq!(PerformerId::mint(nonce).as_str(), format!("prf_{expected}"));
         }
     }
 

@@ -344,8 +344,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
     } else {
         options.events
     };
-    let event_ids =
-        if options.health_only { Vec::new() } else { create_events(channels[0].clone(), &admin, events).await? };
+    let event_ids = if events == 0 { Vec::new() } else { create_events(channels[0].clone(), &admin, events).await? };
 
     let started = Instant::now();
     let deadline = started + options.duration;
