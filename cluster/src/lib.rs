@@ -24,7 +24,7 @@ use turnstile_storage::RaftLog;
 pub use network::{Connections, Groups, NetworkFactory, RaftService};
 pub use node::{propose, shard_members, ClusterNode, ProposeError};
 pub use placement::{Placement, PlacementError, ShardId};
-pub use store::{Applier, CommandJournal, LogStore, StateMachine};
+pub use store::{AppliedEntry, AppliedState, Applier, CommandJournal, LogStore, SnapshotFuture, StateMachine};
 pub use types::{Command, GroupId, NodeId, Raft, Reply, TypeConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +49,18 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, ClusterError> {
     config.validate().map(Arc::new).map_err(|error| ClusterError::Config(error.to_string()))
 }
 
-/// The same timing, with snapshots off: for groups whose state is a node's own store, rebuilt by
-/// applying the whole log (a follower that fell behind catches up from the log, never from a
-/// snapshot, so the log is never purged).
-pub fn raft_config_without_snapshots() -> Result<Arc<openraft::Config>, ClusterError> {
+/// The same timing, with a snapshot every `interval_entries` applied entries and the log behind
+/// it purged (keeping a quarter of an interval, at most 1,000 entries, for followers that are just
+/// behind). Entries are sent 64 at a time at most (an entry carries up to a batch of commands),
+/// and a snapshot, streamed in pieces, may take 10 s to arrive and be installed.
+pub fn raft_config_with_snapshots(interval_entries: u64) -> Result<Arc<openraft::Config>, ClusterError> {
     let mut config = openraft::Config::clone(&*raft_config()?);
-    config.snapshot_policy = openraft::SnapshotPolicy::Never;
+    config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(interval_entries);
+    config.max_in_snapshot_log_to_keep = (interval_entries / 4).min(1_000);
+    config.purge_batch_size = (interval_entries / 10).clamp(1, 256);
+    config.replication_lag_threshold = interval_entries.saturating_mul(2);
+    config.max_payload_entries = 64;
+    config.install_snapshot_timeout = 10_000;
     config.validate().map(Arc::new).map_err(|error| ClusterError::Config(error.to_string()))
 }
 
@@ -72,7 +78,7 @@ pub async fn start_group<A: Applier>(
 ) -> Result<Raft, ClusterError> {
     let failed = |reason: String| ClusterError::Group { group, reason };
     let log_store = LogStore::new(log.clone(), group);
-    let state_machine = StateMachine::open(log, group, applier).map_err(|error| failed(error.to_string()))?;
+    let state_machine = StateMachine::open(log, group, applier).await.map_err(|error| failed(error.to_string()))?;
     let network = NetworkFactory::new(node, group, connections);
     let raft =
         Raft::new(node, config, network, log_store, state_machine).await.map_err(|error| failed(error.to_string()))?;

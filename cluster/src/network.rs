@@ -34,9 +34,15 @@ use proto::raft_client::RaftClient;
 use proto::raft_server::RaftServer;
 use proto::{RaftReply, RaftRequest};
 
-/// Largest replication message, either way: a snapshot travels whole in one message, so this is
-/// the storage's snapshot bound plus room for its metadata.
-pub const MESSAGE_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX + (1 << 20);
+/// Largest replication message, either way: an append may carry many entries of up to the
+/// replication log's entry bound each (a snapshot travels in pieces of its own).
+pub const MESSAGE_BYTES_MAX: usize = 256 << 20;
+/// Bytes of snapshot data per message of an `InstallSnapshot` stream.
+pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
+/// The largest snapshot a node receives: the replication log's bound for a stored snapshot.
+pub const SNAPSHOT_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX;
+/// The least time an append (or heartbeat) is given before it counts as timed out.
+pub const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(400);
 /// How long opening a connection to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -182,7 +188,7 @@ impl GroupClient {
             match action {
                 RPCTypes::AppendEntries => client.append_entries(request).await,
                 RPCTypes::Vote => client.vote(request).await,
-                RPCTypes::InstallSnapshot => client.install_snapshot(request).await,
+                RPCTypes::InstallSnapshot => unreachable!("snapshots are streamed (full_snapshot)"),
             }
         };
         match tokio::time::timeout(ttl, call).await {
@@ -201,7 +207,11 @@ impl RaftNetwork<TypeConfig> for GroupClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let body = encode_body(&rpc).map_err(CallError::into_rpc)?;
-        let reply = self.call(RPCTypes::AppendEntries, body, option.hard_ttl()).await.map_err(CallError::into_rpc)?;
+        // openraft bounds an append by the heartbeat interval (100 ms). A busy follower's append
+        // waits for its log's group commit, which under load can take longer: a timeout would
+        // only have the same entries sent again. Well under the election timeout.
+        let ttl = option.hard_ttl().max(APPEND_TIMEOUT_MIN);
+        let reply = self.call(RPCTypes::AppendEntries, body, ttl).await.map_err(CallError::into_rpc)?;
         let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
             decode_reply(&reply).map_err(CallError::into_rpc)?;
         result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
@@ -226,11 +236,29 @@ impl RaftNetwork<TypeConfig> for GroupClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let body = encode_body(&(&vote, &snapshot.meta, &*snapshot.snapshot)).map_err(CallError::into_streaming)?;
+        let data: &[u8] = &snapshot.snapshot;
+        let header = encode_body(&(&vote, &snapshot.meta, data.len() as u64)).map_err(CallError::into_streaming)?;
+        let mut messages = Vec::with_capacity(1 + data.len().div_ceil(SNAPSHOT_PIECE_BYTES));
+        messages.push(RaftRequest { group: self.group, target: self.target, body: header });
+        for piece in data.chunks(SNAPSHOT_PIECE_BYTES) {
+            messages.push(RaftRequest { group: self.group, target: self.target, body: piece.to_vec() });
+        }
+        let mut client = self
+            .connections
+            .client(&self.address)
+            .map_err(|error| CallError::Unreachable(Unreachable::new(&error)).into_streaming())?;
+        // openraft's deadline for a snapshot is per piece sent; the whole stream gets one per piece.
+        let ttl = option.hard_ttl() * (messages.len() as u32).max(1);
+        let action = RPCTypes::InstallSnapshot;
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
-            reply = self.call(RPCTypes::InstallSnapshot, body, option.hard_ttl()) => {
-                reply.map_err(CallError::into_streaming)?
+            reply = tokio::time::timeout(ttl, client.install_snapshot(tokio_stream::iter(messages))) => match reply {
+                Err(_) => {
+                    let timeout = Timeout { action, id: self.source, target: self.target, timeout: ttl };
+                    return Err(StreamingError::Timeout(timeout));
+                }
+                Ok(Err(status)) => return Err(CallError::Unreachable(Unreachable::new(&status)).into_streaming()),
+                Ok(Ok(reply)) => reply.into_inner().body,
             }
         };
         let result: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
@@ -332,11 +360,38 @@ impl proto::raft_server::Raft for RaftService {
         reply(&outcome)
     }
 
-    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let request = request.into_inner();
-        let raft = self.route(&request)?;
-        let (vote, meta, data): (Vote<NodeId>, SnapshotMeta<NodeId, BasicNode>, Vec<u8>) =
-            decode_request(&request.body, "snapshot")?;
+    async fn install_snapshot(
+        &self,
+        request: Request<tonic::Streaming<RaftRequest>>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let mut messages = request.into_inner();
+        let Some(first) = messages.message().await? else {
+            return Err(Status::invalid_argument("snapshot stream without a header"));
+        };
+        let raft = self.route(&first)?;
+        let (vote, meta, length): (Vote<NodeId>, SnapshotMeta<NodeId, BasicNode>, u64) =
+            decode_request(&first.body, "snapshot header")?;
+        if length > SNAPSHOT_BYTES_MAX as u64 {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot of {length} bytes is over the {SNAPSHOT_BYTES_MAX}-byte bound"
+            )));
+        }
+        let mut data = Vec::with_capacity(length as usize);
+        while let Some(piece) = messages.message().await? {
+            if piece.group != first.group || piece.target != first.target {
+                return Err(Status::invalid_argument("a snapshot piece names another group or node than its header"));
+            }
+            if data.len() + piece.body.len() > length as usize {
+                return Err(Status::invalid_argument(format!("snapshot pieces exceed the announced {length} bytes")));
+            }
+            data.extend_from_slice(&piece.body);
+        }
+        if data.len() as u64 != length {
+            return Err(Status::invalid_argument(format!(
+                "snapshot stream ended after {} of {length} bytes",
+                data.len()
+            )));
+        }
         let snapshot = Snapshot { meta, snapshot: Box::new(data) };
         reply(&raft.install_full_snapshot(vote, snapshot).await)
     }

@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,17 +33,51 @@ use crate::types::{Entry, GroupId, LogId, NodeId, Reply, StorageError, TypeConfi
 /// Where the engine plugs in: applies a group's committed commands, in log order, on every
 /// replica, and turns its state into a snapshot and back.
 ///
-/// `apply` must be deterministic: it may read only the command and the state, never a clock or
+/// `apply` must be deterministic: it may read only the commands and the state, never a clock or
 /// a random source, because every replica applies the same commands and must reach the same
 /// state. Times (a hold's deadline, the time of an expiry run) are chosen by the leader and
 /// travel inside the command.
+///
+/// An applier either keeps its state in memory (then the group's durable state is its snapshot
+/// plus the log, and [`Applier::stored_state`] answers `None`) or in storage of its own, where
+/// it stores how far it applied with what it applied, in one transaction: then a restarted group
+/// resumes from there instead of replaying from its snapshot.
 pub trait Applier: Send + Sync + 'static {
-    /// Applies the command at log `index`; returns the reply for the client that proposed it.
-    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8>;
-    /// The whole state, encoded.
-    fn snapshot(&self) -> Vec<u8>;
-    /// Replaces the state by the one `snapshot` holds; on error the state stays as it was.
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    /// How far the applier's own storage goes, read when the group starts; `None` when it keeps
+    /// no durable state of its own.
+    fn stored_state(&mut self) -> impl Future<Output = Result<Option<AppliedState>, String>> + Send;
+    /// Applies committed entries, in log order, and records `state` (where the group stands after
+    /// them) with them. Returns one reply per entry (empty for entries without a command).
+    fn apply(
+        &mut self,
+        entries: Vec<AppliedEntry>,
+        state: &AppliedState,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, String>> + Send;
+    /// Captures the state as of the last applied entry; the returned future encodes it (on
+    /// another task, beside later applies) and must leave that state durable before it returns,
+    /// since the log behind the snapshot is purged.
+    fn snapshot(&mut self) -> SnapshotFuture;
+    /// Replaces the state by the one `snapshot` holds, recording `state`; on error the state
+    /// stays as it was.
+    fn restore(&mut self, snapshot: &[u8], state: &AppliedState) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Encodes a snapshot: see [`Applier::snapshot`].
+pub type SnapshotFuture = std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send>>;
+
+/// Where a group's applied state stands: the last applied log id and the membership as of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// A committed entry as an applier sees it: its index and its command (`None` for the entries
+/// raft makes itself: blank and membership entries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub command: Option<Vec<u8>>,
 }
 
 /// An applier that keeps the commands it applied, in order: the state of a group until the
@@ -77,24 +112,39 @@ impl CommandJournal {
 }
 
 impl Applier for CommandJournal {
-    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+    async fn stored_state(&mut self) -> Result<Option<AppliedState>, String> {
+        Ok(None)
+    }
+
+    async fn apply(&mut self, entries: Vec<AppliedEntry>, _state: &AppliedState) -> Result<Vec<Vec<u8>>, String> {
         let mut journal = self.inner.lock().expect("journal");
-        journal.applied += 1;
-        if journal.capacity > 0 {
-            if journal.recent.len() == journal.capacity {
-                journal.recent.pop_front();
+        let mut replies = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(command) = entry.command else {
+                replies.push(Vec::new());
+                continue;
+            };
+            journal.applied += 1;
+            if journal.capacity > 0 {
+                if journal.recent.len() == journal.capacity {
+                    journal.recent.pop_front();
+                }
+                journal.recent.push_back((entry.index, command));
             }
-            journal.recent.push_back((index, command.to_vec()));
+            replies.push(journal.applied.to_le_bytes().to_vec());
         }
-        journal.applied.to_le_bytes().to_vec()
+        Ok(replies)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let journal = self.inner.lock().expect("journal");
-        postcard::to_allocvec(&*journal).expect("a journal always encodes")
+    fn snapshot(&mut self) -> SnapshotFuture {
+        let encoded = {
+            let journal = self.inner.lock().expect("journal");
+            postcard::to_allocvec(&*journal).map_err(|error| format!("journal snapshot: {error}"))
+        };
+        Box::pin(std::future::ready(encoded))
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+    async fn restore(&mut self, snapshot: &[u8], _state: &AppliedState) -> Result<(), String> {
         let restored: Journal = postcard::from_bytes(snapshot).map_err(|error| format!("journal snapshot: {error}"))?;
         *self.inner.lock().expect("journal") = restored;
         Ok(())
@@ -127,11 +177,13 @@ async fn write(log: &RaftLog, group: GroupId, writes: Vec<RaftWrite>) -> Result<
 pub struct LogStore {
     log: Arc<RaftLog>,
     group: GroupId,
+    /// The committed point last saved, read back before its write is committed.
+    committed: Arc<Mutex<Option<Option<LogId>>>>,
 }
 
 impl LogStore {
     pub fn new(log: Arc<RaftLog>, group: GroupId) -> Self {
-        Self { log, group }
+        Self { log, group, committed: Arc::default() }
     }
 
     fn read_meta<T: DeserializeOwned>(
@@ -192,12 +244,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.read_meta(RAFT_META_VOTE, ErrorSubject::Vote)
     }
 
+    /// Written lazily, not awaited: the committed point only lets a restarted group re-apply its
+    /// committed entries before a leader tells it the commit point again, so it may lag what is
+    /// durable. Awaiting it (or committing it alone) would cost an fsync at every commit.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let value = encode(&committed, ErrorSubject::Store)?;
-        self.write(vec![RaftWrite::PutMeta { name: RAFT_META_COMMITTED, value }], ErrorSubject::Store).await
+        *self.committed.lock().expect("committed point") = Some(committed);
+        let group = self.group;
+        let writes = vec![RaftWrite::PutMeta { name: RAFT_META_COMMITTED, value }];
+        self.log.submit_lazy(
+            group,
+            writes,
+            Box::new(move |result| {
+                if let Err(error) = result {
+                    tracing::warn!(group, %error, "the committed point was not saved");
+                }
+            }),
+        );
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(saved) = *self.committed.lock().expect("committed point") {
+            return Ok(saved);
+        }
         Ok(self.read_meta::<Option<LogId>>(RAFT_META_COMMITTED, ErrorSubject::Store)?.flatten())
     }
 
@@ -267,20 +337,33 @@ pub struct StateMachine<A: Applier> {
 }
 
 impl<A: Applier> StateMachine<A> {
-    /// The group's state machine as of its persisted snapshot (empty without one): openraft then
-    /// applies the committed entries after it.
-    pub fn open(log: Arc<RaftLog>, group: GroupId, mut applier: A) -> Result<Self, StorageError> {
+    /// The group's state machine as of the applier's own stored state, or of its persisted
+    /// snapshot when the applier keeps none or is behind it (empty without either): openraft
+    /// then applies the committed entries after it.
+    pub async fn open(log: Arc<RaftLog>, group: GroupId, mut applier: A) -> Result<Self, StorageError> {
         let stored = log
             .snapshot(group)
             .map_err(|error| store_error(error, ErrorSubject::Snapshot(None), ErrorVerb::Read))?
             .map(|bytes| decode::<StoredSnapshot>(&bytes, ErrorSubject::Snapshot(None)))
             .transpose()?;
-        let (last_applied, membership) = match &stored {
-            Some(stored) => {
-                applier.restore(&stored.data).map_err(|reason| restore_error(&stored.meta, reason))?;
-                (stored.meta.last_log_id, stored.meta.last_membership.clone())
+        let own = applier.stored_state().await.map_err(|reason| {
+            let error = std::io::Error::other(reason);
+            StorageError::from(StorageIOError::new(ErrorSubject::StateMachine, ErrorVerb::Read, AnyError::new(&error)))
+        })?;
+        let (last_applied, membership) = match (own, &stored) {
+            (Some(own), Some(stored)) if own.last_applied >= stored.meta.last_log_id => {
+                (own.last_applied, own.membership)
             }
-            None => (None, StoredMembership::default()),
+            (Some(own), None) => (own.last_applied, own.membership),
+            (_, Some(stored)) => {
+                let state = AppliedState {
+                    last_applied: stored.meta.last_log_id,
+                    membership: stored.meta.last_membership.clone(),
+                };
+                applier.restore(&stored.data, &state).await.map_err(|reason| restore_error(&stored.meta, reason))?;
+                (state.last_applied, state.membership)
+            }
+            (None, None) => (None, StoredMembership::default()),
         };
         Ok(Self {
             log,
@@ -311,7 +394,9 @@ pub struct SnapshotBuilder {
     group: GroupId,
     last_applied: Option<LogId>,
     membership: StoredMembership<NodeId, BasicNode>,
-    data: Vec<u8>,
+    /// The applier's encoding, run once by `build_snapshot`. In a mutex only because openraft
+    /// wants builders `Sync`; it is never contended.
+    data: Mutex<Option<SnapshotFuture>>,
     current: CurrentSnapshot,
     number: u64,
 }
@@ -331,7 +416,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id: format!("g{}-{last}-{started_ms}-{}", self.group, self.number),
         };
-        let stored = StoredSnapshot { meta, data: std::mem::take(&mut self.data) };
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let encoding = self.data.get_mut().map(Option::take).unwrap_or(None);
+        let data = match encoding {
+            Some(encoding) => encoding.await.map_err(|reason| {
+                let error = std::io::Error::other(reason);
+                StorageError::from(StorageIOError::new(subject.clone(), ErrorVerb::Read, AnyError::new(&error)))
+            })?,
+            None => {
+                return Err(
+                    StorageIOError::new(subject, ErrorVerb::Read, AnyError::error("snapshot built twice")).into()
+                )
+            }
+        };
+        let stored = StoredSnapshot { meta, data };
         let mut current = self.current.lock().await;
         // A snapshot installed from the leader meanwhile may be newer: keep it.
         if let Some(newer) = current.as_ref().filter(|current| current.meta.last_log_id > stored.meta.last_log_id) {
@@ -360,20 +458,33 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut replies = Vec::new();
+        let mut batch = Vec::new();
+        let mut last_applied = self.last_applied;
+        let mut membership = self.membership.clone();
         for entry in entries {
-            self.last_applied = Some(entry.log_id);
-            let reply = match entry.payload {
-                EntryPayload::Blank => Reply::default(),
-                EntryPayload::Normal(command) => Reply(self.applier.apply(entry.log_id.index, &command.0)),
-                EntryPayload::Membership(membership) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Reply::default()
+            last_applied = Some(entry.log_id);
+            let command = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(command) => Some(command.0),
+                EntryPayload::Membership(changed) => {
+                    membership = StoredMembership::new(Some(entry.log_id), changed);
+                    None
                 }
             };
-            replies.push(reply);
+            batch.push(AppliedEntry { index: entry.log_id.index, command });
         }
-        Ok(replies)
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = AppliedState { last_applied, membership };
+        let replies = self.applier.apply(batch, &state).await.map_err(|reason| {
+            let error = std::io::Error::other(reason);
+            let subject = ErrorSubject::Apply(last_applied.expect("a batch has a last entry"));
+            StorageError::from(StorageIOError::new(subject, ErrorVerb::Write, AnyError::new(&error)))
+        })?;
+        self.last_applied = state.last_applied;
+        self.membership = state.membership;
+        Ok(replies.into_iter().map(Reply).collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -382,7 +493,7 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
             group: self.group,
             last_applied: self.last_applied,
             membership: self.membership.clone(),
-            data: self.applier.snapshot(),
+            data: Mutex::new(Some(self.applier.snapshot())),
             current: self.current.clone(),
             number: self.snapshots_built.fetch_add(1, Ordering::Relaxed),
         }
@@ -404,7 +515,8 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
         // Restore first, so a snapshot the applier cannot read is never persisted (an applier
         // leaves its state as it was when `restore` fails). If persisting then fails, the group
         // stops (a storage error is fatal to it) and restarts from what is on disk.
-        self.applier.restore(&stored.data).map_err(|reason| restore_error(meta, reason))?;
+        let state = AppliedState { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        self.applier.restore(&stored.data, &state).await.map_err(|reason| restore_error(meta, reason))?;
         write(&self.log, self.group, vec![RaftWrite::PutSnapshot { snapshot: encoded }])
             .await
             .map_err(|error| store_error(error, subject, ErrorVerb::Write))?;

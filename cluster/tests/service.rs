@@ -44,10 +44,14 @@ async fn misrouted_unknown_and_undecodable_messages_are_refused() {
     assert_eq!(status.code(), tonic::Code::NotFound);
     assert!(status.message().contains("group 6 is not running on node 11"), "{}", status.message());
 
-    let status =
-        client.install_snapshot(RaftRequest { group: 5, target: node, body: vec![0xff; 3] }).await.unwrap_err();
+    let header = RaftRequest { group: 5, target: node, body: vec![0xff; 3] };
+    let status = client.install_snapshot(tokio_stream::iter(vec![header])).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(status.message().contains("snapshot does not decode"), "{}", status.message());
+    assert!(status.message().contains("snapshot header does not decode"), "{}", status.message());
+
+    let status = client.install_snapshot(tokio_stream::iter(Vec::<RaftRequest>::new())).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("without a header"), "{}", status.message());
 
     raft.shutdown().await.unwrap();
     let _ = stop.send(());

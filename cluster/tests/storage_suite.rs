@@ -23,7 +23,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<CommandJournal>, tempfile::
         let neighbour = (0..=30).map(|index| RaftWrite::Append { index, entry: b"not an entry".to_vec() }).collect();
         log.write_blocking(NEIGHBOUR, neighbour).expect("neighbour entries");
         let log_store = LogStore::new(log.clone(), GROUP);
-        let state_machine = StateMachine::open(log, GROUP, CommandJournal::new(1_000))?;
+        let state_machine = StateMachine::open(log, GROUP, CommandJournal::new(1_000)).await?;
         Ok((dir, log_store, state_machine))
     }
 }
@@ -46,7 +46,7 @@ fn a_reopened_group_keeps_its_log_vote_committed_point_and_snapshot() {
             let mut store = LogStore::new(log.clone(), GROUP);
             store.save_vote(&vote).await.unwrap();
             store.save_committed(Some(log_id)).await.unwrap();
-            let mut machine = StateMachine::open(log.clone(), GROUP, CommandJournal::new(10)).unwrap();
+            let mut machine = StateMachine::open(log.clone(), GROUP, CommandJournal::new(10)).await.unwrap();
             let entries: Vec<turnstile_cluster::types::Entry> = (1..=2)
                 .map(|index| openraft::Entry {
                     log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(3, 11), index),
@@ -65,7 +65,7 @@ fn a_reopened_group_keeps_its_log_vote_committed_point_and_snapshot() {
         assert_eq!(store.read_committed().await.unwrap(), Some(log_id));
         assert!(store.try_get_log_entries(0..10).await.unwrap().is_empty());
         let journal = CommandJournal::new(10);
-        let mut machine = StateMachine::open(log, GROUP, journal.clone()).unwrap();
+        let mut machine = StateMachine::open(log, GROUP, journal.clone()).await.unwrap();
         assert_eq!(machine.applied_state().await.unwrap().0, Some(log_id));
         assert_eq!(machine.get_current_snapshot().await.unwrap().map(|snapshot| snapshot.meta), Some(snapshot_meta));
         // The applier got its state back from the snapshot.
@@ -81,7 +81,7 @@ fn a_snapshot_the_applier_cannot_read_is_refused_and_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
         let journal = CommandJournal::new(10);
-        let mut machine = StateMachine::open(log.clone(), GROUP, journal.clone()).unwrap();
+        let mut machine = StateMachine::open(log.clone(), GROUP, journal.clone()).await.unwrap();
         let meta = openraft::SnapshotMeta {
             last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 9)),
             last_membership: openraft::StoredMembership::default(),

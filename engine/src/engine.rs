@@ -99,6 +99,10 @@ pub struct EventDetails {
 const VENUE_RECORD: &str = "venue";
 const PERFORMER_RECORD: &str = "performer";
 const EVENT_RECORD: &str = "event";
+/// Every record kind of the catalog (venues, performers, events, waiting rooms): what a
+/// replication layer's catalog group holds. Bookings ([`crate::actor::BOOKING_RECORD`]) belong
+/// to their event's shard.
+pub const CATALOG_RECORD_KINDS: [&str; 4] = [VENUE_RECORD, PERFORMER_RECORD, EVENT_RECORD, crate::queue::QUEUE_RECORD];
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -255,7 +259,7 @@ impl Engine {
         let engine = Self::build(Some(store.clone()), Some(journal), None, options);
         engine.load_catalog(&store)?;
         let catalog = &engine.inner.catalog;
-        let inventories = recover_inventories(&store, catalog, &|_| true)?;
+        let inventories = recover_inventories(&store.view().map_err(storage_error)?, catalog, &|_| true)?;
         let mut with_live_holds = Vec::new();
         for (event_id, inventory) in inventories {
             if inventory.status() == &EventStatus::Cancelled {
@@ -276,7 +280,7 @@ impl Engine {
 
     /// Loads every catalog record of `store` (venues, performers, events, waiting rooms).
     fn load_catalog(&self, store: &Store) -> Result<()> {
-        for kind in [VENUE_RECORD, PERFORMER_RECORD, EVENT_RECORD, QUEUE_RECORD] {
+        for kind in CATALOG_RECORD_KINDS {
             for (key, bytes) in store.records(kind).map_err(storage_error)? {
                 self.apply_catalog_record(kind, &key, &bytes)?;
             }
@@ -343,7 +347,8 @@ impl Engine {
     /// again (holds whose deadline passed expire at once, by a command with this node's time).
     pub async fn host_events(&self, belongs: &(dyn Fn(&EventId) -> bool + Sync)) -> Result<usize> {
         let Some(store) = self.inner.store.clone() else { return Ok(0) };
-        let mut inventories = recover_inventories(&store, &self.inner.catalog, belongs)?;
+        let view = store.view().map_err(storage_error)?;
+        let mut inventories = recover_inventories(&view, &self.inner.catalog, belongs)?;
         let with_live_holds: Vec<EventId> = inventories
             .iter()
             .filter(|(_, inventory)| inventory.next_deadline_ms().is_some())
@@ -807,7 +812,11 @@ impl Engine {
             // fails, the dead actor stays in place and the next request tries again; the event is
             // never served from an empty inventory.
             let rebuilt = match &self.inner.store {
-                Some(store) => Some(recover_inventories(store, &self.inner.catalog, &|id| id == event_id)?),
+                Some(store) => {
+                    Some(recover_inventories(&store.view().map_err(storage_error)?, &self.inner.catalog, &|id| {
+                        id == event_id
+                    })?)
+                }
                 None => None,
             };
             let removed = self.inner.actors.remove_if(event_id, |_, current| Arc::ptr_eq(current, &cell));
@@ -830,7 +839,10 @@ impl Engine {
                     // never ran it (it was a follower): start from there.
                     None if self.inner.gate.is_some() => {
                         let store = self.inner.store.as_ref().expect("a clustered engine has a store");
-                        recover_inventories(store, &self.inner.catalog, &|id| id == event_id)?.remove(event_id)
+                        recover_inventories(&store.view().map_err(storage_error)?, &self.inner.catalog, &|id| {
+                            id == event_id
+                        })?
+                        .remove(event_id)
                     }
                     None => None,
                 };
@@ -937,11 +949,13 @@ impl From<StoreError> for Error {
     }
 }
 
-/// Rebuilds events from the store: each from its checkpoint, then the log entries after it.
-/// `belongs` limits the work to some events (one, when rebuilding one actor; a shard's, in a
-/// cluster).
-fn recover_inventories(
-    store: &Store,
+/// Rebuilds events from the store: each from its checkpoint, then the log entries after it, all
+/// read from one view so that a checkpoint stored meanwhile (and the purge behind it) cannot
+/// be half seen. `belongs` limits the work to some events (one, when rebuilding one actor; a
+/// shard's, in a cluster). An empty checkpoint (what a replica writes when it installs a shard
+/// snapshot of an event that had none) means the event's fresh state.
+pub(crate) fn recover_inventories(
+    store: &turnstile_storage::StoreView,
     catalog: &Catalog,
     belongs: &(dyn Fn(&EventId) -> bool + Sync),
 ) -> Result<std::collections::HashMap<EventId, Inventory>> {
@@ -960,9 +974,14 @@ fn recover_inventories(
         if !belongs(&event_id) {
             continue;
         }
-        let seat_map = fresh(&event_id)?.seat_map().clone();
-        let inventory = Inventory::restore(&state, seat_map)
-            .map_err(|reason| Error::Unavailable { reason: format!("{path}: checkpoint of '{event_id}': {reason}") })?;
+        let fresh_inventory = fresh(&event_id)?;
+        let inventory = if state.is_empty() {
+            fresh_inventory
+        } else {
+            Inventory::restore(&state, fresh_inventory.seat_map().clone()).map_err(|reason| Error::Unavailable {
+                reason: format!("{path}: checkpoint of '{event_id}': {reason}"),
+            })?
+        };
         inventories.insert(event_id, (index, inventory));
     }
     store.for_each_entry::<Error>(0, |entry| {

@@ -2,16 +2,23 @@
 //!
 //! - Every event belongs to a shard (`Placement`); every shard is a raft group over its replicas,
 //!   and one more group, the catalog group, spans every node.
-//! - [`ReplicatedJournal`] is the engine's [`Journal`]: a job (an event's command with its
-//!   booking records, or a catalog change) is proposed to its group and acknowledged once a
-//!   majority has committed it. Jobs of a group are proposed in the order they were submitted.
-//! - [`NodeApplier`] applies committed jobs on every replica, the leader included, by writing them
-//!   to the node's own store, exactly once (the group's last applied index is stored in the same
-//!   transaction). Catalog jobs also update the node's in-memory catalog and search index.
+//! - [`ReplicatedJournal`] is the engine's [`Journal`]: the group's raft log is the write-ahead
+//!   log. A shard leader's event actors hand it their jobs (a command with its booking records,
+//!   a checkpoint, or a catalog change); the group's proposer puts many jobs into one entry, so
+//!   one replication round and one fsync per replica cover a batch, and answers each job once its
+//!   entry is committed on a majority and applied here.
+//! - [`NodeApplier`] applies committed entries on every replica, the leader included, a batch of
+//!   entries in one transaction of the node's store with the group's applied position, and with
+//!   no fsync of its own: after a crash the group re-applies from the position the store kept.
+//!   Catalog entries also update the node's in-memory catalog and search index.
+//! - Snapshots: a group's snapshot is its part of the store (its events' checkpoints and the
+//!   commands after them, its bookings and buyer index, or the catalog); openraft purges the log
+//!   behind it and sends it, in pieces, to a replica that is new or too far behind.
 //! - The node runs an event's actor only while it leads the event's shard and has applied its log
-//!   ([`ShardGate`]); when it becomes leader it rebuilds the shard's events from its store and
-//!   restarts their hold timers, when it stops leading it stops them. Followers never expire holds:
-//!   expiry is a command the leader's actor proposes with the leader's time.
+//!   ([`ShardGate`]); when it becomes leader it rebuilds the shard's events from its store (each
+//!   from its checkpoint plus the commands after it) and restarts their hold timers, when it stops
+//!   leading it stops them. Followers never expire holds: expiry is a command the leader's actor
+//!   proposes with the leader's time.
 //! - [`EventRouter`]: the gateway asks where an event is served: here, or at the shard leader.
 
 use std::collections::HashMap;
@@ -20,28 +27,52 @@ use std::time::Duration;
 
 use anyhow::Context;
 use openraft::{BasicNode, ServerState};
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use turnstile_cluster::placement::raft_node_id;
-use turnstile_cluster::{shard_members, Applier, ClusterNode, Command, GroupId, NodeId, Placement, ProposeError, Raft};
-use turnstile_engine::engine::WeakEngine;
-use turnstile_engine::ids::EventId;
+use turnstile_cluster::{
+    shard_members, AppliedEntry, AppliedState, Applier, ClusterNode, Command, GroupId, NodeId, Placement, ProposeError,
+    Raft, SnapshotFuture,
+};
+use turnstile_engine::actor::BOOKING_RECORD;
+use turnstile_engine::engine::{WeakEngine, CATALOG_RECORD_KINDS};
+use turnstile_engine::ids::{BookingId, EventId};
 use turnstile_engine::journal::{GateFuture, Journal, ShardGate};
 use turnstile_engine::Error;
-use turnstile_storage::frame::{put_bytes, take_bytes, take_u64};
-use turnstile_storage::{Committed, Done, Store, StoreError, Write};
+use turnstile_storage::raft_log::ENTRY_BYTES_MAX;
+use turnstile_storage::{CheckpointFiller, Committed, Done, Store, StoreError, StoreView, Write};
 
 use crate::config::Config;
 use crate::routing::{BookingHolders, EventRouter, Route};
 
 /// Jobs waiting to be proposed to one group; a full queue refuses new jobs (the caller retries).
 const PROPOSALS_QUEUED_MAX: usize = 4_096;
+/// Entries of a group proposed and not yet committed, at most: while they are in flight, new
+/// jobs gather for the next entry (like a log's group commit).
+const BATCHES_IN_FLIGHT_MAX: usize = 2;
+
+/// Jobs in one entry at most, and the size past which an entry takes no more jobs.
+const JOBS_PER_ENTRY_MAX: usize = 1_024;
+const ENTRY_BYTES_TARGET: usize = 1 << 20;
+/// The largest entry proposed (a large checkpoint travels alone): the replication log's entry
+/// bound, less room for the entry's own framing.
+const ENTRY_BYTES_MAX_PROPOSED: usize = ENTRY_BYTES_MAX - (64 << 10);
 /// How long a job may wait for its commit before the engine is told it failed (it may still
 /// commit: the event's actor is then rebuilt from the log once this node has applied it).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the proposer waits for a checkpoint's state (encoded on the checkpoint thread)
+/// before it gives the checkpoint up and goes on with the jobs behind it.
+const CHECKPOINT_STATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a founder with no state waits to hear from a leader of its group before it
+/// initializes the group (see [`found_group`]): several heartbeats and a replication back-off.
+const FOUNDING_WAIT: Duration = Duration::from_millis(1_500);
 /// How long a new leader waits to apply its log before it starts an event's actor.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Record kind under which each group's last applied index is kept in the node's store.
-const APPLIED_RECORD: &str = "raft_applied";
+/// Tries (10 ms apart) to hand applied entries to a store whose queue is full.
+const STORE_FULL_RETRIES: u32 = 500;
+/// Record kind under which each group's applied state (last applied log id and membership) is
+/// kept in the node's store, written in the same transaction as what was applied.
+const APPLIED_STATE_RECORD: &str = "raft_applied_state";
 
 /// Everything a node needs to take part in the cluster.
 pub struct Cluster {
@@ -60,11 +91,6 @@ pub struct Cluster {
     leader_hints: std::sync::Mutex<HashMap<u32, NodeId>>,
 }
 
-struct Job {
-    command: Vec<u8>,
-    done: Done,
-}
-
 fn group_error(group: GroupId, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Io { path: format!("shard group {group}"), reason: reason.to_string() }
 }
@@ -79,7 +105,8 @@ impl Cluster {
             config.cluster.replicas as usize,
         )
         .context("cluster placement")?;
-        let raft_config = turnstile_cluster::raft_config_without_snapshots().context("raft settings")?;
+        let raft_config = turnstile_cluster::raft_config_with_snapshots(config.cluster.snapshot_interval_entries)
+            .context("raft settings")?;
         let node = ClusterNode::open(&config.node.id, &config.node.data_dir, raft_config)
             .context("cannot open the replication log")?;
         let catalog_group = GroupId::from(placement.shard_count());
@@ -127,14 +154,17 @@ impl Cluster {
         let mut groups: Vec<GroupId> = self.proposals.keys().copied().collect();
         groups.sort_unstable();
         for group in groups {
-            let applier = NodeApplier { cluster: Arc::downgrade(self), group };
+            let applier = NodeApplier {
+                cluster: Arc::downgrade(self),
+                store: self.store.clone(),
+                placement: self.placement.clone(),
+                group,
+                catalog: group == self.catalog_group,
+                applied_index: 0,
+            };
             let raft = self.node.start_group(group, applier).await.with_context(|| format!("group {group}"))?;
             if self.founds(group) && !raft.is_initialized().await.map_err(|error| anyhow::anyhow!("{error}"))? {
-                let members = self.members(group)?;
-                if let Err(error) = raft.initialize(members).await {
-                    // Another start got there first: the group is formed, which is the aim.
-                    tracing::debug!(group, %error, "group already initialized");
-                }
+                tokio::spawn(found_group(raft.clone(), group, self.members(group)?));
             }
             if group != self.catalog_group {
                 tokio::spawn(watch_leadership(Arc::downgrade(self), group, raft));
@@ -184,162 +214,311 @@ impl Cluster {
 }
 
 // -----------------------------------------------------------------------------------------------
-// Jobs as bytes
+// Entries as bytes
 // -----------------------------------------------------------------------------------------------
 
-/// A job as a replicated command: the stream, then each write with a tag. Checkpoints are not
-/// replicated (see [`ReplicatedJournal`]).
-fn encode_job(stream: &str, writes: &[Write]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + writes.len() * 64);
-    put_bytes(&mut out, stream.as_bytes());
-    for write in writes {
-        match write {
-            Write::Append { payload } => {
-                out.push(1);
-                put_bytes(&mut out, payload);
-            }
-            Write::Put { kind, key, value } => {
-                out.push(2);
-                put_bytes(&mut out, kind.as_bytes());
-                put_bytes(&mut out, key.as_bytes());
-                put_bytes(&mut out, value);
-            }
-            Write::IndexBooking { buyer, booked_at_ms, booking_id } => {
-                out.push(3);
-                put_bytes(&mut out, buyer.as_bytes());
-                out.extend_from_slice(&booked_at_ms.to_le_bytes());
-                put_bytes(&mut out, booking_id.as_bytes());
-            }
-            Write::Checkpoint { .. } => {}
-        }
-    }
-    out
+/// One engine job as the replication log carries it: the stream (an event id, or `""` for the
+/// catalog) and its writes, exactly as the engine handed them to its journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ReplicatedJob {
+    stream: String,
+    writes: Vec<Write>,
 }
 
-/// A length-prefixed UTF-8 field of a job; returns it and the rest.
-fn take_text<'a>(input: &'a [u8], what: &str) -> Result<(String, &'a [u8]), StoreError> {
-    let (bytes, rest) = take_bytes(input, what)?;
-    let text = String::from_utf8(bytes.to_vec())
-        .map_err(|_| StoreError::Corrupt { what: what.to_string(), reason: "text is not UTF-8".into() })?;
-    Ok((text, rest))
+/// A replication log entry of a group: a batch of jobs, in the order the engine submitted them.
+/// An enum so that later kinds of entries can be told apart from this one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum ReplicatedEntry {
+    Jobs(Vec<ReplicatedJob>),
 }
 
-fn decode_job(bytes: &[u8]) -> Result<(String, Vec<Write>), StoreError> {
-    const WHAT: &str = "replicated job";
-    let (stream, mut rest) = take_text(bytes, WHAT)?;
-    let mut writes = Vec::new();
-    while let Some((&tag, after_tag)) = rest.split_first() {
-        rest = after_tag;
-        writes.push(match tag {
-            1 => {
-                let (payload, after) = take_bytes(rest, WHAT)?;
-                rest = after;
-                Write::Append { payload: payload.to_vec() }
-            }
-            2 => {
-                let (kind, after) = take_text(rest, WHAT)?;
-                let (key, after) = take_text(after, WHAT)?;
-                let (value, after) = take_bytes(after, WHAT)?;
-                rest = after;
-                Write::Put { kind, key, value: value.to_vec() }
-            }
-            3 => {
-                let (buyer, after) = take_text(rest, WHAT)?;
-                let (booked_at_ms, after) = take_u64(after, WHAT)?;
-                let (booking_id, after) = take_text(after, WHAT)?;
-                rest = after;
-                Write::IndexBooking { buyer, booked_at_ms, booking_id }
-            }
-            other => {
-                return Err(StoreError::Corrupt { what: WHAT.into(), reason: format!("unknown write tag {other}") })
-            }
-        });
+fn encode_entry(jobs: Vec<ReplicatedJob>) -> Vec<u8> {
+    postcard::to_stdvec(&ReplicatedEntry::Jobs(jobs)).expect("jobs always encode")
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Vec<ReplicatedJob>, String> {
+    match postcard::from_bytes::<ReplicatedEntry>(bytes) {
+        Ok(ReplicatedEntry::Jobs(jobs)) => Ok(jobs),
+        Err(error) => Err(format!("replicated entry does not decode: {error}")),
     }
-    Ok((stream, writes))
+}
+
+/// Bytes a job adds to an entry, roughly (for cutting batches; the entry's real size is checked).
+fn job_bytes(job: &ReplicatedJob) -> usize {
+    let writes: usize = job
+        .writes
+        .iter()
+        .map(|write| match write {
+            Write::Append { payload } => payload.len() + 8,
+            Write::Put { kind, key, value } => kind.len() + key.len() + value.len() + 12,
+            Write::IndexBooking { buyer, booking_id, .. } => buyer.len() + booking_id.len() + 20,
+            Write::Checkpoint { state } => state.len() + 8,
+        })
+        .sum();
+    job.stream.len() + writes + 8
 }
 
 // -----------------------------------------------------------------------------------------------
 // Proposing
 // -----------------------------------------------------------------------------------------------
 
-/// The engine's journal in a cluster.
-///
-/// Checkpoints are not replicated: every replica writes the committed jobs to its own store, and
-/// a checkpoint would have to be ordered with them in the group's log; the store of a clustered
-/// node therefore replays its events' whole history when a node becomes leader (docs/CLUSTER.md).
+/// A job waiting for its group's proposer.
+enum Job {
+    Write {
+        job: ReplicatedJob,
+        done: Done,
+    },
+    /// A checkpoint's place in its stream's order; its state comes from the filler the engine got
+    /// (encoded off the actor's path). The proposer holds the jobs behind it until it arrives.
+    Checkpoint {
+        stream: String,
+        state: oneshot::Receiver<Vec<u8>>,
+        done: Done,
+    },
+}
+
+/// The engine's journal in a cluster: jobs go to their group's proposer, which puts many of
+/// them into one replication log entry (see [`proposer`]).
 pub struct ReplicatedJournal(pub Arc<Cluster>);
 
-impl Journal for ReplicatedJournal {
-    fn submit(&self, stream: &str, writes: Vec<Write>, done: Done) {
-        let writes: Vec<Write> =
-            writes.into_iter().filter(|write| !matches!(write, Write::Checkpoint { .. })).collect();
-        if writes.is_empty() {
-            done(Ok(Committed::default()));
-            return;
-        }
+impl ReplicatedJournal {
+    fn queue(&self, stream: &str, job: Job) {
         let group = self.0.group_of(stream);
-        let Some(queue) = self.0.proposals.get(&group) else {
-            done(Err(group_error(group, "this node is not a replica of the group")));
-            return;
+        let fail = |job: Job, error: StoreError| match job {
+            Job::Write { done, .. } | Job::Checkpoint { done, .. } => done(Err(error)),
         };
-        let job = Job { command: encode_job(stream, &writes), done };
-        if let Err(error) = queue.try_send(job) {
-            let job = match error {
-                mpsc::error::TrySendError::Full(job) => {
-                    (job.done)(Err(StoreError::Full));
-                    return;
-                }
-                mpsc::error::TrySendError::Closed(job) => job,
-            };
-            (job.done)(Err(StoreError::Stopped));
+        let Some(queue) = self.0.proposals.get(&group) else {
+            return fail(job, group_error(group, "this node is not a replica of the group"));
+        };
+        match queue.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => fail(job, StoreError::Full),
+            Err(mpsc::error::TrySendError::Closed(job)) => fail(job, StoreError::Stopped),
         }
     }
 }
 
-/// Proposes one group's jobs in submission order. Each proposal is handed to raft before the next
-/// (`client_write_ff` returns once raft has queued it), and its commit is awaited on its own task,
-/// so proposals pipeline without being reordered.
-async fn proposer(cluster: Arc<Cluster>, group: GroupId, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(job) = jobs.recv().await {
-        if group == cluster.catalog_group {
-            // Catalog changes may come from any node: one that does not lead the catalog group
-            // hands its proposal to the leader. Each is a whole record put, so order across
-            // concurrent changes does not matter.
-            let cluster = cluster.clone();
-            tokio::spawn(async move {
-                let result = cluster.node.propose_anywhere(group, job.command, COMMIT_TIMEOUT).await;
-                (job.done)(result.map(|_| Committed::default()).map_err(|error| group_error(group, error)));
-            });
-            continue;
-        }
-        let Some(raft) = cluster.node.group(group) else {
-            (job.done)(Err(group_error(group, "the group is not running")));
-            continue;
-        };
-        let leader = raft.metrics().borrow().current_leader;
-        if leader != Some(cluster.id) {
-            (job.done)(Err(group_error(group, "this node no longer leads the shard")));
-            continue;
-        }
-        if job.command.len() > turnstile_cluster::node::COMMAND_BYTES_MAX {
-            (job.done)(Err(group_error(group, ProposeError::TooLarge(job.command.len()))));
-            continue;
-        }
-        match raft.client_write_ff(Command(job.command)).await {
-            Ok(receiver) => {
-                let done = job.done;
-                tokio::spawn(async move {
-                    let result = match tokio::time::timeout(COMMIT_TIMEOUT, receiver).await {
-                        Err(_) => Err(group_error(group, format!("no commit within {COMMIT_TIMEOUT:?}"))),
-                        Ok(Err(_)) => Err(group_error(group, "the group stopped")),
-                        Ok(Ok(Err(error))) => Err(group_error(group, error)),
-                        Ok(Ok(Ok(_))) => Ok(Committed::default()),
-                    };
-                    done(result);
-                });
+impl Journal for ReplicatedJournal {
+    /// An empty job is not replicated, but it is answered in its turn, after the jobs of its
+    /// group before it (see [`committer`]).
+    fn submit(&self, stream: &str, writes: Vec<Write>, done: Done) {
+        self.queue(stream, Job::Write { job: ReplicatedJob { stream: stream.to_string(), writes }, done });
+    }
+
+    /// Checkpoints are replicated like commands, in their stream's order: every replica stores
+    /// them, so each replica's store can purge the commands behind them, a shard snapshot is
+    /// checkpoints plus short tails, and a new leader replays only a tail.
+    fn checkpoint_later(&self, stream: &str, done: Done) -> Option<CheckpointFiller> {
+        let (sender, receiver) = oneshot::channel();
+        self.queue(stream, Job::Checkpoint { stream: stream.to_string(), state: receiver, done });
+        Some(CheckpointFiller::new(move |state| {
+            if let Some(state) = state {
+                let _ = sender.send(state);
             }
-            Err(error) => (job.done)(Err(group_error(group, error))),
+            // Dropped unfilled: the closed channel tells the proposer.
+        }))
+    }
+}
+
+type ClientWriteError = openraft::error::ClientWriteError<NodeId, BasicNode>;
+type CommitReceiver =
+    oneshot::Receiver<Result<openraft::raft::ClientWriteResponse<turnstile_cluster::TypeConfig>, ClientWriteError>>;
+
+/// A job's place in a batch: its stream, whether it wrote nothing (an answer that must wait for
+/// the jobs of its stream before it), and its callback.
+struct Answering {
+    stream: String,
+    empty: bool,
+    done: Done,
+}
+
+/// What became of a batch at the proposer.
+enum Proposed {
+    /// Handed to raft: committed once the receiver says so.
+    Entry { receiver: CommitReceiver, proposed_at: std::time::Instant },
+    /// Only empty jobs: nothing to replicate, they are answered in their turn.
+    Nothing,
+    /// Refused before raft saw it.
+    Failed(StoreError),
+}
+
+/// A batch on its way to the committer, with the callbacks of its jobs in order.
+struct InFlight {
+    proposed: Proposed,
+    jobs: Vec<Answering>,
+    deadline: tokio::time::Instant,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Proposes one group's jobs in submission order, many to an entry. At most
+/// `BATCHES_IN_FLIGHT_MAX` entries of the group are proposed and not yet committed; jobs that
+/// arrive meanwhile wait and go together into the next entry, so a busy group makes few large
+/// entries (one replication round and one fsync per replica for many commands) and an idle one
+/// proposes a lone job at once. Every batch, proposed or refused, goes to [`committer`] in
+/// order, which answers each job after its entry is committed on a majority and applied here.
+async fn proposer(cluster: Arc<Cluster>, group: GroupId, mut jobs: mpsc::Receiver<Job>) {
+    if group == cluster.catalog_group {
+        return catalog_proposer(cluster, group, jobs).await;
+    }
+    let in_flight_slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+    let (commits, pending_commits) = mpsc::channel(BATCHES_IN_FLIGHT_MAX);
+    tokio::spawn(committer(group, pending_commits));
+    // A job taken from the queue that did not fit the last entry.
+    let mut carried: Option<(ReplicatedJob, Done)> = None;
+    loop {
+        let Ok(permit) = in_flight_slots.clone().acquire_owned().await else { return };
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match jobs.recv().await {
+                Some(job) => match ready_job(group, job).await {
+                    Some(first) => first,
+                    None => continue,
+                },
+                None => return,
+            },
+        };
+        let mut bytes = job_bytes(&first.0);
+        let mut batch = vec![first];
+        while batch.len() < JOBS_PER_ENTRY_MAX && bytes < ENTRY_BYTES_TARGET {
+            let Ok(job) = jobs.try_recv() else { break };
+            let Some((job, done)) = ready_job(group, job).await else { continue };
+            let size = job_bytes(&job);
+            if bytes + size > ENTRY_BYTES_TARGET {
+                carried = Some((job, done));
+                break;
+            }
+            bytes += size;
+            batch.push((job, done));
         }
+        let mut entry = Vec::with_capacity(batch.len());
+        let mut answering = Vec::with_capacity(batch.len());
+        for (job, done) in batch {
+            let empty = job.writes.is_empty();
+            answering.push(Answering { stream: job.stream.clone(), empty, done });
+            if !empty {
+                entry.push(job);
+            }
+        }
+        let proposed = if entry.is_empty() { Proposed::Nothing } else { propose_entry(&cluster, group, entry).await };
+        if let Proposed::Entry { .. } = proposed {
+            metrics::histogram!("turnstile_cluster_entry_jobs").record(answering.len() as f64);
+        }
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        let batch = InFlight { proposed, jobs: answering, deadline, _permit: permit };
+        if let Err(mpsc::error::SendError(batch)) = commits.send(batch).await {
+            for job in batch.jobs {
+                (job.done)(Err(StoreError::Stopped));
+            }
+            return;
+        }
+    }
+}
+
+/// Hands one entry of jobs to raft if this node still leads the group.
+async fn propose_entry(cluster: &Cluster, group: GroupId, entry: Vec<ReplicatedJob>) -> Proposed {
+    let Some(raft) = cluster.node.group(group) else {
+        return Proposed::Failed(group_error(group, "the group is not running"));
+    };
+    if raft.metrics().borrow().current_leader != Some(cluster.id) {
+        return Proposed::Failed(group_error(group, "this node no longer leads the shard"));
+    }
+    let command = encode_entry(entry);
+    if command.len() > ENTRY_BYTES_MAX_PROPOSED {
+        return Proposed::Failed(group_error(group, ProposeError::TooLarge(command.len())));
+    }
+    match raft.client_write_ff(Command(command)).await {
+        Ok(receiver) => Proposed::Entry { receiver, proposed_at: std::time::Instant::now() },
+        Err(error) => Proposed::Failed(group_error(group, error)),
+    }
+}
+
+/// A job as it goes into an entry: a checkpoint once its state is here (`None`, answered, when
+/// it never comes or is too large for an entry).
+async fn ready_job(group: GroupId, job: Job) -> Option<(ReplicatedJob, Done)> {
+    match job {
+        Job::Write { job, done } => Some((job, done)),
+        Job::Checkpoint { stream, state, done } => match tokio::time::timeout(CHECKPOINT_STATE_TIMEOUT, state).await {
+            Ok(Ok(state)) if state.len() + 1_024 <= ENTRY_BYTES_MAX_PROPOSED => {
+                Some((ReplicatedJob { stream, writes: vec![Write::Checkpoint { state }] }, done))
+            }
+            Ok(Ok(state)) => {
+                let reason = format!(
+                    "checkpoint of '{stream}' is {} bytes, over what one entry of group {group} carries",
+                    state.len()
+                );
+                done(Err(StoreError::Refused(reason)));
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                done(Err(StoreError::Refused(format!("checkpoint of '{stream}' abandoned: its state never came"))));
+                None
+            }
+        },
+    }
+}
+
+/// Answers a group's batches in the order they were proposed, each once its entry is committed
+/// (or has failed, or its deadline passed: it may still commit, and the engine rebuilds the
+/// event from the log once this node has applied it).
+///
+/// An empty job (an actor answering a retried request from a command it applied earlier) is
+/// answered in its turn, after every job before it, and only if no job of its stream has failed
+/// since the stream last wrote successfully: the earlier command it answers from may be one that
+/// failed (a stale leader's, say), and answering it would acknowledge what was never stored.
+async fn committer(group: GroupId, mut batches: mpsc::Receiver<InFlight>) {
+    let mut failed_streams: std::collections::HashSet<String> = std::collections::HashSet::new();
+    while let Some(batch) = batches.recv().await {
+        let result = match batch.proposed {
+            Proposed::Nothing => Ok(Committed::default()),
+            Proposed::Failed(error) => Err(error),
+            Proposed::Entry { receiver, proposed_at } => {
+                let result = match tokio::time::timeout_at(batch.deadline, receiver).await {
+                    Err(_) => Err(group_error(group, format!("no commit within {COMMIT_TIMEOUT:?}"))),
+                    Ok(Err(_)) => Err(group_error(group, "the group stopped")),
+                    Ok(Ok(Err(error))) => Err(group_error(group, error)),
+                    Ok(Ok(Ok(_))) => Ok(Committed::default()),
+                };
+                metrics::histogram!("turnstile_cluster_commit_seconds").record(proposed_at.elapsed().as_secs_f64());
+                result
+            }
+        };
+        for job in batch.jobs {
+            let answer = match (&result, job.empty) {
+                (Err(error), _) => {
+                    failed_streams.insert(job.stream);
+                    Err(error.clone())
+                }
+                (Ok(_), true) if failed_streams.contains(&job.stream) => {
+                    Err(group_error(group, format!("an earlier change of '{}' was not stored; retry", job.stream)))
+                }
+                (Ok(committed), true) => Ok(committed.clone()),
+                (Ok(committed), false) => {
+                    failed_streams.remove(&job.stream);
+                    Ok(committed.clone())
+                }
+            };
+            (job.done)(answer);
+        }
+    }
+}
+
+/// Catalog changes may come from any node: one that does not lead the catalog group hands its
+/// proposal to the leader. Each is a whole record put, so order across concurrent changes does
+/// not matter, and they are rare: one entry each.
+async fn catalog_proposer(cluster: Arc<Cluster>, group: GroupId, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        let (job, done) = match job {
+            Job::Write { job, done } => (job, done),
+            Job::Checkpoint { done, .. } => {
+                done(Err(StoreError::Refused("the catalog keeps no checkpoints".into())));
+                continue;
+            }
+        };
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let result = cluster.node.propose_anywhere(group, encode_entry(vec![job]), COMMIT_TIMEOUT).await;
+            done(result.map(|_| Committed::default()).map_err(|error| group_error(group, error)));
+        });
     }
 }
 
@@ -347,60 +526,291 @@ async fn proposer(cluster: Arc<Cluster>, group: GroupId, mut jobs: mpsc::Receive
 // Applying
 // -----------------------------------------------------------------------------------------------
 
-/// Applies a group's committed jobs to this node's store.
+/// A shard's (or the catalog's) part of a node's store, as a snapshot carries it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct GroupSnapshot {
+    /// Each of the group's event streams: its checkpoint (empty when it has none) and the
+    /// commands after it, in order.
+    streams: Vec<StreamSnapshot>,
+    /// The group's records: bookings of its events, or the catalog's records.
+    records: Vec<(String, String, Vec<u8>)>,
+    /// The buyer index entries of the group's bookings: (buyer, booked at ms, booking id).
+    buyer_index: Vec<(String, u64, String)>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StreamSnapshot {
+    stream: String,
+    checkpoint: Vec<u8>,
+    commands: Vec<Vec<u8>>,
+}
+
+/// Applies a group's committed entries to this node's store: every replica, the leader included,
+/// keeps the group's state (event commands and checkpoints, bookings, buyer index, catalog) in
+/// its own store, the state an event is rebuilt from when this node comes to lead its shard.
 pub struct NodeApplier {
     cluster: std::sync::Weak<Cluster>,
+    store: Arc<Store>,
+    placement: Placement,
     group: GroupId,
+    catalog: bool,
+    /// The last index this applier stored, to skip entries openraft hands over again.
+    applied_index: u64,
 }
 
 impl NodeApplier {
-    fn apply_job(&self, cluster: &Cluster, index: u64, command: &[u8]) -> Result<(), String> {
-        let key = self.group.to_string();
-        let applied = cluster
-            .store
-            .record(APPLIED_RECORD, &key)
-            .map_err(|error| error.to_string())?
-            .and_then(|bytes| bytes.try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(0);
-        if index <= applied {
-            // Re-applied after a restart: the store has it already.
-            return Ok(());
+    fn state_key(&self) -> String {
+        self.group.to_string()
+    }
+
+    /// The record that says how far this group is applied, stored with what was applied.
+    fn state_write(&self, state: &AppliedState) -> Write {
+        Write::Put {
+            kind: APPLIED_STATE_RECORD.into(),
+            key: self.state_key(),
+            value: postcard::to_stdvec(state).expect("an applied state always encodes"),
         }
-        let (stream, mut writes) = decode_job(command).map_err(|error| error.to_string())?;
-        let catalog_writes = (self.group == cluster.catalog_group).then(|| writes.clone());
-        writes.push(Write::Put { kind: APPLIED_RECORD.into(), key, value: index.to_le_bytes().to_vec() });
-        let store = cluster.store.clone();
-        tokio::task::block_in_place(|| store.write_blocking(&stream, writes)).map_err(|error| error.to_string())?;
-        if let (Some(writes), Some(engine)) = (catalog_writes, cluster.engine()) {
-            engine.apply_replicated_catalog(&writes).map_err(|error| error.to_string())?;
+    }
+
+    /// Writes `jobs` in one transaction of the store (not flushed: the replication log is durable
+    /// and the group re-applies from its stored state after a crash). A full store queue is waited
+    /// out; any other failure is returned.
+    async fn write(&self, jobs: Vec<(String, Vec<Write>)>) -> Result<(), String> {
+        let (sender, receiver) = oneshot::channel();
+        let mut submission: (Vec<(String, Vec<Write>)>, Done) =
+            (jobs, Box::new(move |result| drop(sender.send(result))));
+        let mut tries = 0;
+        loop {
+            let (jobs, done) = submission;
+            match self.store.submit_replicated(jobs, done) {
+                Ok(()) => break,
+                Err((StoreError::Full, jobs, done)) if tries < STORE_FULL_RETRIES => {
+                    tries += 1;
+                    submission = (jobs, done);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((error, _, _)) => return Err(error.to_string()),
+            }
         }
-        Ok(())
+        match receiver.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the store stopped".into()),
+        }
+    }
+
+    async fn sync(store: &Store) -> Result<(), String> {
+        let (sender, receiver) = oneshot::channel();
+        store.sync(Box::new(move |result| drop(sender.send(result))));
+        match receiver.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the store stopped".into()),
+        }
+    }
+
+    /// Whether a stream (an event id) is this shard's.
+    fn owns_stream(placement: &Placement, group: GroupId, stream: &str) -> bool {
+        !stream.is_empty() && GroupId::from(placement.shard_of(stream)) == group
+    }
+
+    fn owns_booking(placement: &Placement, group: GroupId, booking_id: &str) -> bool {
+        BookingId::new(booking_id)
+            .event_id()
+            .is_some_and(|event_id| Self::owns_stream(placement, group, event_id.as_str()))
+    }
+
+    /// Reads the group's part of the store from one view (blocking: run off the async threads).
+    fn read_snapshot(
+        view: &StoreView,
+        placement: &Placement,
+        group: GroupId,
+        catalog: bool,
+    ) -> Result<GroupSnapshot, StoreError> {
+        let mut snapshot = GroupSnapshot::default();
+        if catalog {
+            for kind in CATALOG_RECORD_KINDS {
+                for (key, value) in view.records(kind)? {
+                    snapshot.records.push((kind.to_string(), key, value));
+                }
+            }
+            return Ok(snapshot);
+        }
+        let mut streams: std::collections::BTreeMap<String, (u64, StreamSnapshot)> = Default::default();
+        for (stream, index, state) in view.checkpoints()? {
+            if Self::owns_stream(placement, group, &stream) {
+                let entry = StreamSnapshot { stream: stream.clone(), checkpoint: state, commands: Vec::new() };
+                streams.insert(stream, (index, entry));
+            }
+        }
+        view.for_each_entry::<StoreError>(0, |entry| {
+            if !Self::owns_stream(placement, group, &entry.stream) {
+                return Ok(());
+            }
+            let slot = streams.entry(entry.stream.clone()).or_insert_with(|| {
+                (0, StreamSnapshot { stream: entry.stream.clone(), checkpoint: Vec::new(), commands: Vec::new() })
+            });
+            if entry.index > slot.0 {
+                slot.1.commands.push(entry.payload);
+            }
+            Ok(())
+        })?;
+        snapshot.streams = streams.into_values().map(|(_, stream)| stream).collect();
+        for (key, value) in view.records(BOOKING_RECORD)? {
+            if Self::owns_booking(placement, group, &key) {
+                snapshot.records.push((BOOKING_RECORD.to_string(), key, value));
+            }
+        }
+        view.for_each_buyer_booking::<StoreError>(|buyer, booked_at_ms, booking_id| {
+            if Self::owns_booking(placement, group, booking_id) {
+                snapshot.buyer_index.push((buyer.to_string(), booked_at_ms, booking_id.to_string()));
+            }
+            Ok(())
+        })?;
+        Ok(snapshot)
     }
 }
 
 impl Applier for NodeApplier {
-    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
-        let Some(cluster) = self.cluster.upgrade() else { return Vec::new() };
-        if let Err(reason) = self.apply_job(&cluster, index, command) {
-            // A replica that cannot apply a committed command must not go on as if it had: stop
-            // the process; on restart it applies the command again from the replication log.
-            tracing::error!(group = self.group, index, %reason, "cannot apply a committed command; stopping");
-            std::process::abort();
-        }
-        Vec::new()
+    async fn stored_state(&mut self) -> Result<Option<AppliedState>, String> {
+        let stored = self.store.record(APPLIED_STATE_RECORD, &self.state_key()).map_err(|error| error.to_string())?;
+        let Some(bytes) = stored else { return Ok(None) };
+        let state: AppliedState =
+            postcard::from_bytes(&bytes).map_err(|error| format!("applied state of group {}: {error}", self.group))?;
+        self.applied_index = state.last_applied.map_or(0, |log_id| log_id.index);
+        Ok(Some(state))
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        // Snapshots are off (`raft_config_without_snapshots`): the state is the node's store.
-        Vec::new()
+    async fn apply(&mut self, entries: Vec<AppliedEntry>, state: &AppliedState) -> Result<Vec<Vec<u8>>, String> {
+        let replies = vec![Vec::new(); entries.len()];
+        let mut jobs = Vec::new();
+        let mut catalog_writes = Vec::new();
+        for entry in entries {
+            if entry.index <= self.applied_index {
+                continue;
+            }
+            let Some(command) = entry.command else { continue };
+            let decoded = match decode_entry(&command) {
+                Ok(decoded) => decoded,
+                Err(reason) => fatal(self.group, entry.index, &reason),
+            };
+            for job in decoded {
+                if self.catalog {
+                    catalog_writes.extend(job.writes.iter().cloned());
+                }
+                jobs.push((job.stream, job.writes));
+            }
+        }
+        jobs.push((String::new(), vec![self.state_write(state)]));
+        let last_index = state.last_applied.map_or(0, |log_id| log_id.index);
+        if let Err(reason) = self.write(jobs).await {
+            fatal(self.group, last_index, &reason);
+        }
+        self.applied_index = last_index;
+        if !catalog_writes.is_empty() {
+            if let Some(engine) = self.cluster.upgrade().and_then(|cluster| cluster.engine()) {
+                if let Err(error) = engine.apply_replicated_catalog(&catalog_writes) {
+                    fatal(self.group, last_index, &error.to_string());
+                }
+            }
+        }
+        Ok(replies)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        if snapshot.is_empty() {
-            Ok(())
-        } else {
-            Err("this node does not install snapshots: the log is kept whole".into())
+    fn snapshot(&mut self) -> SnapshotFuture {
+        // The view is taken now, between applies: it holds exactly what is applied so far.
+        let view = self.store.view();
+        let store = self.store.clone();
+        let placement = self.placement.clone();
+        let (group, catalog) = (self.group, self.catalog);
+        Box::pin(async move {
+            let view = view.map_err(|error| error.to_string())?;
+            // The log behind the snapshot is purged once it is stored: what it covers must not
+            // be lost with a crash of this node's store, so make the store durable first.
+            Self::sync(&store).await?;
+            let snapshot = tokio::task::spawn_blocking(move || Self::read_snapshot(&view, &placement, group, catalog))
+                .await
+                .map_err(|error| format!("snapshot task failed: {error}"))?
+                .map_err(|error| error.to_string())?;
+            let encoded =
+                postcard::to_stdvec(&snapshot).map_err(|error| format!("snapshot does not encode: {error}"))?;
+            tracing::debug!(group, streams = snapshot.streams.len(), bytes = encoded.len(), "built a snapshot");
+            Ok(encoded)
+        })
+    }
+
+    async fn restore(&mut self, snapshot: &[u8], state: &AppliedState) -> Result<(), String> {
+        let snapshot: GroupSnapshot =
+            postcard::from_bytes(snapshot).map_err(|error| format!("snapshot of group {}: {error}", self.group))?;
+        // Everything this store had of the group is a prefix of the snapshot (raft installs only
+        // newer state): each stream restarts from the snapshot's checkpoint (an empty one means
+        // the event's fresh state), which covers every command the store had of it, then the
+        // snapshot's commands after it. Records and index entries are replaced or added.
+        let mut jobs = Vec::with_capacity(snapshot.streams.len() * 2 + 2);
+        for stream in snapshot.streams {
+            jobs.push((stream.stream.clone(), vec![Write::Checkpoint { state: stream.checkpoint }]));
+            if !stream.commands.is_empty() {
+                let appends = stream.commands.into_iter().map(|payload| Write::Append { payload }).collect();
+                jobs.push((stream.stream, appends));
+            }
         }
+        let mut shared = Vec::with_capacity(snapshot.records.len() + snapshot.buyer_index.len() + 1);
+        for (kind, key, value) in snapshot.records {
+            shared.push(Write::Put { kind, key, value });
+        }
+        for (buyer, booked_at_ms, booking_id) in snapshot.buyer_index {
+            shared.push(Write::IndexBooking { buyer, booked_at_ms, booking_id });
+        }
+        let catalog_writes = self.catalog.then(|| shared.clone());
+        shared.push(self.state_write(state));
+        jobs.push((String::new(), shared));
+        self.write(jobs).await?;
+        Self::sync(&self.store).await?;
+        self.applied_index = state.last_applied.map_or(0, |log_id| log_id.index);
+        if let Some(writes) = catalog_writes {
+            if let Some(engine) = self.cluster.upgrade().and_then(|cluster| cluster.engine()) {
+                engine.apply_replicated_catalog(&writes).map_err(|error| error.to_string())?;
+            }
+        }
+        tracing::info!(group = self.group, last_applied = ?state.last_applied, "installed a snapshot");
+        Ok(())
+    }
+}
+
+/// A replica that cannot apply a committed entry must not go on as if it had: stop the process;
+/// on restart it applies the entry again from the replication log.
+fn fatal(group: GroupId, index: u64, reason: &str) -> ! {
+    tracing::error!(group, index, %reason, "cannot apply a committed entry; stopping");
+    std::process::abort();
+}
+
+/// Initializes a group this node founds, unless a leader reaches it first. A founder with no
+/// state may be one whose data directory was lost while its cluster went on: initializing then
+/// would campaign with an empty log and a fresh term, unseat the group's leader and make the
+/// others elect again. A leader that exists sends its heartbeat within a few hundred ms and the
+/// node joins as a follower (by snapshot if the log behind it is purged); only on a cluster's
+/// first start does nobody come, and the founder initializes the group after `FOUNDING_WAIT`.
+async fn found_group(raft: Raft, group: GroupId, members: std::collections::BTreeMap<NodeId, BasicNode>) {
+    let mut metrics = raft.metrics();
+    let heard_of_leader = tokio::time::timeout(FOUNDING_WAIT, async {
+        loop {
+            if metrics.borrow_and_update().current_leader.is_some() {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    if heard_of_leader || raft.is_initialized().await.unwrap_or(true) {
+        tracing::info!(group, "joined a group formed already");
+        return;
+    }
+    if let Err(error) = raft.initialize(members).await {
+        // Another start got there first: the group is formed, which is the aim.
+        tracing::debug!(group, %error, "group already initialized");
     }
 }
 
@@ -542,23 +952,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jobs_round_trip() {
-        let writes = vec![
-            Write::Append { payload: vec![1, 2, 3] },
-            Write::Put { kind: "booking".into(), key: "bk_1".into(), value: vec![9; 40] },
-            Write::IndexBooking { buyer: "alice".into(), booked_at_ms: 1_700_000_000_123, booking_id: "bk_1".into() },
+    fn entries_round_trip_with_every_kind_of_write() {
+        let jobs = vec![
+            ReplicatedJob {
+                stream: "evt_1".into(),
+                writes: vec![
+                    Write::Append { payload: vec![1, 2, 3] },
+                    Write::Put { kind: "booking".into(), key: "bk_1".into(), value: vec![9; 40] },
+                    Write::IndexBooking {
+                        buyer: "alice".into(),
+                        booked_at_ms: 1_700_000_000_123,
+                        booking_id: "bk_1".into(),
+                    },
+                ],
+            },
+            ReplicatedJob { stream: "evt_2".into(), writes: vec![Write::Checkpoint { state: vec![7; 10] }] },
         ];
-        let bytes = encode_job("evt_1", &writes);
-        assert_eq!(decode_job(&bytes).unwrap(), ("evt_1".to_string(), writes));
-        assert!(decode_job(&bytes[..bytes.len() - 1]).is_err(), "a cut job is refused");
-        let mut bad_tag = encode_job("", &[]);
-        bad_tag.push(7);
-        assert!(decode_job(&bad_tag).unwrap_err().to_string().contains("tag"));
+        let bytes = encode_entry(jobs.clone());
+        assert_eq!(decode_entry(&bytes).unwrap(), jobs);
+        assert!(decode_entry(&bytes[..bytes.len() - 1]).is_err(), "a cut entry is refused");
+        assert!(decode_entry(&[9]).unwrap_err().contains("does not decode"));
     }
 
     #[test]
-    fn checkpoints_are_not_replicated() {
-        let bytes = encode_job("evt_1", &[Write::Checkpoint { state: vec![1; 10] }]);
-        assert_eq!(decode_job(&bytes).unwrap(), ("evt_1".to_string(), Vec::new()));
+    fn a_job_is_counted_at_least_at_its_payload() {
+        let job = ReplicatedJob { stream: "evt_1".into(), writes: vec![Write::Checkpoint { state: vec![0; 5_000] }] };
+        assert!(job_bytes(&job) >= 5_000);
+        assert!(encode_entry(vec![job.clone()]).len() <= job_bytes(&job) + 16);
     }
 }

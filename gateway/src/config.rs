@@ -51,11 +51,14 @@ pub struct ClusterConfig {
     pub shards: u32,
     /// Replicas of each shard (capped at the number of nodes).
     pub replicas: u32,
+    /// Replication log entries a group applies between snapshots; the log behind a snapshot is
+    /// purged. An entry carries a batch of commands.
+    pub snapshot_interval_entries: u64,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { shards: 64, replicas: 3 }
+        Self { shards: 64, replicas: 3, snapshot_interval_entries: 5_000 }
     }
 }
 
@@ -264,6 +267,12 @@ impl Config {
         }
         if !(1..=7).contains(&self.cluster.replicas) {
             return Err(ConfigError::Invalid { key: "cluster.replicas", reason: "must be between 1 and 7".into() });
+        }
+        if !(10..=10_000_000).contains(&self.cluster.snapshot_interval_entries) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.snapshot_interval_entries",
+                reason: "must be between 10 and 10000000".into(),
+            });
         }
         if !self.nodes.is_empty() && !ids.contains(self.node.id.as_str()) {
             return Err(ConfigError::Invalid {

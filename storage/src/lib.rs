@@ -20,7 +20,7 @@ pub mod store;
 pub mod tables;
 
 pub use raft_log::{RaftDone, RaftLog, RaftWrite};
-pub use store::{CheckpointFiller, Committed, Done, LogEntry, Stats, Store, StoreError, Write};
+pub use store::{CheckpointFiller, Committed, Done, LogEntry, Stats, Store, StoreError, StoreView, Write};
 
 /// The file name of a node's database inside its data directory.
 pub const DATABASE_FILE: &str = "turnstile.redb";

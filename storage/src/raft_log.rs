@@ -68,8 +68,14 @@ struct Job {
 
 enum Message {
     Job(Job),
+    /// A write that need not be durable at once: it rides with the next commit, or is committed
+    /// on its own once nothing else came for [`LAZY_WRITE_DELAY`].
+    Lazy(Job),
     Stop,
 }
+
+/// The longest a lazy write ([`RaftLog::submit_lazy`]) waits for a commit to ride with.
+pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 struct Shared {
     db: Database,
@@ -146,6 +152,23 @@ impl RaftLog {
     /// Queues a group's writes; `done` runs once they are durable or have failed. Never blocks:
     /// when the queue is full, `done` runs at once with `StoreError::Full`. A job whose writes are
     /// out of bounds (an entry or snapshot too large, an unknown meta name) fails alone.
+    /// Queues writes that need not be durable when this returns nor soon: they are committed with
+    /// the next job's commit (or alone after [`LAZY_WRITE_DELAY`], or when the log stops), in
+    /// order with the jobs submitted before them. For hints such as a group's committed point,
+    /// which would otherwise cost an fsync of their own; `done` runs once they are committed.
+    pub fn submit_lazy(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone) {
+        if let Err(error) = check_writes(group, &writes) {
+            done(Err(error));
+            return;
+        }
+        match self.sender.try_send(Message::Lazy(Job { group, writes, done })) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Message::Lazy(job))) => (job.done)(Err(StoreError::Full)),
+            Err(TrySendError::Disconnected(Message::Lazy(job))) => (job.done)(Err(StoreError::Stopped)),
+            Err(_) => unreachable!("a lazy job was sent"),
+        }
+    }
+
     pub fn submit(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone) {
         if let Err(error) = check_writes(group, &writes) {
             done(Err(error));
@@ -327,29 +350,51 @@ fn check_writes(group: u64, writes: &[RaftWrite]) -> Result<(), StoreError> {
 
 fn run_writer(shared: &Shared, receiver: Receiver<Message>) {
     let mut stopping = false;
+    // Lazy jobs waiting for a commit, in order with the others (a group keeps its order).
+    let mut group = Vec::new();
     while !stopping {
-        let Ok(first) = receiver.recv() else { break };
-        let mut group = Vec::new();
+        let first = if group.is_empty() {
+            match receiver.recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            }
+        } else {
+            match receiver.recv_timeout(LAZY_WRITE_DELAY) {
+                Ok(message) => message,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    commit(shared, std::mem::take(&mut group));
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        let mut durable = false;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Job(job) => {
+                    durable = true;
                     group.push(job);
-                    if group.len() < JOBS_PER_COMMIT_MAX {
-                        next = receiver.try_recv().ok();
-                    }
                 }
+                Message::Lazy(job) => group.push(job),
                 Message::Stop => stopping = true,
             }
+            if !stopping && group.len() < JOBS_PER_COMMIT_MAX {
+                next = receiver.try_recv().ok();
+            }
         }
-        commit(shared, group);
+        if durable || stopping || group.len() >= JOBS_PER_COMMIT_MAX {
+            commit(shared, std::mem::take(&mut group));
+        }
     }
+    commit(shared, group);
 }
 
 fn commit(shared: &Shared, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
     let result = (|| -> Result<(), redb::Error> {
         let transaction = shared.db.begin_write()?;
         for job in &jobs {
@@ -361,6 +406,7 @@ fn commit(shared: &Shared, jobs: Vec<Job>) {
     match result {
         Ok(()) => {
             metrics::histogram!("turnstile_raft_log_commit_jobs").record(jobs.len() as f64);
+            metrics::histogram!("turnstile_raft_log_commit_seconds").record(started.elapsed().as_secs_f64());
             for job in jobs {
                 (job.done)(Ok(()));
             }

@@ -52,6 +52,10 @@ pub const SINGLE_NODE_TERM: u64 = 1;
 /// may share a turn). A turn runs after each log commit and whenever the queue is empty, so a
 /// job waits for at most one turn of checkpoint writing.
 pub const CHECKPOINT_CHUNK_BYTES: usize = 256 << 10;
+/// The longest replicated jobs ([`Store::submit_replicated`]) stay committed but not durable: the
+/// writer then flushes them, also when no other job comes. redb frees pages only in durable
+/// commits, so this also bounds how much the file grows between flushes.
+pub const LAZY_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -70,8 +74,9 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// One write of a job.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One write of a job. Serializable so that a replication layer can carry jobs in its log with
+/// the same codec as everything else it replicates (postcard).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     /// Appends an entry to the log, on the job's stream.
     Append { payload: Vec<u8> },
@@ -132,6 +137,16 @@ enum Job {
         writes: Vec<Write>,
         done: Done,
     },
+    /// Jobs a replication layer applies from its own durable log: written in one transaction
+    /// (never split across commits), not flushed on their own (see [`Store::submit_replicated`]).
+    Replicated {
+        jobs: Vec<(String, Vec<Write>)>,
+        done: Done,
+    },
+    /// Makes every commit before it durable.
+    Sync {
+        done: Done,
+    },
     /// A checkpoint of `stream` as of the entries submitted before it, its state to come in a
     /// `CheckpointState` job with the same id.
     CheckpointLater {
@@ -178,30 +193,43 @@ pub struct Store {
     next_checkpoint_id: AtomicU64,
 }
 
-/// Hands the state of a [`Store::checkpoint_later`] checkpoint to the writer. Dropping it unfilled
-/// abandons the checkpoint: it is answered with an error and nothing is stored.
+/// Hands the state of a later checkpoint ([`Store::checkpoint_later`], or a replication layer's
+/// journal) to whoever stores it. Dropping it unfilled abandons the checkpoint: it is answered
+/// with an error and nothing is stored.
 pub struct CheckpointFiller {
-    id: u64,
-    /// `None` once used, or when the checkpoint was refused at submission.
-    sender: Option<SyncSender<Job>>,
+    /// Called once, with the state or with `None` when the filler is dropped unfilled. `None`
+    /// once used, or when the checkpoint was refused at submission.
+    fill: Option<FillState>,
 }
 
+/// Takes a later checkpoint's state, or `None` when its filler was dropped unfilled.
+type FillState = Box<dyn FnOnce(Option<Vec<u8>>) + Send>;
+
 impl CheckpointFiller {
+    /// A filler that hands the state (or `None`, if dropped unfilled) to `fill`. `fill` must not
+    /// block when given `None`: a drop may run on an async thread.
+    pub fn new(fill: impl FnOnce(Option<Vec<u8>>) + Send + 'static) -> Self {
+        Self { fill: Some(Box::new(fill)) }
+    }
+
+    /// A filler for a checkpoint refused at submission (its callback has been answered already).
+    pub fn refused() -> Self {
+        Self { fill: None }
+    }
+
     /// Gives the checkpoint its state: the stream's state as of the entries submitted before
-    /// `checkpoint_later` was called. May block briefly while the writer's queue is full.
+    /// the checkpoint was asked for. May block briefly while the store's queue is full.
     pub fn fill(mut self, state: Vec<u8>) {
-        if let Some(sender) = self.sender.take() {
-            let _ = sender.send(Job::CheckpointState { id: self.id, state: Some(state) });
+        if let Some(fill) = self.fill.take() {
+            fill(Some(state));
         }
     }
 }
 
 impl Drop for CheckpointFiller {
     fn drop(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            // Never blocks here (a drop may run on an async thread). If the queue is full, the
-            // checkpoint waits until a newer one of its stream replaces it or the store stops.
-            let _ = sender.try_send(Job::CheckpointState { id: self.id, state: None });
+        if let Some(fill) = self.fill.take() {
+            fill(None);
         }
     }
 }
@@ -343,6 +371,7 @@ impl Store {
                     poisoned: HashSet::new(),
                     checkpoints: VecDeque::new(),
                     unflushed: false,
+                    last_durable: Instant::now(),
                     buffers: GroupBuffers::default(),
                 }
                 .run(receiver)
@@ -418,7 +447,15 @@ impl Store {
         let id = self.next_checkpoint_id.fetch_add(1, Ordering::Relaxed);
         let job = Job::CheckpointLater { stream: stream.to_string(), id, done };
         match self.sender.try_send(job) {
-            Ok(()) => CheckpointFiller { id, sender: Some(self.sender.clone()) },
+            Ok(()) => {
+                let sender = self.sender.clone();
+                CheckpointFiller::new(move |state| match state {
+                    Some(state) => drop(sender.send(Job::CheckpointState { id, state: Some(state) })),
+                    // Never blocks (a drop may run on an async thread). If the queue is full, the
+                    // checkpoint waits until a newer one of its stream replaces it or the store stops.
+                    None => drop(sender.try_send(Job::CheckpointState { id, state: None })),
+                })
+            }
             Err(refused) => {
                 let (error, job) = match refused {
                     TrySendError::Full(job) => (StoreError::Full, job),
@@ -427,7 +464,7 @@ impl Store {
                 if let Job::CheckpointLater { done, .. } = job {
                     done(Err(error));
                 }
-                CheckpointFiller { id, sender: None }
+                CheckpointFiller::refused()
             }
         }
     }
@@ -437,6 +474,40 @@ impl Store {
         let (sender, receiver) = std::sync::mpsc::channel();
         self.submit(stream, writes, Box::new(move |result| drop(sender.send(result))));
         receiver.recv().map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Queues jobs that a replication layer applies from its own log, which is durable already:
+    /// they are written in one transaction (with whatever the caller adds to record how far it
+    /// applied, so the two are stored together or not at all) and are not flushed on their own.
+    /// They become durable with the next durable commit: another caller's job, a [`Store::sync`],
+    /// or the writer's own flush at most [`LAZY_FLUSH_INTERVAL`] after the first of them. After
+    /// a crash the store is as of its last durable commit, and the caller applies again from there.
+    /// Streams are never poisoned by these jobs' failure: the caller cannot go on without them.
+    /// A checkpoint among them is answered with the job, not when it is stored. `done` runs once
+    /// the transaction is committed (or failed). Never blocks: when the queue is full or the
+    /// store stopped, the jobs and `done` come back with the error, so the caller can try again.
+    #[allow(clippy::type_complexity)]
+    pub fn submit_replicated(
+        &self,
+        jobs: Vec<(String, Vec<Write>)>,
+        done: Done,
+    ) -> Result<(), (StoreError, Vec<(String, Vec<Write>)>, Done)> {
+        match self.sender.try_send(Job::Replicated { jobs, done }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Job::Replicated { jobs, done })) => Err((StoreError::Full, jobs, done)),
+            Err(TrySendError::Disconnected(Job::Replicated { jobs, done })) => Err((StoreError::Stopped, jobs, done)),
+            Err(_) => unreachable!("replicated jobs were sent"),
+        }
+    }
+
+    /// Makes every commit so far durable; `done` runs once it is. Never blocks.
+    pub fn sync(&self, done: Done) {
+        match self.sender.try_send(Job::Sync { done }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Job::Sync { done })) => done(Err(StoreError::Full)),
+            Err(TrySendError::Disconnected(Job::Sync { done })) => done(Err(StoreError::Stopped)),
+            Err(_) => unreachable!("a sync was sent"),
+        }
     }
 
     /// Lets a rebuilt stream write again.
@@ -493,6 +564,77 @@ impl Store {
         log.len().map_err(|error| shared.io(error))
     }
 
+    /// A consistent view of everything committed so far (durable or not), for reads that must
+    /// see one state: later commits do not change what it shows.
+    pub fn view(&self) -> Result<StoreView, StoreError> {
+        let transaction = self.shared.db.begin_read().map_err(|error| self.shared.io(error))?;
+        Ok(StoreView { shared: self.shared.clone(), transaction })
+    }
+
+    /// Calls `visit` with every entry after `after`, in order, each checked as it is read.
+    pub fn for_each_entry<E: From<StoreError>>(
+        &self,
+        after: u64,
+        visit: impl FnMut(LogEntry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.view()?.for_each_entry(after, visit)
+    }
+
+    /// Every stream's stored checkpoint: see [`StoreView::checkpoints`].
+    pub fn checkpoints(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
+        self.view()?.checkpoints()
+    }
+
+    /// Every record of one kind: (key, value).
+    pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.view()?.records(kind)
+    }
+
+    pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.view()?.record(kind, key)
+    }
+
+    /// A buyer's booking ids, newest first, after the cursor `(booked at ms, booking id)`.
+    pub fn buyer_bookings(
+        &self,
+        buyer: &str,
+        after: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        self.view()?.buyer_bookings(buyer, after, limit)
+    }
+
+    /// Copies a consistent snapshot of the whole database to a new file at `to`.
+    pub fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        crate::backup::copy_database(&self.shared.db, &self.shared.path, to)
+    }
+
+    /// Stops the writer after the jobs already queued.
+    pub fn close(&self) {
+        let _ = self.sender.send(Job::Stop);
+        if let Some(writer) = self.writer.lock().expect("writer handle").take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A read transaction on the store ([`Store::view`]): every read through it sees the same state.
+pub struct StoreView {
+    shared: Arc<Shared>,
+    transaction: redb::ReadTransaction,
+}
+
+impl StoreView {
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
     /// Calls `visit` with every entry after `after`, in order, each checked as it is read.
     pub fn for_each_entry<E: From<StoreError>>(
         &self,
@@ -500,7 +642,7 @@ impl Store {
         mut visit: impl FnMut(LogEntry) -> Result<(), E>,
     ) -> Result<(), E> {
         let shared = &self.shared;
-        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let transaction = &self.transaction;
         let log = transaction.open_table(LOG).map_err(|error| shared.io(error))?;
         let mut expected = None;
         for item in log.range(after.saturating_add(1)..).map_err(|error| shared.io(error))? {
@@ -525,7 +667,7 @@ impl Store {
     /// checked, and a checkpoint missing a chunk or of the wrong length is reported corrupt.
     pub fn checkpoints(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
         let shared = &self.shared;
-        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let transaction = &self.transaction;
         let heads = transaction.open_table(CHECKPOINT_HEADS).map_err(|error| shared.io(error))?;
         let chunks = transaction.open_table(CHECKPOINT_CHUNKS).map_err(|error| shared.io(error))?;
         let mut checkpoints = Vec::new();
@@ -574,7 +716,7 @@ impl Store {
     /// Every record of one kind: (key, value).
     pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let shared = &self.shared;
-        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let transaction = &self.transaction;
         let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
         let mut records = Vec::new();
         let range = table.range((kind, "")..).map_err(|error| shared.io(error))?;
@@ -593,7 +735,7 @@ impl Store {
 
     pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let shared = &self.shared;
-        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let transaction = &self.transaction;
         let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
         let Some(value) = table.get((kind, key)).map_err(|error| shared.io(error))? else {
             return Ok(None);
@@ -610,7 +752,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u64, String)>, StoreError> {
         let shared = &self.shared;
-        let transaction = shared.db.begin_read().map_err(|error| shared.io(error))?;
+        let transaction = &self.transaction;
         let table = transaction.open_table(BUYER_BOOKINGS).map_err(|error| shared.io(error))?;
         let start = match after {
             Some((booked_at_ms, booking_id)) => (buyer, u64::MAX - booked_at_ms, booking_id),
@@ -636,23 +778,19 @@ impl Store {
         Ok(page)
     }
 
-    /// Copies a consistent snapshot of the whole database to a new file at `to`.
-    pub fn backup(&self, to: &Path) -> Result<(), StoreError> {
-        crate::backup::copy_database(&self.shared.db, &self.shared.path, to)
-    }
-
-    /// Stops the writer after the jobs already queued.
-    pub fn close(&self) {
-        let _ = self.sender.send(Job::Stop);
-        if let Some(writer) = self.writer.lock().expect("writer handle").take() {
-            let _ = writer.join();
+    /// Calls `visit` with every entry of the buyer index: (buyer, booked at ms, booking id).
+    pub fn for_each_buyer_booking<E: From<StoreError>>(
+        &self,
+        mut visit: impl FnMut(&str, u64, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let shared = &self.shared;
+        let table = self.transaction.open_table(BUYER_BOOKINGS).map_err(|error| shared.io(error))?;
+        for item in table.iter().map_err(|error| shared.io(error))? {
+            let (key, _) = item.map_err(|error| shared.io(error))?;
+            let (buyer, inverted_ms, booking_id) = key.value();
+            visit(buyer, u64::MAX - inverted_ms, booking_id)?;
         }
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.close();
+        Ok(())
     }
 }
 
@@ -712,6 +850,9 @@ struct Writer {
     /// A non-durable transaction (checkpoint chunks, purge) was committed since the last durable
     /// one: it becomes durable with the next log commit, or the one the writer makes at stop.
     unflushed: bool,
+    /// When the last durable commit was made: replicated jobs are flushed at most
+    /// `LAZY_FLUSH_INTERVAL` after it.
+    last_durable: Instant,
     buffers: GroupBuffers,
 }
 
@@ -720,11 +861,21 @@ struct Writer {
 /// thread every durable write waits for.
 #[derive(Default)]
 struct GroupBuffers {
-    group: Vec<(String, Vec<Write>, Done)>,
+    group: Vec<Queued>,
     pending: Vec<Pending>,
     batches: Vec<Vec<Write>>,
     log_changes: Vec<LogChange>,
     frame: Vec<u8>,
+}
+
+/// A job waiting in the current group.
+struct Queued {
+    stream: String,
+    writes: Vec<Write>,
+    /// `None` for all but the last part of a replicated group, which answers for all of them.
+    done: Option<Done>,
+    /// Part of [`Job::Replicated`]: not durable on its own, never poisoned.
+    replicated: bool,
 }
 
 /// What a group did to the log, by position of the job in the group, in the order it was done.
@@ -740,6 +891,7 @@ struct Pending {
     stream: String,
     done: Option<Done>,
     committed: Committed,
+    replicated: bool,
 }
 
 /// A checkpoint accepted in a committed group and not yet completely written.
@@ -785,9 +937,25 @@ impl Writer {
             // With checkpoints to write, the writer does not sleep on an empty queue: it writes
             // the next chunk while no job is waiting, and looks at the queue again after each.
             let first = if !self.checkpoint_ready() {
-                match receiver.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
+                if self.unflushed {
+                    // Committed but not durable (replicated jobs, checkpoint pieces): flush them
+                    // when nothing else comes within the interval.
+                    let left = LAZY_FLUSH_INTERVAL.saturating_sub(self.last_durable.elapsed());
+                    match receiver.recv_timeout(left) {
+                        Ok(job) => job,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if let Err(error) = self.transact(Durability::Immediate, |_| Ok(())) {
+                                tracing::warn!(%error, "flushing lazy commits failed; the next commit tries again");
+                            }
+                            continue;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                } else {
+                    match receiver.recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
                 }
             } else {
                 match receiver.try_recv() {
@@ -804,7 +972,27 @@ impl Writer {
             while let Some(job) = next.take() {
                 match job {
                     Job::Batch { stream, writes, done } => {
-                        group.push((stream, writes, done));
+                        group.push(Queued { stream, writes, done: Some(done), replicated: false });
+                        if group.len() < JOBS_PER_COMMIT_MAX {
+                            next = receiver.try_recv().ok();
+                        }
+                    }
+                    // Never split across commits: the caller's record of how far it applied is
+                    // among these writes and must be stored with them.
+                    Job::Replicated { jobs, done } => {
+                        let first_part = group.len();
+                        for (stream, writes) in jobs {
+                            group.push(Queued { stream, writes, done: None, replicated: true });
+                        }
+                        if group.len() == first_part {
+                            group.push(Queued {
+                                stream: String::new(),
+                                writes: Vec::new(),
+                                done: None,
+                                replicated: true,
+                            });
+                        }
+                        group.last_mut().expect("a part was pushed").done = Some(done);
                         if group.len() < JOBS_PER_COMMIT_MAX {
                             next = receiver.try_recv().ok();
                         }
@@ -898,8 +1086,14 @@ impl Writer {
                     });
                 }
             }
+            Job::Sync { done } => {
+                let result = self.transact(Durability::Immediate, |_| Ok(()));
+                done(result.map(|()| Committed::default()));
+            }
             Job::Stop => return true,
-            Job::Batch { .. } | Job::CheckpointState { .. } => unreachable!("taken in the group loop"),
+            Job::Batch { .. } | Job::Replicated { .. } | Job::CheckpointState { .. } => {
+                unreachable!("taken in the group loop")
+            }
         }
         false
     }
@@ -935,11 +1129,14 @@ impl Writer {
         work(&transaction).map_err(|error| self.shared.io(error))?;
         transaction.commit().map_err(|error| self.shared.io(error))?;
         self.unflushed = matches!(durability, Durability::None);
+        if !self.unflushed {
+            self.last_durable = Instant::now();
+        }
         Ok(())
     }
 
     /// Commits the jobs of `group` (left empty, its capacity kept for the next group).
-    fn commit_group(&mut self, group: &mut Vec<(String, Vec<Write>, Done)>) {
+    fn commit_group(&mut self, group: &mut Vec<Queued>) {
         if group.is_empty() {
             return;
         }
@@ -948,11 +1145,13 @@ impl Writer {
         // the transaction fails.
         let mut pending = std::mem::take(&mut self.buffers.pending);
         let mut batches = std::mem::take(&mut self.buffers.batches);
-        for (stream, writes, done) in group.drain(..) {
-            if self.poisoned.contains(&stream) {
-                done(Err(StoreError::Poisoned(stream)));
+        for Queued { stream, writes, done, replicated } in group.drain(..) {
+            if !replicated && self.poisoned.contains(&stream) {
+                if let Some(done) = done {
+                    done(Err(StoreError::Poisoned(stream)));
+                }
             } else {
-                pending.push(Pending { stream, done: Some(done), committed: Committed::default() });
+                pending.push(Pending { stream, done, committed: Committed::default(), replicated });
                 batches.push(writes);
             }
         }
@@ -970,6 +1169,9 @@ impl Writer {
         // A group of checkpoints (and empty jobs) only writes nothing to the log: everything
         // submitted before it is durable already, so it needs no commit of its own.
         let writes_log = batches.iter().flatten().any(|write| !matches!(write, Write::Checkpoint { .. }));
+        // Replicated jobs alone are not flushed (their own log is durable), unless the last flush
+        // is too long ago; any other job makes the commit durable, and with it all before.
+        let durable = pending.iter().any(|job| !job.replicated) || self.last_durable.elapsed() >= LAZY_FLUSH_INTERVAL;
         let result = (|| -> Result<(), redb::Error> {
             if !writes_log {
                 for (position, (job, writes)) in pending.iter().zip(batches.drain(..)).enumerate() {
@@ -982,7 +1184,10 @@ impl Writer {
                 }
                 return Ok(());
             }
-            let transaction = self.shared.db.begin_write()?;
+            let mut transaction = self.shared.db.begin_write()?;
+            if !durable {
+                transaction.set_durability(Durability::None)?;
+            }
             {
                 let mut group_last_index: HashMap<&str, u64> = HashMap::new();
                 let mut log = transaction.open_table(LOG)?;
@@ -1027,7 +1232,12 @@ impl Writer {
         match result {
             Ok(()) => {
                 if writes_log {
-                    self.unflushed = false;
+                    if durable {
+                        self.unflushed = false;
+                        self.last_durable = Instant::now();
+                    } else {
+                        self.unflushed = true;
+                    }
                 }
                 let mut entries = 0u64;
                 for change in log_changes.drain(..) {
@@ -1044,7 +1254,13 @@ impl Writer {
                         }
                         LogChange::Checkpointed(position, index, state) => {
                             let job = &mut pending[position];
-                            let done = job.done.take().map(|done| (done, job.committed.clone()));
+                            // A replicated job is answered at its commit: its log holds the
+                            // checkpoint already, and its applier must not wait for the writing.
+                            let done = if job.replicated {
+                                None
+                            } else {
+                                job.done.take().map(|done| (done, job.committed.clone()))
+                            };
                             self.queue_checkpoint(PendingCheckpoint {
                                 stream: job.stream.clone(),
                                 index,
@@ -1084,7 +1300,7 @@ impl Writer {
                 let error = self.shared.io(error);
                 tracing::error!(%error, jobs = pending.len(), "log commit failed; its streams are poisoned");
                 for job in pending.drain(..) {
-                    if !job.stream.is_empty() {
+                    if !job.stream.is_empty() && !job.replicated {
                         self.poisoned.insert(job.stream.clone());
                     }
                     if let Some(done) = job.done {

@@ -375,3 +375,95 @@ fn a_waiting_later_checkpoint_holds_up_no_other() {
     assert_eq!(stored, [("s".to_string(), 3, b"S@3".to_vec()), ("t".to_string(), 2, b"T@2".to_vec())]);
     assert_eq!(entries(&rebooted), [(4, "s".into(), "s3".into())]);
 }
+
+/// What a replication layer applies (`submit_replicated`) is stored with its record of how far it
+/// applied, in one transaction that is not flushed on its own: a power cut at any instant leaves
+/// both or neither, never commands without their position or a position without its commands.
+/// `sync` makes everything durable; so does the writer by itself once the lazy interval passes.
+#[test]
+fn replicated_jobs_and_their_applied_position_are_durable_together() {
+    const GROUPS: u64 = 40;
+    let disk = Disk::default();
+    let store = Store::open_with_backend(disk.clone(), "live").unwrap();
+    let mut images = Vec::new();
+    for group in 1..=GROUPS {
+        let (done, answer) = answered();
+        let jobs = vec![
+            ("evt_a".to_string(), vec![append(&format!("a{group}"))]),
+            ("evt_b".to_string(), vec![append(&format!("b{group}"))]),
+            (
+                String::new(),
+                vec![Write::Put { kind: "applied".into(), key: "g".into(), value: group.to_le_bytes().to_vec() }],
+            ),
+        ];
+        assert!(store.submit_replicated(jobs, done).is_ok(), "the queue takes the jobs");
+        answer.recv_timeout(Duration::from_secs(10)).expect("answered").expect("committed");
+        // What a power cut right now would leave.
+        images.push(disk.durable_image());
+    }
+    let check = |image: Vec<u8>| -> u64 {
+        let rebooted = reopen(image);
+        let applied = rebooted
+            .record("applied", "g")
+            .unwrap()
+            .map(|bytes| u64::from_le_bytes(bytes.try_into().expect("eight bytes")))
+            .unwrap_or(0);
+        let expected: Vec<(u64, String, String)> = (1..=applied)
+            .flat_map(|group| {
+                [
+                    (group * 2 - 1, "evt_a".to_string(), format!("a{group}")),
+                    (group * 2, "evt_b".to_string(), format!("b{group}")),
+                ]
+            })
+            .collect();
+        assert_eq!(entries(&rebooted), expected, "the commands durable are exactly those of the position durable");
+        applied
+    };
+    let mut last_durable = 0;
+    for image in images {
+        let applied = check(image);
+        assert!(applied >= last_durable, "durable state only moves forward");
+        last_durable = applied;
+    }
+
+    let (done, synced) = answered();
+    store.sync(done);
+    synced.recv_timeout(Duration::from_secs(10)).expect("answered").expect("synced");
+    assert_eq!(check(disk.durable_image()), GROUPS, "a sync makes every replicated job durable");
+
+    // Left alone, the writer flushes lazy commits within the interval.
+    let (done, answer) = answered();
+    let jobs = vec![
+        ("evt_a".to_string(), vec![append(&format!("a{}", GROUPS + 1))]),
+        ("evt_b".to_string(), vec![append(&format!("b{}", GROUPS + 1))]),
+        (
+            String::new(),
+            vec![Write::Put { kind: "applied".into(), key: "g".into(), value: (GROUPS + 1).to_le_bytes().to_vec() }],
+        ),
+    ];
+    assert!(store.submit_replicated(jobs, done).is_ok());
+    answer.recv_timeout(Duration::from_secs(10)).expect("answered").expect("committed");
+    let deadline = std::time::Instant::now() + turnstile_storage::store::LAZY_FLUSH_INTERVAL * 10;
+    while check(disk.durable_image()) != GROUPS + 1 {
+        assert!(std::time::Instant::now() < deadline, "the writer flushed the lazy commit by itself");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A checkpoint among a replication layer's jobs is answered with their commit (its applier must
+/// not wait for the checkpoint's pieces), and stored after it, covering the entries before it.
+#[test]
+fn a_checkpoint_among_replicated_jobs_is_answered_at_its_commit() {
+    let store = Store::open_with_backend(Disk::default(), "live").unwrap();
+    store.write_blocking("s", vec![append("s1")]).unwrap();
+    let (done, answer) = answered();
+    let jobs = vec![("s".to_string(), vec![append("s2"), Write::Checkpoint { state: b"S@2".to_vec() }])];
+    assert!(store.submit_replicated(jobs, done).is_ok());
+    answer.recv_timeout(Duration::from_secs(10)).expect("answered").expect("committed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.checkpoints().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the checkpoint is stored after its commit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(store.checkpoints().unwrap(), [("s".to_string(), 2, b"S@2".to_vec())]);
+}
