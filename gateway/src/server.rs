@@ -112,6 +112,7 @@ impl Server {
         }
         let router = builder
             .layer(crate::metrics::RpcMetricsLayer)
+            .layer(crate::error::SizeLimitCodeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -1338,3 +1338,22 @@ async fn malformed_request_bytes_are_invalid_in_every_rpc() {
     server.stop().await;
 }
 
+/// Regression: a request over `limits.request_bytes_max` was answered OUT_OF_RANGE (tonic's code);
+/// gRPC's convention for a message over the size limit is RESOURCE_EXHAUSTED.
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    let server = TestServer::start_with(|config| config.limits.request_bytes_max = 1_024).await;
+    let ann = server.token("ann");
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+
+    let status = error_of(get_event(&server, &"e".repeat(2_000)).await);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    let many_seats = seats(&(0..200).map(|index| format!("S:R0:{index}")).collect::<Vec<_>>());
+    let status = error_of(hold(&server, &ann, &event_id, many_seats).await);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    assert!(status.message().contains("1024"), "the message names the limit: {status:?}");
+
+    // Under the limit, the same calls are judged on their content.
+    assert_invalid(get_event(&server, &"e".repeat(500)).await, "event_id");
+    server.stop().await;
+}
