@@ -66,6 +66,14 @@ impl Error {
     }
 }
 
+/// `value` in single quotes for an error message, cut after [`limits::QUOTED_CHARS_MAX`] characters.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(crate::limits::QUOTED_CHARS_MAX) {
+        None => format!("'{value}'"),
+        Some((cut, _)) => format!("'{}...'", &value[..cut]),
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a ticket is refused at the door.

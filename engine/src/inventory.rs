@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, TicketRejection};
+use crate::error::{quoted, Error, Result, TicketRejection};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::limits;
 use crate::seat_map::{validate_label, validate_name, SeatMap};
@@ -81,7 +81,7 @@ pub fn validate_buyer_seat_limit(field: &str, buyer_seat_limit: u32) -> Result<(
 
 pub fn validate_currency(field: &str, currency: &str) -> Result<()> {
     if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Err(Error::invalid(field, format!("'{currency}' is not a three-letter ISO 4217 code")));
+        return Err(Error::invalid(field, format!("{} is not a three-letter ISO 4217 code", quoted(currency))));
     }
     Ok(())
 }
@@ -128,7 +128,10 @@ impl Terms {
             for (position, section_id) in level.section_ids.iter().enumerate() {
                 let section_field = format!("{field}.section_ids[{position}]");
                 let Some(section) = seat_map.section_index(section_id) else {
-                    return Err(Error::invalid(section_field, format!("no section '{section_id}' in the venue")));
+                    return Err(Error::invalid(
+                        section_field,
+                        format!("no section {} in the venue", quoted(section_id)),
+                    ));
                 };
                 if section_levels[section as usize] != u16::MAX {
                     return Err(Error::invalid(
@@ -854,6 +857,9 @@ impl Inventory {
         let mut seen = std::collections::HashSet::with_capacity(seat_ids.len());
         for (position, seat_id) in seat_ids.iter().enumerate() {
             let field = format!("seats.seat_ids[{position}]");
+            if seat_id.len() > limits::SEAT_ID_LENGTH_MAX {
+                return Err(Error::invalid(field, format!("is longer than {} bytes", limits::SEAT_ID_LENGTH_MAX)));
+            }
             let seat = self.seat_map.seat_index(seat_id).map_err(|reason| Error::invalid(&field, reason))?;
             if !seen.insert(seat) {
                 return Err(Error::invalid(field, format!("seat '{seat_id}' is listed twice")));
@@ -907,6 +913,12 @@ impl Inventory {
     /// preferring (in this order) no single empty seat left stranded beside the block, the row
     /// nearest the stage, and the middle of the row.
     fn best_available(&self, section_id: &str, quantity: i64, buyer: &BuyerId) -> Result<Places> {
+        if section_id.len() > limits::LABEL_LENGTH_MAX {
+            return Err(Error::invalid(
+                "best_available.section_id",
+                format!("is longer than {} bytes", limits::LABEL_LENGTH_MAX),
+            ));
+        }
         let Some(section_index) = self.seat_map.section_index(section_id) else {
             return Err(Error::invalid(
                 "best_available.section_id",

@@ -1357,3 +1357,80 @@ async fn a_request_over_the_size_limit_is_resource_exhausted() {
     assert_invalid(get_event(&server, &"e".repeat(500)).await, "event_id");
     server.stop().await;
 }
+
+// -------------------------------------------------------------------------------------------------
+// Long strings
+// -------------------------------------------------------------------------------------------------
+
+/// The call failed with INVALID_ARGUMENT naming `field`, in a message short enough for any client's
+/// metadata limit (it quotes at most a prefix of the value).
+#[track_caller]
+fn assert_invalid_and_short<T: Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = assert_invalid(result, field);
+    assert!(status.message().len() < 300, "{field}: a message of {} bytes", status.message().len());
+    status
+}
+
+/// Regression: seat ids and section ids had no length bound and errors quoted them whole, so a
+/// 20 KB seat id made the error outgrow a standard client's 16 KiB metadata limit and the caller
+/// saw RESOURCE_EXHAUSTED "Stream removed" instead of INVALID_ARGUMENT.
+#[tokio::test]
+async fn long_strings_are_refused_naming_the_field_and_quoted_short() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann");
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+    let before = snapshot(&server, &event_id).await;
+    let huge = "X".repeat(20_000);
+
+    // HoldSeats: a seat id, alone or after a good one, and a section id.
+    let status =
+        assert_invalid_and_short(hold(&server, &ann, &event_id, seats(&[huge.clone()])).await, "seats.seat_ids[0]");
+    assert!(status.message().contains(&limits::SEAT_ID_LENGTH_MAX.to_string()), "{status:?}");
+    assert_invalid_and_short(
+        hold(&server, &ann, &event_id, seats(&["S:R0:1".to_string(), format!("S:R0:{huge}")])).await,
+        "seats.seat_ids[1]",
+    );
+    // Just over the bound is refused the same way; a bad id under it is quoted whole.
+    let just_over = format!("S:R0:{}", "9".repeat(limits::SEAT_ID_LENGTH_MAX - 4));
+    assert_invalid(hold(&server, &ann, &event_id, seats(&[just_over])).await, "seats.seat_ids[0]");
+    let status = assert_invalid(hold(&server, &ann, &event_id, seats(&ids(&["S:R0:99"]))).await, "seats.seat_ids[0]");
+    assert!(status.message().contains("'99'"), "{status:?}");
+    assert_invalid_and_short(hold(&server, &ann, &event_id, best(&huge, 1)).await, "best_available.section_id");
+
+    // The waitlist's section id.
+    assert_invalid_and_short(
+        server
+            .booking()
+            .join_waitlist(authed(
+                &ann,
+                pb::JoinWaitlistRequest { event_id: event_id.clone(), section_id: huge.clone(), quantity: 1 },
+            ))
+            .await,
+        "section_id",
+    );
+
+    // ListBookings' page token.
+    assert_invalid_and_short(list_bookings(&server, &ann, 10, &huge).await, "page_token");
+
+    // Admin input: a long label is quoted by its first characters only.
+    let mut venue = venue_request(1, 5, 0);
+    venue.sections[0].section_id = huge.clone();
+    let status = assert_invalid_and_short(create_venue(&server, venue).await, "sections[0].section_id");
+    assert!(status.message().contains(&format!("'{}...'", &huge[..limits::QUOTED_CHARS_MAX])), "{status:?}");
+    let venue = create_venue(&server, venue_request(1, 5, 0)).await.unwrap();
+    let mut request = event_request(&venue, 8);
+    request.venue_id = huge.clone();
+    assert_invalid_and_short(create_event_with(&server, request).await, "venue_id");
+    let mut request = event_request(&venue, 8);
+    request.performer_ids = vec![huge.clone()];
+    assert_invalid_and_short(create_event_with(&server, request).await, "performer_ids[0]");
+    let mut request = event_request(&venue, 8);
+    request.price_levels[0].price.as_mut().unwrap().currency = huge.clone();
+    assert_invalid_and_short(create_event_with(&server, request).await, "price_levels[0].price.currency");
+    let mut request = event_request(&venue, 8);
+    request.price_levels[0].section_ids = vec![huge.clone()];
+    assert_invalid_and_short(create_event_with(&server, request).await, "price_levels[0].section_ids[0]");
+
+    assert_eq!(snapshot(&server, &event_id).await, before);
+    server.stop().await;
+}
