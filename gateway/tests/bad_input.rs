@@ -760,6 +760,13 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
         &secret,
     )
     .unwrap();
+    // Regression: a token whose `nbf` (not before) is ahead was accepted and placed a hold.
+    let not_yet_valid = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "ann", "role": "user", "exp": unix_now() + 7_200, "nbf": unix_now() + 3_600 }),
+        &secret,
+    )
+    .unwrap();
     let good = server.token("ann");
 
     let cases: Vec<(String, &str)> = vec![
@@ -769,6 +776,7 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
         (format!("Basic {good}"), "Bearer <token>"),
         (format!("Token {good}"), "Bearer <token>"),
         (format!("Bearer {expired}"), "expired"),
+        (format!("Bearer {not_yet_valid}"), "nbf"),
         (format!("Bearer {other_secret}"), "signature"),
         (format!("Bearer {unknown_role}"), "role"),
         (format!("Bearer {wrong_algorithm}"), "HS256"),
