@@ -19,6 +19,10 @@ use crate::service::Gateway;
 
 type ReplicationServer = turnstile_cluster::network::proto::raft_server::RaftServer<turnstile_cluster::RaftService>;
 
+/// How long a shutdown waits for calls in flight before it cuts them off: well inside the 30 s
+/// that Kubernetes and systemd wait after SIGTERM before they kill.
+pub const IN_FLIGHT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running server. Dropping it does not stop the server; call `shutdown`.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -132,21 +136,33 @@ impl Server {
         Ok(Self { local_addr, engine, shutdown, stopping, task, indexer })
     }
 
-    /// Stops serving, then stops the engine (its actors and its log writer).
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting calls, lets the calls in flight finish for up to `IN_FLIGHT_WAIT_MAX`, then
+    /// stops the engine (its actors and its log writer, which flushes).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         // Streams first: a graceful shutdown waits for every open stream to end.
         let _ = self.stopping.send(true);
         let _ = self.shutdown.send(());
-        self.task.await??;
+        match tokio::time::timeout(IN_FLIGHT_WAIT_MAX, &mut self.task).await {
+            Ok(result) => result??,
+            Err(_) => {
+                tracing::warn!(
+                    waited_ms = IN_FLIGHT_WAIT_MAX.as_millis() as u64,
+                    "calls still in flight; cutting them off"
+                );
+                self.task.abort();
+                let _ = (&mut self.task).await;
+            }
+        }
         self.indexer.abort();
         let _ = self.indexer.await;
         self.engine.shutdown().await;
         Ok(())
     }
 
-    /// Waits until the server stops by itself (it does not, unless it fails).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    /// Waits until the server fails (it never stops by itself otherwise); the server stays usable
+    /// for `shutdown` while this waits.
+    pub async fn wait_failure(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
         Ok(())
     }
 }
