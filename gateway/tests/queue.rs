@@ -364,3 +364,51 @@ async fn switching_the_room_off_tells_every_watcher_closed() {
     server.stop().await;
 }
 
+/// Regression: ConfigureQueue with `opens_at` in the future on a line that had opened already was
+/// accepted and echoed back, then ignored (the opening draw happens once). It is refused now.
+#[tokio::test]
+async fn a_later_opening_of_a_line_that_opened_already_is_refused() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 4, 0, 2).await;
+    // Before the line opens, the opening may move.
+    for hours in [2, 1] {
+        let request = pb::ConfigureQueueRequest {
+            event_id: event_id.clone(),
+            enabled: true,
+            admission_rate_per_second: 1,
+            opens_at: Some(unix_seconds_from_now(hours * 3_600)),
+            ..Default::default()
+        };
+        let configured = configure_with(&server, request.clone()).await.unwrap();
+        assert_eq!(configured.opens_at, request.opens_at);
+    }
+    let joined = join(&server, "early", &event_id).await.standing.unwrap();
+    assert_eq!(state(&joined), pb::QueueState::NotOpen);
+    let moved_to = joined.opens_at.unwrap().seconds;
+    assert!((moved_to - unix_seconds_from_now(3_600).seconds).abs() <= 2, "the move applied: {moved_to}");
+
+    // An opening now (no opens_at) opens the line; a later one cannot apply any more.
+    configure(&server, &event_id, 1, 0).await;
+    let later = pb::ConfigureQueueRequest {
+        event_id: event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(600)),
+        ..Default::default()
+    };
+    let refused = configure_with(&server, later).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("opens_at"), "{refused:?}");
+    let standing = join(&server, "early", &event_id).await.standing.unwrap();
+    assert_eq!(standing.position, 1, "the line kept its order: {standing:?}");
+    // An opening in the past changes nothing and is accepted.
+    let past = pb::ConfigureQueueRequest {
+        event_id: event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(-60)),
+        ..Default::default()
+    };
+    configure_with(&server, past).await.unwrap();
+    server.stop().await;
+}
