@@ -51,6 +51,11 @@ pub enum Error {
     #[error("{kind} '{id}' already exists")]
     AlreadyExists { kind: &'static str, id: String },
 
+    /// An idempotency key sent again with a different request. A retry (the same request) gets
+    /// the first answer; a new request needs a new key.
+    #[error("{field}: {} was already used {reason}", quoted(.key))]
+    KeyReused { field: &'static str, key: String, reason: String },
+
     /// The component that owns the data is not running (stopped actor, shutting down).
     #[error("unavailable: {reason}")]
     Unavailable { reason: String },

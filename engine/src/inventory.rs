@@ -798,6 +798,13 @@ impl Inventory {
         check_key("idempotency_key", idempotency_key)?;
         if let Some(key) = idempotency_key {
             if let Some(hold_id) = self.hold_keys.get(&(caller.buyer.clone(), key.clone())) {
+                if !self.hold_answers(hold_id, selection) {
+                    return Err(Error::KeyReused {
+                        field: "idempotency_key",
+                        key: key.clone(),
+                        reason: format!("for another selection (hold '{hold_id}'); a new hold needs a new key"),
+                    });
+                }
                 return Ok(Decision::Answered(Outcome::Hold(hold_id.clone())));
             }
         }
@@ -841,6 +848,30 @@ impl Inventory {
             expires_at_ms: now_ms + self.terms.hold_ttl_ms,
             idempotency_key: idempotency_key.clone(),
         }))
+    }
+
+    /// Whether the hold placed with an idempotency key is what `selection` asks for, so that
+    /// sending it again is a retry. The hold keeps its places, not the request: explicit seats
+    /// must be the same seats in the same order; best available, the same section and quantity
+    /// (so best available after explicit seats of that section and count passes for a retry).
+    fn hold_answers(&self, hold_id: &HoldId, selection: &Selection) -> bool {
+        let Some(hold) = self.holds.get(hold_id) else { return false };
+        match (selection, &hold.places) {
+            (Selection::Seats(seat_ids), Places::Seats(seats)) => {
+                seat_ids.len() == seats.len()
+                    && seat_ids.iter().zip(seats).all(|(seat_id, &seat)| *seat_id == self.seat_map.seat_id(seat))
+            }
+            (Selection::BestAvailable { section_id, quantity }, places) => {
+                let section = match places {
+                    Places::General { section, .. } => Some(*section),
+                    Places::Seats(seats) => seats.first().map(|&seat| self.seat_map.position(seat).section),
+                };
+                section.is_some()
+                    && self.seat_map.section_index(section_id) == section
+                    && i64::from(places.count()) == *quantity
+            }
+            (Selection::Seats(_), Places::General { .. }) => false,
+        }
     }
 
     fn parse_seat_list(&self, seat_ids: &[String]) -> Result<Vec<u32>> {
@@ -1017,10 +1048,11 @@ impl Inventory {
         if let Some(key) = idempotency_key {
             if let Some(booking_id) = self.confirm_keys.get(&(caller.buyer.clone(), key.clone())) {
                 if &self.bookings[booking_id].hold_id != hold_id {
-                    return Err(Error::invalid(
-                        "idempotency_key",
-                        format!("was already used to confirm another hold ('{}')", self.bookings[booking_id].hold_id),
-                    ));
+                    return Err(Error::KeyReused {
+                        field: "idempotency_key",
+                        key: key.clone(),
+                        reason: format!("to confirm another hold ('{}')", self.bookings[booking_id].hold_id),
+                    });
                 }
                 return Ok(Decision::Answered(Outcome::Booking(booking_id.clone())));
             }

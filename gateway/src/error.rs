@@ -14,7 +14,8 @@ pub fn status(error: Error) -> Status {
         | Error::EventCancelled { .. }
         | Error::Queue { .. }
         | Error::TicketRejected { .. }
-        | Error::Waitlist { .. } => Code::FailedPrecondition,
+        | Error::Waitlist { .. }
+        | Error::KeyReused { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::LimitExceeded { .. } => Code::ResourceExhausted,
         Error::AlreadyExists { .. } => Code::AlreadyExists,

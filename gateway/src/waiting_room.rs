@@ -108,7 +108,11 @@ impl Gateway {
         match self.engine.place_hold(caller, event_id, selection, idempotency_key).await {
             Ok(hold) => Ok(hold),
             Err(error) => {
-                self.engine.unclaim_pass(event_id, claims.pos).await;
+                // A key reused for another selection found the pass used by the key's first hold:
+                // it stays used.
+                if !matches!(error, turnstile_engine::Error::KeyReused { .. }) {
+                    self.engine.unclaim_pass(event_id, claims.pos).await;
+                }
                 Err(status(error))
             }
         }

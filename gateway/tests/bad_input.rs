@@ -1442,3 +1442,97 @@ async fn long_strings_are_refused_naming_the_field_and_quoted_short() {
     assert_eq!(snapshot(&server, &event_id).await, before);
     server.stop().await;
 }
+
+// -------------------------------------------------------------------------------------------------
+// Idempotency keys
+// -------------------------------------------------------------------------------------------------
+
+async fn hold_with_key(
+    server: &TestServer,
+    token: &str,
+    event_id: &str,
+    key: &str,
+    selection: Option<Selection>,
+) -> Result<pb::Hold, Status> {
+    let request = pb::HoldSeatsRequest {
+        event_id: event_id.into(),
+        idempotency_key: key.into(),
+        selection,
+        ..Default::default()
+    };
+    server.booking().hold_seats(authed(token, request)).await.map(|response| response.into_inner().hold.unwrap())
+}
+
+/// Regression: HoldSeats with an idempotency key reused for another selection silently answered
+/// the first hold. A key is per buyer and per event; the same request again is a retry, another
+/// request with the same key is refused naming the key (as ConfirmHold refuses a key reused for
+/// another hold).
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann");
+    let bob = server.token("bob");
+    let event_id = create_event(&server, 3, 10, 10, 8).await;
+
+    let first = hold_with_key(&server, &ann, &event_id, "k1", seats(&ids(&["S:R0:1", "S:R0:2"]))).await.unwrap();
+    let retried = hold_with_key(&server, &ann, &event_id, "k1", seats(&ids(&["S:R0:1", "S:R0:2"]))).await.unwrap();
+    assert_eq!(retried.hold_id, first.hold_id, "the same request again is a retry");
+    let before = snapshot(&server, &event_id).await;
+    for other in [
+        seats(&ids(&["S:R0:3"])),
+        seats(&ids(&["S:R0:1"])),
+        seats(&ids(&["S:R0:2", "S:R0:1"])),
+        seats(&ids(&["S:R0:1", "S:R0:2", "S:R0:3"])),
+        best("S", 3),
+        best("GA", 2),
+    ] {
+        assert_rejected(
+            hold_with_key(&server, &ann, &event_id, "k1", other.clone()).await,
+            Code::FailedPrecondition,
+            &["idempotency_key", "'k1'", &first.hold_id],
+        );
+    }
+    assert_eq!(snapshot(&server, &event_id).await, before, "a refused reuse holds nothing");
+
+    // Best available: the same section and quantity is a retry; anything else is not.
+    let chosen = hold_with_key(&server, &ann, &event_id, "k2", best("S", 2)).await.unwrap();
+    assert_eq!(hold_with_key(&server, &ann, &event_id, "k2", best("S", 2)).await.unwrap().hold_id, chosen.hold_id);
+    for other in [best("S", 3), best("GA", 2)] {
+        assert_rejected(
+            hold_with_key(&server, &ann, &event_id, "k2", other).await,
+            Code::FailedPrecondition,
+            &["idempotency_key", "'k2'"],
+        );
+    }
+    let standing = hold_with_key(&server, &ann, &event_id, "k3", best("GA", 2)).await.unwrap();
+    assert_eq!(hold_with_key(&server, &ann, &event_id, "k3", best("GA", 2)).await.unwrap().hold_id, standing.hold_id);
+    assert_rejected(
+        hold_with_key(&server, &ann, &event_id, "k3", best("GA", 1)).await,
+        Code::FailedPrecondition,
+        &["'k3'"],
+    );
+
+    // Keys are per buyer and per event: another buyer, or another event, starts afresh.
+    hold_with_key(&server, &bob, &event_id, "k1", seats(&ids(&["S:R1:1"]))).await.unwrap();
+    let other_event = create_event(&server, 1, 10, 0, 8).await;
+    hold_with_key(&server, &ann, &other_event, "k1", seats(&ids(&["S:R0:3"]))).await.unwrap();
+
+    // ConfirmHold refuses a key reused for another hold the same way.
+    let confirm_with_key = |hold_id: String| {
+        let mut booking = server.booking();
+        let ann = ann.clone();
+        async move {
+            let request =
+                pb::ConfirmHoldRequest { hold_id, payment_reference: "pay".into(), idempotency_key: "c1".into() };
+            booking.confirm_hold(authed(&ann, request)).await
+        }
+    };
+    confirm_with_key(first.hold_id.clone()).await.unwrap();
+    confirm_with_key(first.hold_id.clone()).await.unwrap();
+    assert_rejected(
+        confirm_with_key(chosen.hold_id.clone()).await,
+        Code::FailedPrecondition,
+        &["idempotency_key", "'c1'"],
+    );
+    server.stop().await;
+}
