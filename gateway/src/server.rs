@@ -95,11 +95,14 @@ impl Server {
         health_reporter.set_serving::<AdminServiceServer<Gateway>>().await;
         health_reporter.set_serving::<QueueServiceServer<Gateway>>().await;
 
+        // Health checking is served too, so reflection lists it (grpcurl finds it by name).
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
         let mut builder =
