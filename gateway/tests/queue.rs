@@ -410,5 +410,19 @@ async fn a_later_opening_of_a_line_that_opened_already_is_refused() {
         ..Default::default()
     };
     configure_with(&server, past).await.unwrap();
+
+    // A line that opened with nobody in it takes a later opening: it closes again until then.
+    let empty_event = create_event(&server, 1, 4, 0, 2).await;
+    configure(&server, &empty_event, 1, 0).await;
+    let later = pb::ConfigureQueueRequest {
+        event_id: empty_event.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(3_600)),
+        ..Default::default()
+    };
+    configure_with(&server, later).await.unwrap();
+    let standing = join(&server, "first", &empty_event).await.standing.unwrap();
+    assert_eq!(state(&standing), pb::QueueState::NotOpen, "{standing:?}");
     server.stop().await;
 }
