@@ -1391,8 +1391,10 @@ async fn long_strings_are_refused_naming_the_field_and_quoted_short() {
     let huge = "X".repeat(20_000);
 
     // HoldSeats: a seat id, alone or after a good one, and a section id.
-    let status =
-        assert_invalid_and_short(hold(&server, &ann, &event_id, seats(&[huge.clone()])).await, "seats.seat_ids[0]");
+    let status = assert_invalid_and_short(
+        hold(&server, &ann, &event_id, seats(std::slice::from_ref(&huge))).await,
+        "seats.seat_ids[0]",
+    );
     assert!(status.message().contains(&limits::SEAT_ID_LENGTH_MAX.to_string()), "{status:?}");
     assert_invalid_and_short(
         hold(&server, &ann, &event_id, seats(&["S:R0:1".to_string(), format!("S:R0:{huge}")])).await,
