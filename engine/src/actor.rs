@@ -287,6 +287,7 @@ fn rejection_reason(error: &crate::Error) -> &'static str {
         Error::LimitExceeded { .. } => "limit",
         Error::PermissionDenied { .. } => "permission",
         Error::InvalidArgument { .. } => "invalid",
+        Error::KeyReused { .. } => "key_reused",
         Error::NotFound { .. } => "not_found",
         Error::Queue { .. } => "waiting_room",
         Error::TicketRejected { .. } => "ticket",

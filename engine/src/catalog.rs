@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::ids::{EventId, PerformerId, VenueId};
 use crate::inventory::{EventStatus, PriceLevel, Terms};
 use crate::limits;
@@ -237,7 +237,7 @@ impl Catalog {
         }
         let venue = self
             .venue(&spec.venue_id)
-            .map_err(|_| Error::invalid("venue_id", format!("no venue '{}'", spec.venue_id)))?;
+            .map_err(|_| Error::invalid("venue_id", format!("no venue {}", quoted(spec.venue_id.as_str()))))?;
         if spec.performer_ids.len() > limits::PERFORMERS_PER_EVENT_MAX {
             return Err(Error::invalid(
                 "performer_ids",
@@ -248,13 +248,13 @@ impl Catalog {
             if self.performer(performer_id).is_err() {
                 return Err(Error::invalid(
                     format!("performer_ids[{position}]"),
-                    format!("no performer '{performer_id}'"),
+                    format!("no performer {}", quoted(performer_id.as_str())),
                 ));
             }
             if spec.performer_ids[..position].contains(performer_id) {
                 return Err(Error::invalid(
                     format!("performer_ids[{position}]"),
-                    format!("performer '{performer_id}' is listed twice"),
+                    format!("performer {} is listed twice", quoted(performer_id.as_str())),
                 ));
             }
         }

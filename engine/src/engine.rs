@@ -401,18 +401,20 @@ impl Engine {
     /// writer after the writes already queued. The database file is released once the last clone
     /// of this engine is dropped.
     pub async fn shutdown(&self) {
-        let handles: Vec<EventHandle> =
-            self.inner.actors.iter().filter_map(|entry| entry.value().get().cloned()).collect();
-        for handle in handles {
-            handle.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
-        }
-        self.inner.actors.clear();
+        // Waiting rooms first: each one's admission step reads its event, and would start the
+        // event's actor again if that had stopped (holding the engine, and so the store, open).
         let queues: Vec<QueueHandle> =
             self.inner.queues.iter().filter_map(|entry| entry.value().get().cloned()).collect();
         for queue in queues {
             queue.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
         }
         self.inner.queues.clear();
+        let handles: Vec<EventHandle> =
+            self.inner.actors.iter().filter_map(|entry| entry.value().get().cloned()).collect();
+        for handle in handles {
+            handle.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        }
+        self.inner.actors.clear();
         if let Some(store) = self.inner.store.clone() {
             // Joins the writer thread: keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || store.close()).await;

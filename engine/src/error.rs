@@ -51,6 +51,11 @@ pub enum Error {
     #[error("{kind} '{id}' already exists")]
     AlreadyExists { kind: &'static str, id: String },
 
+    /// An idempotency key sent again with a different request. A retry (the same request) gets
+    /// the first answer; a new request needs a new key.
+    #[error("{field}: {} was already used {reason}", quoted(.key))]
+    KeyReused { field: &'static str, key: String, reason: String },
+
     /// The component that owns the data is not running (stopped actor, shutting down).
     #[error("unavailable: {reason}")]
     Unavailable { reason: String },
@@ -63,6 +68,14 @@ impl Error {
 
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound { kind, id: id.into() }
+    }
+}
+
+/// `value` in single quotes for an error message, cut after [`limits::QUOTED_CHARS_MAX`] characters.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(crate::limits::QUOTED_CHARS_MAX) {
+        None => format!("'{value}'"),
+        Some((cut, _)) => format!("'{}...'", &value[..cut]),
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, TicketRejection};
+use crate::error::{quoted, Error, Result, TicketRejection};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::limits;
 use crate::seat_map::{validate_label, validate_name, SeatMap};
@@ -81,7 +81,7 @@ pub fn validate_buyer_seat_limit(field: &str, buyer_seat_limit: u32) -> Result<(
 
 pub fn validate_currency(field: &str, currency: &str) -> Result<()> {
     if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Err(Error::invalid(field, format!("'{currency}' is not a three-letter ISO 4217 code")));
+        return Err(Error::invalid(field, format!("{} is not a three-letter ISO 4217 code", quoted(currency))));
     }
     Ok(())
 }
@@ -128,7 +128,10 @@ impl Terms {
             for (position, section_id) in level.section_ids.iter().enumerate() {
                 let section_field = format!("{field}.section_ids[{position}]");
                 let Some(section) = seat_map.section_index(section_id) else {
-                    return Err(Error::invalid(section_field, format!("no section '{section_id}' in the venue")));
+                    return Err(Error::invalid(
+                        section_field,
+                        format!("no section {} in the venue", quoted(section_id)),
+                    ));
                 };
                 if section_levels[section as usize] != u16::MAX {
                     return Err(Error::invalid(
@@ -795,6 +798,13 @@ impl Inventory {
         check_key("idempotency_key", idempotency_key)?;
         if let Some(key) = idempotency_key {
             if let Some(hold_id) = self.hold_keys.get(&(caller.buyer.clone(), key.clone())) {
+                if !self.hold_answers(hold_id, selection) {
+                    return Err(Error::KeyReused {
+                        field: "idempotency_key",
+                        key: key.clone(),
+                        reason: format!("for another selection (hold '{hold_id}'); a new hold needs a new key"),
+                    });
+                }
                 return Ok(Decision::Answered(Outcome::Hold(hold_id.clone())));
             }
         }
@@ -840,6 +850,30 @@ impl Inventory {
         }))
     }
 
+    /// Whether the hold placed with an idempotency key is what `selection` asks for, so that
+    /// sending it again is a retry. The hold keeps its places, not the request: explicit seats
+    /// must be the same seats in the same order; best available, the same section and quantity
+    /// (so best available after explicit seats of that section and count passes for a retry).
+    fn hold_answers(&self, hold_id: &HoldId, selection: &Selection) -> bool {
+        let Some(hold) = self.holds.get(hold_id) else { return false };
+        match (selection, &hold.places) {
+            (Selection::Seats(seat_ids), Places::Seats(seats)) => {
+                seat_ids.len() == seats.len()
+                    && seat_ids.iter().zip(seats).all(|(seat_id, &seat)| *seat_id == self.seat_map.seat_id(seat))
+            }
+            (Selection::BestAvailable { section_id, quantity }, places) => {
+                let section = match places {
+                    Places::General { section, .. } => Some(*section),
+                    Places::Seats(seats) => seats.first().map(|&seat| self.seat_map.position(seat).section),
+                };
+                section.is_some()
+                    && self.seat_map.section_index(section_id) == section
+                    && i64::from(places.count()) == *quantity
+            }
+            (Selection::Seats(_), Places::General { .. }) => false,
+        }
+    }
+
     fn parse_seat_list(&self, seat_ids: &[String]) -> Result<Vec<u32>> {
         if seat_ids.is_empty() {
             return Err(Error::invalid("seats.seat_ids", "must name at least one seat"));
@@ -854,6 +888,9 @@ impl Inventory {
         let mut seen = std::collections::HashSet::with_capacity(seat_ids.len());
         for (position, seat_id) in seat_ids.iter().enumerate() {
             let field = format!("seats.seat_ids[{position}]");
+            if seat_id.len() > limits::SEAT_ID_LENGTH_MAX {
+                return Err(Error::invalid(field, format!("is longer than {} bytes", limits::SEAT_ID_LENGTH_MAX)));
+            }
             let seat = self.seat_map.seat_index(seat_id).map_err(|reason| Error::invalid(&field, reason))?;
             if !seen.insert(seat) {
                 return Err(Error::invalid(field, format!("seat '{seat_id}' is listed twice")));
@@ -907,6 +944,12 @@ impl Inventory {
     /// preferring (in this order) no single empty seat left stranded beside the block, the row
     /// nearest the stage, and the middle of the row.
     fn best_available(&self, section_id: &str, quantity: i64, buyer: &BuyerId) -> Result<Places> {
+        if section_id.len() > limits::LABEL_LENGTH_MAX {
+            return Err(Error::invalid(
+                "best_available.section_id",
+                format!("is longer than {} bytes", limits::LABEL_LENGTH_MAX),
+            ));
+        }
         let Some(section_index) = self.seat_map.section_index(section_id) else {
             return Err(Error::invalid(
                 "best_available.section_id",
@@ -1005,10 +1048,11 @@ impl Inventory {
         if let Some(key) = idempotency_key {
             if let Some(booking_id) = self.confirm_keys.get(&(caller.buyer.clone(), key.clone())) {
                 if &self.bookings[booking_id].hold_id != hold_id {
-                    return Err(Error::invalid(
-                        "idempotency_key",
-                        format!("was already used to confirm another hold ('{}')", self.bookings[booking_id].hold_id),
-                    ));
+                    return Err(Error::KeyReused {
+                        field: "idempotency_key",
+                        key: key.clone(),
+                        reason: format!("to confirm another hold ('{}')", self.bookings[booking_id].hold_id),
+                    });
                 }
                 return Ok(Decision::Answered(Outcome::Booking(booking_id.clone())));
             }

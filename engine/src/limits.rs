@@ -11,6 +11,12 @@ pub const ROWS_PER_SECTION_MAX: usize = 1_000;
 pub const SEATS_PER_ROW_MAX: usize = 1_000;
 /// Length of a section, row or seat label. Labels build seat ids (`section:row:seat`).
 pub const LABEL_LENGTH_MAX: usize = 16;
+/// Length of a seat id, `<section>:<row>:<seat>`: three labels and two colons.
+pub const SEAT_ID_LENGTH_MAX: usize = 3 * LABEL_LENGTH_MAX + 2;
+/// Characters of a caller's value an error message quotes; a longer value is cut there and marked
+/// "...". A message quoting a value whole could outgrow a client's metadata limit (16 KiB in most
+/// gRPC clients), and the caller would see a transport error instead of the reason.
+pub const QUOTED_CHARS_MAX: usize = 64;
 /// Length of a display name (venue, performer, event, section, price level).
 pub const NAME_LENGTH_MAX: usize = 200;
 /// Length of a free-text description, address or category.

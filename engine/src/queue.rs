@@ -297,6 +297,13 @@ impl QueueState {
     }
 
     async fn configure(&mut self, config: QueueConfig) {
+        // A later opening, before anyone has a position (the line opened while nobody was in it,
+        // or while the room was off): draw again then. `Engine::configure_queue` refuses it once
+        // positions were handed out.
+        let now_ms = self.engine.upgrade().map(|engine| engine.now_ms()).unwrap_or(0);
+        if config.opens_at_ms.is_some_and(|opens_at_ms| opens_at_ms > now_ms) && self.joined == 0 {
+            self.opened = false;
+        }
         self.config = config;
         self.tick().await;
     }
@@ -521,6 +528,21 @@ impl Engine {
                     event.terms.buyer_seat_limit, config.seats_per_pass
                 ),
             ));
+        }
+        // A line that has handed out positions keeps its order, so a later opening cannot apply
+        // to it: refused rather than accepted and ignored. With no position handed out yet, the
+        // line closes again until then (`QueueState::configure`).
+        if let Some(opens_at_ms) = config.opens_at_ms.filter(|&opens_at_ms| opens_at_ms > self.now_ms()) {
+            let progress = self.queue(event_id).await?.progress.borrow().clone();
+            if progress.opened && progress.joined > 0 {
+                return Err(Error::Queue {
+                    event_id: event_id.to_string(),
+                    reason: format!(
+                        "opens_at: the line opened already and keeps its order, so an opening at {opens_at_ms} ms \
+                         (Unix time) cannot apply; leave opens_at unset or in the past"
+                    ),
+                });
+            }
         }
         self.persist(vec![turnstile_storage::Write::Put {
             kind: QUEUE_RECORD.into(),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::limits;
 
 /// What an admin sends to create a section.
@@ -85,12 +85,15 @@ pub fn validate_label(field: &str, label: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if label.len() > limits::LABEL_LENGTH_MAX {
-        return Err(Error::invalid(field, format!("'{label}' is longer than {} characters", limits::LABEL_LENGTH_MAX)));
+        return Err(Error::invalid(
+            field,
+            format!("{} is longer than {} characters", quoted(label), limits::LABEL_LENGTH_MAX),
+        ));
     }
     if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.+".contains(*c))) {
         return Err(Error::invalid(
             field,
-            format!("'{label}' contains '{bad}'; labels use letters, digits and - _ . +"),
+            format!("{} contains '{bad}'; labels use letters, digits and - _ . +", quoted(label)),
         ));
     }
     Ok(())
@@ -249,7 +252,7 @@ impl SeatMap {
         let (Some(section_label), Some(row_label), Some(seat_label), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("'{seat_id}' is not a seat id of the form <section>:<row>:<seat>"));
+            return Err(format!("{} is not a seat id of the form <section>:<row>:<seat>", quoted(seat_id)));
         };
         let Some(&section_index) = self.section_by_label.get(section_label) else {
             return Err(format!("no section '{section_label}' in this venue"));

@@ -320,6 +320,7 @@ enum Rejection {
     HoldNotActive(&'static str),
     HoldAlreadyConfirmed(BookingId),
     PermissionDenied,
+    KeyReused(&'static str),
     Other(String),
 }
 
@@ -332,6 +333,7 @@ fn rejection_of(error: &Error) -> Rejection {
         Error::HoldNotActive { status, .. } => Rejection::HoldNotActive(status),
         Error::HoldAlreadyConfirmed { booking_id, .. } => Rejection::HoldAlreadyConfirmed(BookingId::new(booking_id)),
         Error::PermissionDenied { .. } => Rejection::PermissionDenied,
+        Error::KeyReused { field, .. } => Rejection::KeyReused(field),
         other => Rejection::Other(format!("{other:?}")),
     }
 }
@@ -505,6 +507,10 @@ impl Model {
     fn decide_hold(&self, buyer: usize, seats: &[u32], key: &Option<String>) -> Plan {
         if let Some(key) = key {
             if let Some(hold_id) = self.hold_keys.get(&(buyer, key.clone())) {
+                // The same key for other seats is not a retry.
+                if self.holds.get(hold_id).is_none_or(|hold| hold.seats != seats) {
+                    return Plan::Reject(Rejection::KeyReused("idempotency_key"));
+                }
                 return Plan::AnswerHold(hold_id.clone());
             }
         }
@@ -545,7 +551,7 @@ impl Model {
         if let Some(key) = key {
             if let Some(booking_id) = self.confirm_keys.get(&(hold.buyer, key.clone())) {
                 if &self.bookings[booking_id].hold != hold_id {
-                    return Plan::Reject(Rejection::InvalidArgument("idempotency_key".into()));
+                    return Plan::Reject(Rejection::KeyReused("idempotency_key"));
                 }
                 return Plan::AnswerBooking(booking_id.clone());
             }

@@ -1,4 +1,5 @@
-//! Bearer tokens: HS256 JWTs with `sub` (the buyer), `role` (`user` or `admin`) and `exp`.
+//! Bearer tokens: HS256 JWTs with `sub` (the buyer), `role` (`user` or `admin`) and `exp`; an
+//! `nbf` (not before), when present, is honoured.
 //! The site's backend mints them; `turnstile token` mints one for development.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,8 +14,8 @@ use turnstile_engine::inventory::Caller;
 
 /// Longest accepted `sub` claim.
 const SUBJECT_LENGTH_MAX: usize = 128;
-/// Clock skew tolerated on `exp`, in seconds.
-const EXPIRY_LEEWAY_SECONDS: u64 = 5;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const CLOCK_LEEWAY_SECONDS: u64 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,7 +45,9 @@ fn unix_seconds() -> u64 {
 impl Authenticator {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = EXPIRY_LEEWAY_SECONDS;
+        validation.leeway = CLOCK_LEEWAY_SECONDS;
+        // jsonwebtoken checks `nbf` only when asked; a token not valid yet must not act.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding_key: EncodingKey::from_secret(secret),
@@ -76,6 +79,7 @@ impl Authenticator {
             .map_err(|error| {
                 Status::unauthenticated(match error.kind() {
                     ErrorKind::ExpiredSignature => "token has expired".to_string(),
+                    ErrorKind::ImmatureSignature => "token is not valid yet (its 'nbf' is in the future)".to_string(),
                     ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
                     ErrorKind::InvalidAlgorithm => "token must be signed with HS256".to_string(),
                     ErrorKind::MissingRequiredClaim(claim) => {

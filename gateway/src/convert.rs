@@ -14,6 +14,8 @@ use turnstile_engine::inventory::{
 use turnstile_engine::seat_map::{RowSpec, SectionSpec};
 use turnstile_proto::v1 as pb;
 
+use turnstile_engine::error::quoted;
+
 use crate::error::invalid;
 
 /// Longest id accepted in a request; anything longer names nothing.
@@ -90,7 +92,7 @@ pub fn price_levels(levels: Vec<pb::PriceLevel>) -> Result<(String, Vec<PriceLev
             Some(first) if *first != price.currency => {
                 return Err(invalid(
                     &format!("price_levels[{position}].price.currency"),
-                    format!("'{}' differs from the event's currency '{first}'", price.currency),
+                    format!("{} differs from the event's currency {}", quoted(&price.currency), quoted(first)),
                 ));
             }
             Some(_) => {}

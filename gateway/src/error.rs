@@ -14,7 +14,8 @@ pub fn status(error: Error) -> Status {
         | Error::EventCancelled { .. }
         | Error::Queue { .. }
         | Error::TicketRejected { .. }
-        | Error::Waitlist { .. } => Code::FailedPrecondition,
+        | Error::Waitlist { .. }
+        | Error::KeyReused { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::LimitExceeded { .. } => Code::ResourceExhausted,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
@@ -26,4 +27,53 @@ pub fn status(error: Error) -> Status {
 /// A request field that failed the gateway's own checks.
 pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+/// tonic answers a request over `limits.request_bytes_max` OUT_OF_RANGE before any handler runs;
+/// gRPC's convention for a message over the size limit is RESOURCE_EXHAUSTED. This layer rewrites
+/// that code. Turnstile's own answers never use OUT_OF_RANGE, so every one leaving the server is
+/// tonic's size check. The check runs before a response starts, so the code is in the headers (a
+/// trailers-only response), never in a stream's trailers.
+#[derive(Clone, Copy, Default)]
+pub struct SizeLimitCodeLayer;
+
+impl<S> tower::Layer<S> for SizeLimitCodeLayer {
+    type Service = SizeLimitCode<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SizeLimitCode { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct SizeLimitCode<S> {
+    inner: S,
+}
+
+impl<S, B, ResponseBody> tower::Service<http::Request<B>> for SizeLimitCode<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            let headers = response.headers_mut();
+            let out_of_range = (Code::OutOfRange as i32).to_string();
+            if headers.get("grpc-status").is_some_and(|code| code.as_bytes() == out_of_range.as_bytes()) {
+                let resource_exhausted = http::HeaderValue::from(Code::ResourceExhausted as i32);
+                headers.insert("grpc-status", resource_exhausted);
+            }
+            Ok(response)
+        })
+    }
 }

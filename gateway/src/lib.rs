@@ -9,7 +9,7 @@
 //! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
 //! - [`convert`]: protobuf <-> engine types;
-//! - [`error`]: the one mapping from engine rejections to gRPC status codes;
+//! - [`error`]: the one mapping from engine rejections to gRPC status codes (and tonic's size limit);
 //! - [`rate`]: rate limits per buyer and per client address;
 //! - [`routing`]: where an event's requests are served (this node, or its shard leader);
 //! - [`forward`]: sends an event's requests to its shard leader and returns the answer;

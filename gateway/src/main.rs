@@ -323,7 +323,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.node.listen))?;
     let server = Server::start(&config, engine, listener).await?;
-    serve_until_interrupted(server).await
+    if let Some(server) = serve_until_interrupted(server).await? {
+        // Stops accepting, lets calls in flight finish (within a bound), then stops the event
+        // actors and flushes and closes the log.
+        server.shutdown().await?;
+        tracing::info!("stopped");
+    }
+    Ok(())
 }
 
 /// One node of a cluster: the node's store, its shard groups, the engine on top, and the gRPC
@@ -361,20 +367,27 @@ async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) 
     if demo {
         tracing::warn!("--demo is ignored in a cluster: create the catalog through the admin API");
     }
-    serve_until_interrupted(server).await?;
+    // The server is dropped, not shut down: the engine's store is the cluster's too, and the
+    // cluster stops it. Calls in flight are cut off here.
+    drop(serve_until_interrupted(server).await?);
     cluster.shutdown().await;
     Ok(())
 }
 
-/// Serves until Ctrl-C (then returns to let the caller stop what it started) or until the server
-/// fails.
-async fn serve_until_interrupted(server: Server) -> anyhow::Result<()> {
-    tokio::select! {
+/// Serves until Ctrl-C or SIGTERM (then hands the server back for the caller to stop what it
+/// started) or until the server fails.
+async fn serve_until_interrupted(mut server: Server) -> anyhow::Result<Option<Server>> {
+    // systemd, containers and Kubernetes stop a service with SIGTERM; without a handler it kills
+    // the process at once, cutting off calls in flight.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signal = tokio::select! {
         result = tokio::signal::ctrl_c() => {
             result?;
-            tracing::info!("shutting down");
-            Ok(())
+            "SIGINT"
         }
-        result = server.wait() => result,
-    }
+        _ = terminate.recv() => "SIGTERM",
+        result = server.wait_failure() => return result.map(|()| None),
+    };
+    tracing::info!(signal, "shutting down");
+    Ok(Some(server))
 }

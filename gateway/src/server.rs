@@ -19,6 +19,10 @@ use crate::service::Gateway;
 
 type ReplicationServer = turnstile_cluster::network::proto::raft_server::RaftServer<turnstile_cluster::RaftService>;
 
+/// How long a shutdown waits for calls in flight before it cuts them off: well inside the 30 s
+/// that Kubernetes and systemd wait after SIGTERM before they kill.
+pub const IN_FLIGHT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running server. Dropping it does not stop the server; call `shutdown`.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -91,11 +95,14 @@ impl Server {
         health_reporter.set_serving::<AdminServiceServer<Gateway>>().await;
         health_reporter.set_serving::<QueueServiceServer<Gateway>>().await;
 
+        // Health checking is served too, so reflection lists it (grpcurl finds it by name).
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(turnstile_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
         let mut builder =
@@ -112,6 +119,7 @@ impl Server {
         }
         let router = builder
             .layer(crate::metrics::RpcMetricsLayer)
+            .layer(crate::error::SizeLimitCodeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -131,21 +139,33 @@ impl Server {
         Ok(Self { local_addr, engine, shutdown, stopping, task, indexer })
     }
 
-    /// Stops serving, then stops the engine (its actors and its log writer).
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting calls, lets the calls in flight finish for up to `IN_FLIGHT_WAIT_MAX`, then
+    /// stops the engine (its actors and its log writer, which flushes).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         // Streams first: a graceful shutdown waits for every open stream to end.
         let _ = self.stopping.send(true);
         let _ = self.shutdown.send(());
-        self.task.await??;
+        match tokio::time::timeout(IN_FLIGHT_WAIT_MAX, &mut self.task).await {
+            Ok(result) => result??,
+            Err(_) => {
+                tracing::warn!(
+                    waited_ms = IN_FLIGHT_WAIT_MAX.as_millis() as u64,
+                    "calls still in flight; cutting them off"
+                );
+                self.task.abort();
+                let _ = (&mut self.task).await;
+            }
+        }
         self.indexer.abort();
         let _ = self.indexer.await;
         self.engine.shutdown().await;
         Ok(())
     }
 
-    /// Waits until the server stops by itself (it does not, unless it fails).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    /// Waits until the server fails (it never stops by itself otherwise); the server stays usable
+    /// for `shutdown` while this waits.
+    pub async fn wait_failure(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
         Ok(())
     }
 }

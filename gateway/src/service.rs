@@ -113,6 +113,11 @@ fn decode_cursor(token: &str) -> Result<Option<BookingCursor>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
+    // A cursor is a time and a booking id, base64-encoded: far less than this.
+    const PAGE_TOKEN_LENGTH_MAX: usize = 512;
+    if token.len() > PAGE_TOKEN_LENGTH_MAX {
+        return Err(invalid("page_token", format!("is longer than {PAGE_TOKEN_LENGTH_MAX} bytes")));
+    }
     let bad = || invalid("page_token", "is not a token from a previous ListBookings page");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;

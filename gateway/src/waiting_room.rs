@@ -108,7 +108,11 @@ impl Gateway {
         match self.engine.place_hold(caller, event_id, selection, idempotency_key).await {
             Ok(hold) => Ok(hold),
             Err(error) => {
-                self.engine.unclaim_pass(event_id, claims.pos).await;
+                // A key reused for another selection found the pass used by the key's first hold:
+                // it stays used.
+                if !matches!(error, turnstile_engine::Error::KeyReused { .. }) {
+                    self.engine.unclaim_pass(event_id, claims.pos).await;
+                }
                 Err(status(error))
             }
         }
@@ -158,8 +162,9 @@ impl QueueService for Gateway {
             let mut last_sent_at = tokio::time::Instant::now() - WAITING_UPDATE_INTERVAL;
             loop {
                 let current = progress.borrow_and_update().clone();
-                if place.position == 0 && current.opened {
-                    // The opening draw gave this buyer a position.
+                if place.position == 0 && current.opened && current.enabled {
+                    // The opening draw gave this buyer a position. (Switching the room off draws
+                    // too, but then there is no line to join: the standing below says CLOSED.)
                     match gateway.engine.join_queue(&event_id, &caller.buyer).await {
                         Ok((joined, _)) => place = joined,
                         Err(error) => {

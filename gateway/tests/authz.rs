@@ -1,5 +1,6 @@
-//! The authorization matrix: every RPC against every kind of caller (no token, expired token,
-//! wrong signature, the buyer who owns the resource, another buyer, an admin), over real gRPC.
+//! The authorization matrix: every RPC against every kind of caller (no token, expired token, a
+//! token not valid yet, wrong signature, the buyer who owns the resource, another buyer, an admin),
+//! over real gRPC.
 
 mod common;
 
@@ -12,13 +13,16 @@ use turnstile_proto::v1 as pb;
 enum Who {
     Nobody,
     Expired,
+    /// An admin token whose `nbf` is an hour ahead (it was accepted once: a hold was placed).
+    NotYetValid,
     WrongSignature,
     Owner,
     OtherBuyer,
     Admin,
 }
 
-const EVERYONE: [Who; 6] = [Who::Nobody, Who::Expired, Who::WrongSignature, Who::Owner, Who::OtherBuyer, Who::Admin];
+const EVERYONE: [Who; 7] =
+    [Who::Nobody, Who::Expired, Who::NotYetValid, Who::WrongSignature, Who::Owner, Who::OtherBuyer, Who::Admin];
 
 fn request<T>(server: &TestServer, who: Who, owner: &str, message: T) -> Request<T> {
     let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3_600;
@@ -28,6 +32,12 @@ fn request<T>(server: &TestServer, who: Who, owner: &str, message: T) -> Request
             &server.authenticator.mint_claims(&Claims { sub: "ann".into(), role: Role::User, exp: past }),
             message,
         ),
+        Who::NotYetValid => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let claims = serde_json::json!({ "sub": owner, "role": "admin", "exp": now + 7_200, "nbf": now + 3_600 });
+            let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+            authed(&jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap(), message)
+        }
         Who::WrongSignature => {
             authed(&Authenticator::new(b"not-the-server-secret-at-all").mint("ann", Role::Admin, 3_600), message)
         }
@@ -39,7 +49,7 @@ fn request<T>(server: &TestServer, who: Who, owner: &str, message: T) -> Request
 
 /// What each kind of caller must get, for one class of RPC.
 fn expected(class: &str, who: Who) -> Code {
-    let unauthenticated = matches!(who, Who::Expired | Who::WrongSignature);
+    let unauthenticated = matches!(who, Who::Expired | Who::NotYetValid | Who::WrongSignature);
     match class {
         // Catalog reads: anonymous allowed, but a token that is sent must be valid.
         "catalog" if unauthenticated => Code::Unauthenticated,
@@ -408,8 +418,9 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
                 failures.push(format!("{rpc} as {who:?}: expected {want:?}, got {got:?} ({message})"));
             }
             if got == Code::Unauthenticated {
-                let says_why =
-                    ["expired", "signature", "missing authorization"].iter().any(|reason| message.contains(reason));
+                let says_why = ["expired", "nbf", "signature", "missing authorization"]
+                    .iter()
+                    .any(|reason| message.contains(reason));
                 if !says_why {
                     failures.push(format!("{rpc} as {who:?}: UNAUTHENTICATED without a reason: {message}"));
                 }

@@ -760,6 +760,13 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
         &secret,
     )
     .unwrap();
+    // Regression: a token whose `nbf` (not before) is ahead was accepted and placed a hold.
+    let not_yet_valid = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "ann", "role": "user", "exp": unix_now() + 7_200, "nbf": unix_now() + 3_600 }),
+        &secret,
+    )
+    .unwrap();
     let good = server.token("ann");
 
     let cases: Vec<(String, &str)> = vec![
@@ -769,6 +776,7 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
         (format!("Basic {good}"), "Bearer <token>"),
         (format!("Token {good}"), "Bearer <token>"),
         (format!("Bearer {expired}"), "expired"),
+        (format!("Bearer {not_yet_valid}"), "nbf"),
         (format!("Bearer {other_secret}"), "signature"),
         (format!("Bearer {unknown_role}"), "role"),
         (format!("Bearer {wrong_algorithm}"), "HS256"),
@@ -1210,5 +1218,323 @@ async fn rejected_requests_leave_the_event_exactly_as_it_was() {
     let later = snapshot(&server, &event_id).await;
     assert_eq!(later.version, before.version + 1);
     assert_eq!(section(&later, "S").held, 3);
+    server.stop().await;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Malformed bytes and oversized requests
+// -------------------------------------------------------------------------------------------------
+
+/// Sends request and response messages as they are, so a test can send bytes no client would.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let remaining = prost::bytes::Buf::remaining(buf);
+        Ok(Some(prost::bytes::Buf::copy_to_bytes(buf, remaining).to_vec()))
+    }
+}
+
+/// One unary call to `path` ("/turnstile.v1.CatalogService/GetEvent") whose request message is
+/// `body`, byte for byte; a server-streaming RPC refused before it starts answers the same way.
+async fn raw_call(server: &TestServer, path: &str, body: &[u8]) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::try_from(path).unwrap();
+    let request = authed(&server.admin_token(), body.to_vec());
+    grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
+}
+
+/// Every RPC of the Turnstile API, as "/package.Service/Method", from its own descriptor set.
+fn every_rpc_path() -> Vec<String> {
+    use prost::Message as _;
+    let descriptors = prost_types::FileDescriptorSet::decode(turnstile_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut paths = Vec::new();
+    for file in descriptors.file.iter().filter(|file| file.package() == "turnstile.v1") {
+        for service in &file.service {
+            for method in &service.method {
+                paths.push(format!("/turnstile.v1.{}/{}", service.name(), method.name()));
+            }
+        }
+    }
+    assert!(paths.len() > 20, "{paths:?}");
+    paths
+}
+
+/// Regression: bytes that do not decode as the request message were answered INTERNAL (tonic-prost's
+/// code), though they are the client's fault; INTERNAL is kept for the server's own faults.
+#[tokio::test]
+async fn malformed_request_bytes_are_invalid_in_every_rpc() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+    let before = snapshot(&server, &event_id).await;
+
+    // Bytes that no message decodes from, whatever its first field.
+    let broken_varint = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+    let truncated = [0x0a, 0x10, b'a', b'b'];
+    for path in every_rpc_path() {
+        for body in [&broken_varint[..], &truncated[..]] {
+            let status = error_of(raw_call(&server, &path, body).await);
+            assert_eq!(status.code(), Code::InvalidArgument, "{path} {body:02x?}: {}", status.message());
+            assert!(status.message().starts_with("request: "), "{path}: {status:?}");
+        }
+    }
+
+    // Field by field, in GetEvent and HoldSeats: the message names the field where it can.
+    let mut not_utf8_event_id = vec![0x0a, 0x02, 0xff, 0xfe];
+    let get_event_cases: [(&[u8], &str); 3] = [
+        (&not_utf8_event_id, "event_id"),
+        // Field 1 (event_id, a string) sent as a varint.
+        (&[0x08, 0x01], "wire type"),
+        // include_seats (field 2, a bool) whose varint never ends.
+        (&[0x10, 0x80], ""),
+    ];
+    for (body, needle) in get_event_cases {
+        let status = error_of(raw_call(&server, "/turnstile.v1.CatalogService/GetEvent", body).await);
+        assert_eq!(status.code(), Code::InvalidArgument, "{body:02x?}: {}", status.message());
+        assert!(status.message().contains(needle), "{body:02x?}: {status:?}");
+    }
+    // event_id "" then seats { seat_ids: "\xff" }.
+    let not_utf8_seat = [0x1a, 0x03, 0x0a, 0x01, 0xff];
+    // seats {} claiming 5 bytes and carrying 2.
+    let truncated_selection = [0x1a, 0x05, 0x0a, 0x01];
+    not_utf8_event_id.extend_from_slice(&[0x22, 0x04, 0x0a, 0x00, 0x10, 0x01]);
+    for (body, needle) in
+        [(&not_utf8_seat[..], "seat_ids"), (&truncated_selection[..], ""), (&not_utf8_event_id[..], "event_id")]
+    {
+        let status = error_of(raw_call(&server, "/turnstile.v1.BookingService/HoldSeats", body).await);
+        assert_eq!(status.code(), Code::InvalidArgument, "{body:02x?}: {}", status.message());
+        assert!(status.message().contains(needle), "{body:02x?}: {status:?}");
+    }
+
+    // The same path with well-formed bytes works: the codec decodes what it should.
+    let good = {
+        use prost::Message as _;
+        pb::GetEventRequest { event_id: event_id.clone(), include_seats: false }.encode_to_vec()
+    };
+    raw_call(&server, "/turnstile.v1.CatalogService/GetEvent", &good).await.unwrap();
+    assert_eq!(snapshot(&server, &event_id).await, before);
+    server.stop().await;
+}
+
+/// Regression: a request over `limits.request_bytes_max` was answered OUT_OF_RANGE (tonic's code);
+/// gRPC's convention for a message over the size limit is RESOURCE_EXHAUSTED.
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    let server = TestServer::start_with(|config| config.limits.request_bytes_max = 1_024).await;
+    let ann = server.token("ann");
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+
+    let status = error_of(get_event(&server, &"e".repeat(2_000)).await);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    let many_seats = seats(&(0..200).map(|index| format!("S:R0:{index}")).collect::<Vec<_>>());
+    let status = error_of(hold(&server, &ann, &event_id, many_seats).await);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    assert!(status.message().contains("1024"), "the message names the limit: {status:?}");
+
+    // Under the limit, the same calls are judged on their content.
+    assert_invalid(get_event(&server, &"e".repeat(500)).await, "event_id");
+    server.stop().await;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Long strings
+// -------------------------------------------------------------------------------------------------
+
+/// The call failed with INVALID_ARGUMENT naming `field`, in a message short enough for any client's
+/// metadata limit (it quotes at most a prefix of the value).
+#[track_caller]
+fn assert_invalid_and_short<T: Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = assert_invalid(result, field);
+    assert!(status.message().len() < 300, "{field}: a message of {} bytes", status.message().len());
+    status
+}
+
+/// Regression: seat ids and section ids had no length bound and errors quoted them whole, so a
+/// 20 KB seat id made the error outgrow a standard client's 16 KiB metadata limit and the caller
+/// saw RESOURCE_EXHAUSTED "Stream removed" instead of INVALID_ARGUMENT.
+#[tokio::test]
+async fn long_strings_are_refused_naming_the_field_and_quoted_short() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann");
+    let event_id = create_event(&server, 2, 10, 0, 8).await;
+    let before = snapshot(&server, &event_id).await;
+    let huge = "X".repeat(20_000);
+
+    // HoldSeats: a seat id, alone or after a good one, and a section id.
+    let status = assert_invalid_and_short(
+        hold(&server, &ann, &event_id, seats(std::slice::from_ref(&huge))).await,
+        "seats.seat_ids[0]",
+    );
+    assert!(status.message().contains(&limits::SEAT_ID_LENGTH_MAX.to_string()), "{status:?}");
+    assert_invalid_and_short(
+        hold(&server, &ann, &event_id, seats(&["S:R0:1".to_string(), format!("S:R0:{huge}")])).await,
+        "seats.seat_ids[1]",
+    );
+    // Just over the bound is refused the same way; a bad id under it is quoted whole.
+    let just_over = format!("S:R0:{}", "9".repeat(limits::SEAT_ID_LENGTH_MAX - 4));
+    assert_invalid(hold(&server, &ann, &event_id, seats(&[just_over])).await, "seats.seat_ids[0]");
+    let status = assert_invalid(hold(&server, &ann, &event_id, seats(&ids(&["S:R0:99"]))).await, "seats.seat_ids[0]");
+    assert!(status.message().contains("'99'"), "{status:?}");
+    assert_invalid_and_short(hold(&server, &ann, &event_id, best(&huge, 1)).await, "best_available.section_id");
+
+    // The waitlist's section id.
+    assert_invalid_and_short(
+        server
+            .booking()
+            .join_waitlist(authed(
+                &ann,
+                pb::JoinWaitlistRequest { event_id: event_id.clone(), section_id: huge.clone(), quantity: 1 },
+            ))
+            .await,
+        "section_id",
+    );
+
+    // ListBookings' page token.
+    assert_invalid_and_short(list_bookings(&server, &ann, 10, &huge).await, "page_token");
+
+    // Admin input: a long label is quoted by its first characters only.
+    let mut venue = venue_request(1, 5, 0);
+    venue.sections[0].section_id = huge.clone();
+    let status = assert_invalid_and_short(create_venue(&server, venue).await, "sections[0].section_id");
+    assert!(status.message().contains(&format!("'{}...'", &huge[..limits::QUOTED_CHARS_MAX])), "{status:?}");
+    let venue = create_venue(&server, venue_request(1, 5, 0)).await.unwrap();
+    let mut request = event_request(&venue, 8);
+    request.venue_id = huge.clone();
+    assert_invalid_and_short(create_event_with(&server, request).await, "venue_id");
+    let mut request = event_request(&venue, 8);
+    request.performer_ids = vec![huge.clone()];
+    assert_invalid_and_short(create_event_with(&server, request).await, "performer_ids[0]");
+    let mut request = event_request(&venue, 8);
+    request.price_levels[0].price.as_mut().unwrap().currency = huge.clone();
+    assert_invalid_and_short(create_event_with(&server, request).await, "price_levels[0].price.currency");
+    let mut request = event_request(&venue, 8);
+    request.price_levels[0].section_ids = vec![huge.clone()];
+    assert_invalid_and_short(create_event_with(&server, request).await, "price_levels[0].section_ids[0]");
+
+    assert_eq!(snapshot(&server, &event_id).await, before);
+    server.stop().await;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Idempotency keys
+// -------------------------------------------------------------------------------------------------
+
+async fn hold_with_key(
+    server: &TestServer,
+    token: &str,
+    event_id: &str,
+    key: &str,
+    selection: Option<Selection>,
+) -> Result<pb::Hold, Status> {
+    let request = pb::HoldSeatsRequest {
+        event_id: event_id.into(),
+        idempotency_key: key.into(),
+        selection,
+        ..Default::default()
+    };
+    server.booking().hold_seats(authed(token, request)).await.map(|response| response.into_inner().hold.unwrap())
+}
+
+/// Regression: HoldSeats with an idempotency key reused for another selection silently answered
+/// the first hold. A key is per buyer and per event; the same request again is a retry, another
+/// request with the same key is refused naming the key (as ConfirmHold refuses a key reused for
+/// another hold).
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann");
+    let bob = server.token("bob");
+    let event_id = create_event(&server, 3, 10, 10, 8).await;
+
+    let first = hold_with_key(&server, &ann, &event_id, "k1", seats(&ids(&["S:R0:1", "S:R0:2"]))).await.unwrap();
+    let retried = hold_with_key(&server, &ann, &event_id, "k1", seats(&ids(&["S:R0:1", "S:R0:2"]))).await.unwrap();
+    assert_eq!(retried.hold_id, first.hold_id, "the same request again is a retry");
+    let before = snapshot(&server, &event_id).await;
+    for other in [
+        seats(&ids(&["S:R0:3"])),
+        seats(&ids(&["S:R0:1"])),
+        seats(&ids(&["S:R0:2", "S:R0:1"])),
+        seats(&ids(&["S:R0:1", "S:R0:2", "S:R0:3"])),
+        best("S", 3),
+        best("GA", 2),
+    ] {
+        assert_rejected(
+            hold_with_key(&server, &ann, &event_id, "k1", other.clone()).await,
+            Code::FailedPrecondition,
+            &["idempotency_key", "'k1'", &first.hold_id],
+        );
+    }
+    assert_eq!(snapshot(&server, &event_id).await, before, "a refused reuse holds nothing");
+
+    // Best available: the same section and quantity is a retry; anything else is not.
+    let chosen = hold_with_key(&server, &ann, &event_id, "k2", best("S", 2)).await.unwrap();
+    assert_eq!(hold_with_key(&server, &ann, &event_id, "k2", best("S", 2)).await.unwrap().hold_id, chosen.hold_id);
+    for other in [best("S", 3), best("GA", 2)] {
+        assert_rejected(
+            hold_with_key(&server, &ann, &event_id, "k2", other).await,
+            Code::FailedPrecondition,
+            &["idempotency_key", "'k2'"],
+        );
+    }
+    let standing = hold_with_key(&server, &ann, &event_id, "k3", best("GA", 2)).await.unwrap();
+    assert_eq!(hold_with_key(&server, &ann, &event_id, "k3", best("GA", 2)).await.unwrap().hold_id, standing.hold_id);
+    assert_rejected(
+        hold_with_key(&server, &ann, &event_id, "k3", best("GA", 1)).await,
+        Code::FailedPrecondition,
+        &["'k3'"],
+    );
+
+    // Keys are per buyer and per event: another buyer, or another event, starts afresh.
+    hold_with_key(&server, &bob, &event_id, "k1", seats(&ids(&["S:R1:1"]))).await.unwrap();
+    let other_event = create_event(&server, 1, 10, 0, 8).await;
+    hold_with_key(&server, &ann, &other_event, "k1", seats(&ids(&["S:R0:3"]))).await.unwrap();
+
+    // ConfirmHold refuses a key reused for another hold the same way.
+    let confirm_with_key = |hold_id: String| {
+        let mut booking = server.booking();
+        let ann = ann.clone();
+        async move {
+            let request =
+                pb::ConfirmHoldRequest { hold_id, payment_reference: "pay".into(), idempotency_key: "c1".into() };
+            booking.confirm_hold(authed(&ann, request)).await
+        }
+    };
+    confirm_with_key(first.hold_id.clone()).await.unwrap();
+    confirm_with_key(first.hold_id.clone()).await.unwrap();
+    assert_rejected(
+        confirm_with_key(chosen.hold_id.clone()).await,
+        Code::FailedPrecondition,
+        &["idempotency_key", "'c1'"],
+    );
     server.stop().await;
 }

@@ -1743,6 +1743,110 @@ async fn acknowledged_state_survives_repeated_kill_9() {
 }
 
 // -------------------------------------------------------------------------------------------------
+// SIGTERM: the way systemd, containers and Kubernetes stop a service
+// -------------------------------------------------------------------------------------------------
+
+/// Regression: SIGTERM killed the node at once (the default action), cutting off calls in flight.
+/// Now it shuts down as on Ctrl-C: stop accepting, let calls in flight finish, flush, exit 0.
+/// Buyers hold seats as fast as they can while the signal comes; every hold acknowledged is there
+/// after a restart, and every call not acknowledged failed as a stopping server's calls do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_node_cleanly_and_exits_zero() {
+    const STORM_BUYERS: usize = 8;
+    let mut workspace = Workspace::new();
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin_token = authenticator.mint("sigterm-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let (mut server, _) = workspace.start_server().await;
+    let event_id = create_event(&server, &admin_token).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let buyers: Vec<_> = (0..STORM_BUYERS)
+        .map(|index| {
+            let (stop, event_id) = (stop.clone(), event_id.clone());
+            let token = authenticator.mint(&format!("sigterm-buyer-{index}"), Role::User, TOKEN_TTL_SECONDS);
+            let mut booking = BookingServiceClient::new(client_channel(server.address));
+            tokio::spawn(async move {
+                let (mut acknowledged, mut failures) = (Vec::new(), Vec::new());
+                // Hold and release, one seat of the buyer's own row at a time, until the server
+                // stops answering; the last hold of each buyer stays.
+                for round in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let seat = format!("S:R{index}:{}", round % SEATS_PER_ROW + 1);
+                    let request = pb::HoldSeatsRequest {
+                        event_id: event_id.clone(),
+                        idempotency_key: format!("sigterm-{index}-{round}"),
+                        selection: seats(&[seat]),
+                        ..Default::default()
+                    };
+                    let hold = match booking.hold_seats(authed(&token, request)).await {
+                        Ok(response) => response.into_inner().hold.expect("a hold"),
+                        Err(status) => {
+                            failures.push(status);
+                            break;
+                        }
+                    };
+                    if let Some(previous) = acknowledged.pop() {
+                        let release = pb::ReleaseHoldRequest { hold_id: previous };
+                        if let Err(status) = booking.release_hold(authed(&token, release)).await {
+                            failures.push(status);
+                            acknowledged.push(hold.hold_id);
+                            break;
+                        }
+                    }
+                    acknowledged.push(hold.hold_id);
+                }
+                (acknowledged, failures)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let terminated = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill runs");
+    assert!(terminated.success());
+    let signalled_at = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("the child can be polled") {
+            break exit;
+        }
+        assert!(
+            signalled_at.elapsed() < turnstile::server::IN_FLIGHT_WAIT_MAX + Duration::from_secs(10),
+            "the server did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(exit.signal(), None, "killed by a signal: {exit:?}");
+    assert_eq!(exit.code(), Some(0), "{exit:?}\n{}", workspace.log_tail(20));
+    let log = workspace.log_tail(20);
+    assert!(log.contains("shutting down") && log.contains("SIGTERM") && log.contains("stopped"), "{log}");
+
+    let mut still_held = Vec::new();
+    for (index, buyer) in buyers.into_iter().enumerate() {
+        let (acknowledged, failures) = buyer.await.expect("a buyer task");
+        for status in failures {
+            // A call the stopping server no longer took, or whose connection it closed.
+            assert!(
+                matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown),
+                "a call failed otherwise than a stopping server's calls do: {status:?}"
+            );
+        }
+        still_held.extend(acknowledged.into_iter().map(|hold_id| (index, hold_id)));
+    }
+    assert!(!still_held.is_empty(), "the buyers held nothing before the signal");
+
+    let (server, _) = workspace.start_server().await;
+    let mut booking = BookingServiceClient::new(client_channel(server.address));
+    for (index, hold_id) in still_held {
+        let token = authenticator.mint(&format!("sigterm-buyer-{index}"), Role::User, TOKEN_TTL_SECONDS);
+        let request = pb::GetHoldRequest { hold_id: hold_id.clone() };
+        let hold = booking.get_hold(authed(&token, request)).await.expect("an acknowledged hold is kept").into_inner();
+        assert_eq!(hold_status(hold.hold.expect("a hold").status), pb::HoldStatus::Active, "{hold_id}");
+    }
+    drop(server);
+}
+
+// -------------------------------------------------------------------------------------------------
 // The checks themselves can fail: a consistent world passes, and each doctored copy of it is caught
 // -------------------------------------------------------------------------------------------------
 

@@ -337,8 +337,27 @@ async fn health_checking_and_reflection_answer() {
         panic!("unexpected {response:?}")
     };
     let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
-    for expected in ["turnstile.v1.BookingService", "turnstile.v1.CatalogService", "turnstile.v1.AdminService"] {
-        assert!(names.iter().any(|name| name == expected), "{names:?}");
+    // Regression: health checking was served but not listed, so grpcurl could not find it.
+    for expected in [
+        "turnstile.v1.BookingService",
+        "turnstile.v1.CatalogService",
+        "turnstile.v1.AdminService",
+        "turnstile.v1.QueueService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|name| name == expected), "{expected} is not listed: {names:?}");
     }
+    // grpcurl then asks for the file that defines the service, to build the call.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol("grpc.health.v1.Health".into())),
+    };
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("no file for grpc.health.v1.Health: {response:?}")
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
     server.stop().await;
 }

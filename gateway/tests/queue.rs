@@ -278,3 +278,151 @@ async fn the_waiting_room_setting_survives_a_restart() {
     assert_eq!(joined.position, 1);
     server.stop().await;
 }
+
+fn unix_seconds_from_now(seconds: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    prost_types::Timestamp { seconds: now + seconds, nanos: 0 }
+}
+
+async fn configure_with(
+    server: &TestServer,
+    request: pb::ConfigureQueueRequest,
+) -> Result<pb::ConfigureQueueResponse, tonic::Status> {
+    server.admin().configure_queue(authed(&server.admin_token(), request)).await.map(|response| response.into_inner())
+}
+
+/// Every standing of a WatchQueue stream until it ends, and how it ended (`Ok` for a clean end).
+async fn watch_to_end(
+    server: &TestServer,
+    buyer: &str,
+    event_id: &str,
+    queue_token: &str,
+) -> (Vec<pb::QueueStanding>, Result<(), tonic::Status>) {
+    let request = pb::WatchQueueRequest { event_id: event_id.into(), queue_token: queue_token.into() };
+    let mut stream = server.queue().watch_queue(authed(&server.token(buyer), request)).await.unwrap().into_inner();
+    let mut standings = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), stream.message()).await.expect("a standing in time") {
+            Ok(Some(standing)) => standings.push(standing),
+            Ok(None) => return (standings, Ok(())),
+            Err(status) => return (standings, Err(status)),
+        }
+    }
+}
+
+/// Regression: switching the waiting room off ended the stream of a buyer who joined before the
+/// opening with FAILED_PRECONDITION (the stream tried to join a line that was off); a buyer already
+/// in line got CLOSED. Both must end with a CLOSED standing.
+#[tokio::test]
+async fn switching_the_room_off_tells_every_watcher_closed() {
+    let server = TestServer::start().await;
+    // Before the opening: the buyer has no position yet.
+    let early_event = create_event(&server, 1, 4, 0, 2).await;
+    let opens_later = pb::ConfigureQueueRequest {
+        event_id: early_event.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(3_600)),
+        ..Default::default()
+    };
+    configure_with(&server, opens_later).await.unwrap();
+    let early = join(&server, "early", &early_event).await;
+    assert_eq!(state(early.standing.as_ref().unwrap()), pb::QueueState::NotOpen);
+    // In line: one admission a second and nine buyers ahead.
+    let open_event = create_event(&server, 1, 4, 0, 2).await;
+    configure(&server, &open_event, 1, 0).await;
+    for index in 0..9 {
+        join(&server, &format!("ahead-{index}"), &open_event).await;
+    }
+    let waiting = join(&server, "waiting", &open_event).await;
+    assert_eq!(state(waiting.standing.as_ref().unwrap()), pb::QueueState::Waiting);
+
+    let early_watch = {
+        let (server, event_id, token) = (&server, early_event.clone(), early.queue_token.clone());
+        async move { watch_to_end(server, "early", &event_id, &token).await }
+    };
+    let waiting_watch = {
+        let (server, event_id, token) = (&server, open_event.clone(), waiting.queue_token.clone());
+        async move { watch_to_end(server, "waiting", &event_id, &token).await }
+    };
+    let switch_off = async {
+        // Both streams have sent their first standing by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for event_id in [&early_event, &open_event] {
+            let off = pb::ConfigureQueueRequest { event_id: event_id.clone(), enabled: false, ..Default::default() };
+            configure_with(&server, off).await.unwrap();
+        }
+    };
+    let ((early_standings, early_end), (waiting_standings, waiting_end), ()) =
+        tokio::join!(early_watch, waiting_watch, switch_off);
+    for (who, standings, end) in [("early", early_standings, early_end), ("waiting", waiting_standings, waiting_end)] {
+        assert!(end.is_ok(), "{who}: the stream failed: {end:?} after {standings:?}");
+        assert_eq!(state(standings.last().unwrap()), pb::QueueState::Closed, "{who}: {standings:?}");
+    }
+    // And holds need no pass again.
+    hold(&server, "early", &early_event, best("S", 1), "", "").await.unwrap();
+    server.stop().await;
+}
+
+/// Regression: ConfigureQueue with `opens_at` in the future on a line that had opened already was
+/// accepted and echoed back, then ignored (the opening draw happens once). It is refused now.
+#[tokio::test]
+async fn a_later_opening_of_a_line_that_opened_already_is_refused() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 4, 0, 2).await;
+    // Before the line opens, the opening may move.
+    for hours in [2, 1] {
+        let request = pb::ConfigureQueueRequest {
+            event_id: event_id.clone(),
+            enabled: true,
+            admission_rate_per_second: 1,
+            opens_at: Some(unix_seconds_from_now(hours * 3_600)),
+            ..Default::default()
+        };
+        let configured = configure_with(&server, request.clone()).await.unwrap();
+        assert_eq!(configured.opens_at, request.opens_at);
+    }
+    let joined = join(&server, "early", &event_id).await.standing.unwrap();
+    assert_eq!(state(&joined), pb::QueueState::NotOpen);
+    let moved_to = joined.opens_at.unwrap().seconds;
+    assert!((moved_to - unix_seconds_from_now(3_600).seconds).abs() <= 2, "the move applied: {moved_to}");
+
+    // An opening now (no opens_at) opens the line; a later one cannot apply any more.
+    configure(&server, &event_id, 1, 0).await;
+    let later = pb::ConfigureQueueRequest {
+        event_id: event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(600)),
+        ..Default::default()
+    };
+    let refused = configure_with(&server, later).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("opens_at"), "{refused:?}");
+    let standing = join(&server, "early", &event_id).await.standing.unwrap();
+    assert_eq!(standing.position, 1, "the line kept its order: {standing:?}");
+    // An opening in the past changes nothing and is accepted.
+    let past = pb::ConfigureQueueRequest {
+        event_id: event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(-60)),
+        ..Default::default()
+    };
+    configure_with(&server, past).await.unwrap();
+
+    // A line that opened with nobody in it takes a later opening: it closes again until then.
+    let empty_event = create_event(&server, 1, 4, 0, 2).await;
+    configure(&server, &empty_event, 1, 0).await;
+    let later = pb::ConfigureQueueRequest {
+        event_id: empty_event.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        opens_at: Some(unix_seconds_from_now(3_600)),
+        ..Default::default()
+    };
+    configure_with(&server, later).await.unwrap();
+    let standing = join(&server, "first", &empty_event).await.standing.unwrap();
+    assert_eq!(state(&standing), pb::QueueState::NotOpen, "{standing:?}");
+    server.stop().await;
+}

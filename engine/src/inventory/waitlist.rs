@@ -59,6 +59,9 @@ impl Inventory {
         let quantity = quantity as u32;
         let section = match section_id {
             None => None,
+            Some(section_id) if section_id.len() > limits::LABEL_LENGTH_MAX => {
+                return Err(Error::invalid("section_id", format!("is longer than {} bytes", limits::LABEL_LENGTH_MAX)));
+            }
             Some(section_id) => Some(
                 self.seat_map
                     .section_index(section_id)
