@@ -41,8 +41,6 @@ pub const MESSAGE_BYTES_MAX: usize = 256 << 20;
 pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
 /// The largest snapshot a node receives: the replication log's bound for a stored snapshot.
 pub const SNAPSHOT_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX;
-/// The least time an append (or heartbeat) is given before it counts as timed out.
-pub const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(400);
 /// How long opening a connection to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -207,11 +205,7 @@ impl RaftNetwork<TypeConfig> for GroupClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let body = encode_body(&rpc).map_err(CallError::into_rpc)?;
-        // openraft bounds an append by the heartbeat interval (100 ms). A busy follower's append
-        // waits for its log's group commit, which under load can take longer: a timeout would
-        // only have the same entries sent again. Well under the election timeout.
-        let ttl = option.hard_ttl().max(APPEND_TIMEOUT_MIN);
-        let reply = self.call(RPCTypes::AppendEntries, body, ttl).await.map_err(CallError::into_rpc)?;
+        let reply = self.call(RPCTypes::AppendEntries, body, option.hard_ttl()).await.map_err(CallError::into_rpc)?;
         let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
             decode_reply(&reply).map_err(CallError::into_rpc)?;
         result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))

@@ -17,7 +17,7 @@
 //! availability, version, deadlines and hold and booking views: the log is the state.
 //!
 //! Time only moves forward, in steps of up to ten days, from a realistic start (`T0_MS`), as the
-//! engine's clock does; hold TTL (10 min by default) and retention (24 h) are both crossed.
+//! engine's clock does; hold TTL (10 min by default) and the retention of ended holds (10 min) are both crossed.
 
 #![no_main]
 

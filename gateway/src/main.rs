@@ -14,7 +14,7 @@ use turnstile_proto::v1::admin_service_client::AdminServiceClient;
 
 /// mimalloc instead of the system allocator: under load, buffers are allocated on the runtime's
 /// threads and freed on the log writer's, a pattern glibc's allocator handles poorly (the durable
-/// path's profile, docs/PERFORMANCE.md).
+/// path's profile, docs/PERFORMANCE_HISTORY.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use turnstile_proto::v1::CreateBackupRequest;
