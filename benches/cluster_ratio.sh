@@ -46,6 +46,8 @@
 #                         baseline without snapshots)
 #   COMMANDS [1000000]    storm: holds to make in all
 #   FIRST_COMMANDS [100000]  storm: holds after which the first data dir sizes are taken
+#   STORM_HOLD_TTL [0]    storm: --hold-ttl-seconds of the bench's events (0: the server's default,
+#                         600 s; 30 to 3600 otherwise): a short TTL keeps the live state bounded
 #
 # The binary is copied into OUT_DIR first, so a concurrent rebuild cannot swap it mid-run. Every
 # wait is bounded and every server this script starts is stopped when it exits (also on failure).
@@ -67,6 +69,7 @@ KEEP_DATA=${KEEP_DATA:-0}
 SNAPSHOT_ENTRIES=${SNAPSHOT_ENTRIES:-500}
 COMMANDS=${COMMANDS:-1000000}
 FIRST_COMMANDS=${FIRST_COMMANDS:-100000}
+STORM_HOLD_TTL=${STORM_HOLD_TTL:-0}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/turnstile-cluster-ratio.XXXXXX")}
@@ -95,6 +98,7 @@ for knob in RUN_SECONDS CONCURRENCY SHARDS BASE_PORT COMMANDS FIRST_COMMANDS; do
     [[ ${!knob} =~ ^[0-9]+$ && ${!knob} -ge 1 ]] || die "$knob must be a positive integer (got '${!knob}')"
 done
 [[ $SNAPSHOT_ENTRIES =~ ^[0-9]+$ ]] || die "SNAPSHOT_ENTRIES must be a number (got '$SNAPSHOT_ENTRIES')"
+[[ $STORM_HOLD_TTL =~ ^[0-9]+$ ]] || die "STORM_HOLD_TTL must be a number (got '$STORM_HOLD_TTL')"
 ((FIRST_COMMANDS <= COMMANDS)) || die "FIRST_COMMANDS must not exceed COMMANDS"
 ((BASE_PORT + 3 <= 65535)) || die "BASE_PORT + 3 must be a port"
 for tool in curl python3 ss du; do
@@ -598,7 +602,7 @@ storm_mode() {
         runs=$((runs + 1))
         local name="storm-$runs" key value
         log "$name: hold-only storm for $1 s ($done_ok of $COMMANDS holds done)"
-        bench "$name" "$address" "$config" "$1" --hold-only --reads-per-write 0 ||
+        bench "$name" "$address" "$config" "$1" --hold-only --reads-per-write 0 --hold-ttl-seconds "$STORM_HOLD_TTL" ||
             die "$name: turnstile bench failed; see $OUT_DIR/$name.txt"
         declare -A s=()
         while IFS='=' read -r key value; do s[$key]=$value; done < <(summary "$OUT_DIR/$name.json")

@@ -46,6 +46,8 @@ pub struct BenchOptions {
     /// load generator costs on the machine: the most calls per second any request could reach.
     pub health_only: bool,
     pub events: usize,
+    /// Hold TTL of the events the bench creates (0: the server's default).
+    pub hold_ttl_seconds: u32,
     pub connections: usize,
     pub window: Duration,
     pub progress: bool,
@@ -134,7 +136,12 @@ fn authed<T>(token: &str, message: T) -> Request<T> {
 }
 
 /// Creates the bench's venue (one general-admission floor) and events.
-async fn create_events(channel: Channel, admin: &str, events: usize) -> anyhow::Result<Vec<String>> {
+async fn create_events(
+    channel: Channel,
+    admin: &str,
+    events: usize,
+    hold_ttl_seconds: u32,
+) -> anyhow::Result<Vec<String>> {
     let mut client = AdminServiceClient::new(channel);
     let venue = client
         .create_venue(authed(
@@ -176,7 +183,7 @@ async fn create_events(channel: Channel, admin: &str, events: usize) -> anyhow::
                         price: Some(pb::Money { amount_minor: 5_000, currency: "EUR".into() }),
                         section_ids: vec!["FLOOR".into()],
                     }],
-                    hold_ttl_seconds: 0,
+                    hold_ttl_seconds,
                     buyer_seat_limit: 1_000,
                 },
             ))
@@ -344,7 +351,11 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
     } else {
         options.events
     };
-    let event_ids = if events == 0 { Vec::new() } else { create_events(channels[0].clone(), &admin, events).await? };
+    let event_ids = if events == 0 {
+        Vec::new()
+    } else {
+        create_events(channels[0].clone(), &admin, events, options.hold_ttl_seconds).await?
+    };
 
     let started = Instant::now();
     let deadline = started + options.duration;

@@ -95,6 +95,11 @@ enum Command {
         /// Events to spread the load over (without --hot-event).
         #[arg(long, default_value_t = 16)]
         events: usize,
+        /// Hold TTL of the events the bench creates, in seconds (0: the server's default of 600;
+        /// otherwise within the server's bounds, 30 to 3600). A short TTL keeps the live state of
+        /// a long --hold-only storm bounded.
+        #[arg(long, default_value_t = 0)]
+        hold_ttl_seconds: u32,
         /// gRPC connections the workers share.
         #[arg(long, default_value_t = 4)]
         connections: usize,
@@ -212,6 +217,7 @@ fn main() -> anyhow::Result<()> {
             hold_only,
             health_only,
             events,
+            hold_ttl_seconds,
             connections,
             window_seconds,
             json,
@@ -230,6 +236,7 @@ fn main() -> anyhow::Result<()> {
                 hold_only,
                 health_only,
                 events,
+                hold_ttl_seconds,
                 connections,
                 window: std::time::Duration::from_secs(window_seconds.max(1)),
                 progress: !quiet,

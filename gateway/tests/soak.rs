@@ -24,6 +24,7 @@ fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
         hold_only: false,
         health_only: false,
         events: 4,
+        hold_ttl_seconds: 0,
         connections: 2,
         window: Duration::from_secs(3),
         progress: false,
@@ -86,6 +87,20 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
     assert!(!summary.operations.contains_key("confirm") && !summary.operations.contains_key("release"));
     assert!(summary.hold_only);
     assert_eq!(node_status(&server).await.live_holds, holds, "every hold the generator counted is live on the node");
+    server.stop().await;
+}
+
+/// `--hold-ttl-seconds` reaches the events the generator creates: one the server refuses (under
+/// its 30 s minimum) stops the run before any load, with the server's reason naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hold_ttl_option_reaches_the_events_the_generator_creates() {
+    let server = TestServer::start().await;
+    let refused = BenchOptions { hold_ttl_seconds: 5, ..options(&server, Duration::from_secs(1), 13) };
+    let error = loadgen::run(refused, Authenticator::new(SECRET.as_bytes())).await.unwrap_err();
+    assert!(format!("{error:#}").contains("hold_ttl"), "{error:#}");
+    let taken = BenchOptions { hold_ttl_seconds: 30, ..options(&server, Duration::from_secs(1), 13) };
+    let summary = loadgen::run(taken, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(summary.operations["hold"].count > 0, "a TTL within the bounds is taken");
     server.stop().await;
 }
 
