@@ -224,11 +224,7 @@ async fn buyer_storm(
                     break;
                 }
                 Err(status) if outcome_known(&status) => break,
-                Err(_) => {
-                    ledger.lock().unwrap().unanswered += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    client = clients[rng.random_range(0..clients.len())].clone();
-                }
+                Err(_) => client = after_unknown_outcome(&ledger, &mut rng, &clients).await,
             }
         }
         let Some(hold_id) = hold_id else { continue };
@@ -251,14 +247,21 @@ async fn buyer_storm(
                     break;
                 }
                 Err(status) if outcome_known(&status) => break,
-                Err(_) => {
-                    ledger.lock().unwrap().unanswered += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    client = clients[rng.random_range(0..clients.len())].clone();
-                }
+                Err(_) => client = after_unknown_outcome(&ledger, &mut rng, &clients).await,
             }
         }
     }
+}
+
+/// A call's outcome is unknown: count it, wait a moment, and pick the node for the next try.
+async fn after_unknown_outcome(
+    ledger: &Mutex<Ledger>,
+    rng: &mut StdRng,
+    clients: &[BookingServiceClient<Channel>],
+) -> BookingServiceClient<Channel> {
+    ledger.lock().unwrap().unanswered += 1;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    clients[rng.random_range(0..clients.len())].clone()
 }
 
 /// The node running the event's actor: the leader of its shard (followers run no actors).
