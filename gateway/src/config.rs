@@ -35,11 +35,24 @@ pub struct StorageConfig {
     /// eighth of that checkpoint's bytes, so a large state is not rewritten every few thousand
     /// commands (`turnstile_engine::actor::CHECKPOINT_BYTES_PER_LOG_BYTE`).
     pub checkpoint_commands: u64,
+    /// Where `CreateBackup` (and `turnstile backup`) writes: a relative path in a request is
+    /// resolved here, and no backup lands outside it. Unset: `backups` beside the data directory.
+    pub backup_dir: Option<std::path::PathBuf>,
+}
+
+impl StorageConfig {
+    /// The backup directory for a node whose data directory is `data_dir`.
+    pub fn backup_dir_for(&self, data_dir: &std::path::Path) -> std::path::PathBuf {
+        match &self.backup_dir {
+            Some(dir) => dir.clone(),
+            None => data_dir.parent().unwrap_or(std::path::Path::new(".")).join("backups"),
+        }
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { checkpoint_commands: 10_000 }
+        Self { checkpoint_commands: 10_000, backup_dir: None }
     }
 }
 

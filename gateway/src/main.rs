@@ -49,7 +49,8 @@ enum Command {
     },
     /// Ask a running node for a consistent online backup, written to PATH on that node.
     Backup {
-        /// Path of the backup file on the node; must not exist yet.
+        /// Backup file on the node, in its backup directory ([storage] backup_dir; a relative
+        /// path is resolved there); must not exist yet.
         #[arg(long)]
         to: PathBuf,
         /// Configuration file (for the node's address and the secret to sign an admin token).

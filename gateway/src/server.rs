@@ -86,6 +86,10 @@ impl Server {
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
             router,
             forwarding: crate::forward::Forwarding::new(&config.node.id, config.auth.secret.as_bytes()),
+            // Beside the data directory the engine really uses (the store's), unless configured.
+            backup_dir: config.storage.backup_dir_for(
+                engine.store().and_then(|store| store.path().parent()).unwrap_or(&config.node.data_dir),
+            ),
         };
         let request_bytes_max = config.limits.request_bytes_max;
 

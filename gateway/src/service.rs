@@ -46,6 +46,8 @@ pub struct Gateway {
     pub router: Option<Arc<dyn crate::routing::EventRouter>>,
     /// Channels to the other nodes and the mark of forwarded calls (`forward.rs`).
     pub forwarding: Arc<Forwarding>,
+    /// Where backups go (`[storage] backup_dir`); created when the first backup is taken.
+    pub backup_dir: std::path::PathBuf,
 }
 
 impl Gateway {
@@ -644,10 +646,11 @@ impl AdminService for Gateway {
         request: Request<pb::CreateBackupRequest>,
     ) -> Result<Response<pb::CreateBackupResponse>, Status> {
         self.admin(&request)?;
-        let path = std::path::PathBuf::from(convert::id("path", &request.get_ref().path)?);
+        let requested = convert::id("path", &request.get_ref().path)?;
         let Some(store) = self.engine.store().cloned() else {
             return Err(Status::failed_precondition("this node runs in memory only and has nothing to back up"));
         };
+        let path = backup_path(&self.backup_dir, requested)?;
         let target = path.clone();
         // A backup reads the whole database: keep it off the async workers.
         tokio::task::spawn_blocking(move || store.backup(&target))
@@ -655,8 +658,50 @@ impl AdminService for Gateway {
             .map_err(|error| Status::internal(format!("backup task failed: {error}")))?
             .map_err(|error| invalid("path", error))?;
         let size_bytes = std::fs::metadata(&path).map(|metadata| metadata.len()).unwrap_or(0);
+        tracing::info!(path = %path.display(), size_bytes, "backup taken");
         Ok(Response::new(pb::CreateBackupResponse { path: path.display().to_string(), size_bytes }))
     }
+}
+
+/// Where a requested backup goes: a relative path is resolved in `backup_dir` (created if
+/// missing, but nothing below it is), an absolute one must lie in it, and neither may climb out
+/// with `..`. Refusals name the field and the backup directory.
+fn backup_path(backup_dir: &std::path::Path, requested: &str) -> Result<std::path::PathBuf, Status> {
+    use std::path::Component;
+    std::fs::create_dir_all(backup_dir).map_err(|error| {
+        Status::failed_precondition(format!("backup directory {} cannot be created: {error}", backup_dir.display()))
+    })?;
+    let base = backup_dir
+        .canonicalize()
+        .map_err(|error| Status::failed_precondition(format!("backup directory {}: {error}", backup_dir.display())))?;
+    let requested = std::path::Path::new(requested);
+    let relative = if requested.is_absolute() {
+        let inside = requested.strip_prefix(&base).or_else(|_| requested.strip_prefix(backup_dir));
+        inside.map(std::path::Path::to_path_buf).map_err(|_| {
+            Status::invalid_argument(format!(
+                "path: backups go in the backup directory {}; give a path in it or relative to it",
+                base.display()
+            ))
+        })?
+    } else {
+        requested.to_path_buf()
+    };
+    if relative.as_os_str().is_empty()
+        || relative.components().any(|component| !matches!(component, Component::Normal(_)))
+    {
+        return Err(Status::invalid_argument(format!(
+            "path: must name a file in the backup directory {} without '..' or '.'",
+            base.display()
+        )));
+    }
+    let path = base.join(&relative);
+    if !path.parent().is_some_and(std::path::Path::is_dir) {
+        return Err(Status::invalid_argument(format!(
+            "path: directory {} does not exist in the backup directory; create it first",
+            path.parent().map(|parent| parent.display().to_string()).unwrap_or_default()
+        )));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

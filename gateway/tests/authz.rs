@@ -254,7 +254,7 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
             )
         }
         "CreateBackup" => {
-            let path = server.data_dir.path().join(format!("backup-{}.redb", rand::random::<u64>()));
+            let path = std::path::PathBuf::from(format!("backup-{}.redb", rand::random::<u64>()));
             code(
                 server
                     .admin()

@@ -13,7 +13,9 @@ use turnstile_proto::v1 as pb;
 
 #[tokio::test]
 async fn a_backup_restores_into_a_node_that_serves_the_same_bookings() {
-    let server = TestServer::start().await;
+    let backups = tempfile::tempdir().unwrap();
+    let backup_dir = backups.path().to_path_buf();
+    let server = TestServer::start_with(|config| config.storage.backup_dir = Some(backup_dir)).await;
     let admin = server.admin_token();
     let ann = server.token("ann");
     let event_id = create_event(&server, 2, 10, 0, 8).await;
@@ -49,13 +51,28 @@ async fn a_backup_restores_into_a_node_that_serves_the_same_bookings() {
         .booking
         .unwrap();
 
-    let backups = tempfile::tempdir().unwrap();
-    let backup_path = backups.path().join("node-1.redb");
-    let request = pb::CreateBackupRequest { path: backup_path.display().to_string() };
+    // A relative path lands in the configured backup directory, and the reply says where.
+    let backup_path = backups.path().canonicalize().unwrap().join("node-1.redb");
+    let request = pb::CreateBackupRequest { path: "node-1.redb".into() };
     let error = server.admin().create_backup(authed(&ann, request.clone())).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied, "only admins take backups");
     let response = server.admin().create_backup(authed(&admin, request.clone())).await.unwrap().into_inner();
     assert!(response.size_bytes > 0);
+    assert_eq!(response.path, backup_path.display().to_string());
+    assert!(backup_path.is_file());
+    // Nothing lands outside it, and no directory is made below it.
+    let outside = tempfile::tempdir().unwrap();
+    for (path, says) in [
+        ("../escape.redb".to_string(), "without '..'"),
+        (outside.path().join("elsewhere.redb").display().to_string(), "backup directory"),
+        ("missing/inner.redb".to_string(), "does not exist"),
+    ] {
+        let request = pb::CreateBackupRequest { path: path.clone() };
+        let error = server.admin().create_backup(authed(&admin, request)).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{path}: {}", error.message());
+        assert!(error.message().starts_with("path") && error.message().contains(says), "{path}: {}", error.message());
+    }
+    assert!(!outside.path().join("elsewhere.redb").exists() && !backups.path().join("missing").exists());
     let error = server.admin().create_backup(authed(&admin, request)).await.unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument, "a backup never overwrites: {}", error.message());
 

@@ -47,6 +47,8 @@ impl TestServer {
         config.auth.secret = SECRET.into();
         // Tests drive one buyer far faster than a person would; the rate-limit test turns it on.
         config.limits.buyer_requests_per_second = 0;
+        // Backups stay in the test's own directory (the default is beside the data directory).
+        config.storage.backup_dir = Some(data_dir.path().join("backups"));
         edit(&mut config);
         // The previous server's database is released once its last handle is dropped.
         let started = std::time::Instant::now();
