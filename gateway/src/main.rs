@@ -12,6 +12,23 @@ use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::Engine;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
 
+/// A tracing filter from `spec`, refused with the key it came from when a directive names no
+/// level: a bare word that is not a level (say "verbose") would be read as a target and turn every
+/// other log line off, silently.
+fn log_filter(key: &str, spec: &str) -> anyhow::Result<EnvFilter> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in spec.split(',').map(str::trim).filter(|directive| !directive.is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            anyhow::bail!(
+                "{key}: '{directive}' names no level; use one of {} or target=level (e.g. \"info,turnstile=debug\")",
+                LEVELS.join(", ")
+            );
+        }
+    }
+    EnvFilter::builder().parse(spec).map_err(|error| anyhow::anyhow!("{key}: '{spec}' is not a log filter: {error}"))
+}
+
 /// mimalloc instead of the system allocator: under load, buffers are allocated on the runtime's
 /// threads and freed on the log writer's, a pattern glibc's allocator handles poorly (the durable
 /// path's profile, docs/PERFORMANCE_HISTORY.md).
@@ -183,8 +200,13 @@ fn main() -> anyhow::Result<()> {
             } else {
                 format!("{},openraft=warn", config.log.level)
             };
-            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
-            tracing_subscriber::fmt().with_env_filter(filter).init();
+            let filter = match std::env::var("RUST_LOG") {
+                Ok(from_env) => log_filter("RUST_LOG", &from_env)?,
+                Err(_) => log_filter("log.level", &level)?,
+            };
+            // Colours only for a person at a terminal: files and log collectors get plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
         }
         Command::Backup { to, config, server } => {

@@ -198,3 +198,59 @@ async fn node_status_reports_events_live_holds_and_the_log() {
     assert!(status.log_commands >= 2);
     server.stop().await;
 }
+
+/// Runs `turnstile serve` with `config` (in a fresh directory, listening on a port the OS picks,
+/// no metrics) and `RUST_LOG` as given; returns the process's exit status if it ends within
+/// `within`, and its output so far (stdout and stderr, in one file).
+fn serve_briefly(config: &str, rust_log: Option<&str>, within: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let directory = tempfile::tempdir().unwrap();
+    let config_path = directory.path().join("node.toml");
+    std::fs::write(&config_path, format!("[auth]\nsecret = \"{SECRET}\"\n{config}")).unwrap();
+    let output_path = directory.path().join("output.log");
+    let output = std::fs::File::create(&output_path).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_turnstile"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(directory.path().join("data"))
+        .stdout(output.try_clone().unwrap())
+        .stderr(output);
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, std::fs::read_to_string(&output_path).unwrap_or_default())
+}
+
+/// A log level that names no level used to turn logging off in silence: now the node refuses to
+/// start and names the key. Output that is not a terminal carries no colour codes.
+#[test]
+fn an_unknown_log_level_is_refused_and_logs_to_a_file_are_plain() {
+    let (status, output) = serve_briefly("[log]\nlevel = \"verbose\"\n[metrics]\n", None, Duration::from_secs(20));
+    let status = status.expect("the node refuses to start at once");
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("log.level") && output.contains("verbose"), "{output}");
+
+    let (status, output) = serve_briefly("[metrics]\n", Some("info,turnstile=loud"), Duration::from_secs(20));
+    assert!(!status.expect("refused at once").success(), "{output}");
+    assert!(output.contains("RUST_LOG"), "{output}");
+
+    let (status, output) = serve_briefly("[log]\nlevel = \"info\"\n[metrics]\n", None, Duration::from_secs(3));
+    assert!(status.is_none(), "a valid level serves: {output}");
+    assert!(output.contains("INFO"), "info lines are logged: {output}");
+    assert!(!output.contains('\u{1b}'), "no colour codes in a file: {output}");
+}
