@@ -37,6 +37,10 @@ pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 #[derive(Clone, Copy, Default)]
 pub struct SizeLimitCodeLayer;
 
+/// `grpc-status` of OUT_OF_RANGE as it travels, compared without formatting it per response.
+const OUT_OF_RANGE: &[u8] = b"11";
+const _: () = assert!(Code::OutOfRange as i32 == 11);
+
 impl<S> tower::Layer<S> for SizeLimitCodeLayer {
     type Service = SizeLimitCode<S>;
 
@@ -68,8 +72,7 @@ where
         Box::pin(async move {
             let mut response = future.await?;
             let headers = response.headers_mut();
-            let out_of_range = (Code::OutOfRange as i32).to_string();
-            if headers.get("grpc-status").is_some_and(|code| code.as_bytes() == out_of_range.as_bytes()) {
+            if headers.get("grpc-status").is_some_and(|code| code.as_bytes() == OUT_OF_RANGE) {
                 let resource_exhausted = http::HeaderValue::from(Code::ResourceExhausted as i32);
                 headers.insert("grpc-status", resource_exhausted);
             }

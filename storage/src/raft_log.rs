@@ -152,33 +152,31 @@ impl RaftLog {
     /// Queues a group's writes; `done` runs once they are durable or have failed. Never blocks:
     /// when the queue is full, `done` runs at once with `StoreError::Full`. A job whose writes are
     /// out of bounds (an entry or snapshot too large, an unknown meta name) fails alone.
+    pub fn submit(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone) {
+        self.queue(group, writes, done, Message::Job);
+    }
+
     /// Queues writes that need not be durable when this returns nor soon: they are committed with
     /// the next job's commit (or alone after [`LAZY_WRITE_DELAY`], or when the log stops), in
     /// order with the jobs submitted before them. For hints such as a group's committed point,
     /// which would otherwise cost an fsync of their own; `done` runs once they are committed.
     pub fn submit_lazy(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone) {
-        if let Err(error) = check_writes(group, &writes) {
-            done(Err(error));
-            return;
-        }
-        match self.sender.try_send(Message::Lazy(Job { group, writes, done })) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Message::Lazy(job))) => (job.done)(Err(StoreError::Full)),
-            Err(TrySendError::Disconnected(Message::Lazy(job))) => (job.done)(Err(StoreError::Stopped)),
-            Err(_) => unreachable!("a lazy job was sent"),
-        }
+        self.queue(group, writes, done, Message::Lazy);
     }
 
-    pub fn submit(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone) {
+    fn queue(&self, group: u64, writes: Vec<RaftWrite>, done: RaftDone, message: fn(Job) -> Message) {
         if let Err(error) = check_writes(group, &writes) {
             done(Err(error));
             return;
         }
-        match self.sender.try_send(Message::Job(Job { group, writes, done })) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Message::Job(job))) => (job.done)(Err(StoreError::Full)),
-            Err(TrySendError::Disconnected(Message::Job(job))) => (job.done)(Err(StoreError::Stopped)),
-            Err(_) => unreachable!("a job was sent"),
+        let refused = match self.sender.try_send(message(Job { group, writes, done })) {
+            Ok(()) => return,
+            Err(TrySendError::Full(message)) => (message, StoreError::Full),
+            Err(TrySendError::Disconnected(message)) => (message, StoreError::Stopped),
+        };
+        match refused {
+            (Message::Job(job) | Message::Lazy(job), error) => (job.done)(Err(error)),
+            (Message::Stop, _) => unreachable!("a job was sent"),
         }
     }
 
