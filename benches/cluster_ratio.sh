@@ -602,7 +602,7 @@ storm_mode() {
         runs=$((runs + 1))
         local name="storm-$runs" key value
         log "$name: hold-only storm for $1 s ($done_ok of $COMMANDS holds done)"
-        bench "$name" "$address" "$config" "$1" --hold-only --reads-per-write 0 --hold-ttl-seconds "$STORM_HOLD_TTL" ||
+        bench "$name" "$address" "$config" "$1" --hold-only --keep-events --reads-per-write 0 --hold-ttl-seconds "$STORM_HOLD_TTL" ||
             die "$name: turnstile bench failed; see $OUT_DIR/$name.txt"
         declare -A s=()
         while IFS='=' read -r key value; do s[$key]=$value; done < <(summary "$OUT_DIR/$name.json")

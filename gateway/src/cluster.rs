@@ -43,7 +43,7 @@ use turnstile_storage::raft_log::ENTRY_BYTES_MAX;
 use turnstile_storage::{CheckpointFiller, Committed, Done, Store, StoreError, StoreView, Write};
 
 use crate::config::Config;
-use crate::routing::{BookingHolders, EventRouter, Route};
+use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, Route};
 
 /// Jobs waiting to be proposed to one group; a full queue refuses new jobs (the caller retries).
 const PROPOSALS_QUEUED_MAX: usize = 4_096;
@@ -944,6 +944,34 @@ impl EventRouter for Cluster {
         let replicas = self.placement.replicas(0).len();
         let answers_needed = nodes.len() + 1 - replicas;
         Some(BookingHolders { nodes, answers_needed })
+    }
+
+    fn cluster_view(&self) -> ClusterView {
+        let mine = self.placement.shards_of_node(&self.name);
+        let mut groups = Vec::new();
+        for group in mine.iter().map(|&shard| GroupId::from(shard)).chain([self.catalog_group]) {
+            let Some(raft) = self.node.group(group) else { continue };
+            let metrics = raft.metrics().borrow().clone();
+            groups.push(GroupView {
+                name: if group == self.catalog_group { "catalog".into() } else { format!("shard {group}") },
+                leader: metrics.current_leader.and_then(|leader| self.names.get(&leader).cloned()),
+                last_log_index: metrics.last_log_index.unwrap_or(0),
+                last_applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+            });
+        }
+        let mut peers: Vec<(String, String, u32)> = self
+            .addresses
+            .iter()
+            .filter(|(node, _)| **node != self.name)
+            .map(|(node, address)| {
+                let theirs = self.placement.shards_of_node(node);
+                // The catalog group has every node.
+                let shared = 1 + mine.iter().filter(|shard| theirs.contains(shard)).count() as u32;
+                (node.clone(), address.clone(), shared)
+            })
+            .collect();
+        peers.sort();
+        ClusterView { groups, peers }
     }
 }
 

@@ -8,10 +8,12 @@ use serde::Deserialize;
 
 /// Environment variable that overrides `auth.secret`.
 pub const AUTH_SECRET_ENV: &str = "TURNSTILE_AUTH_SECRET";
+/// The secret the committed cluster.toml ships with, for development: a node using it warns.
+pub const DEVELOPMENT_SECRET: &str = "turnstile-development-secret-change-me";
 /// Shortest accepted HS256 secret, in bytes.
 const AUTH_SECRET_BYTES_MIN: usize = 16;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
@@ -81,6 +83,9 @@ pub struct NodeConfig {
     pub id: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Whether the file set `data_dir` (rather than the default).
+    #[serde(skip)]
+    pub data_dir_given: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -136,22 +141,9 @@ pub struct LogConfig {
 pub struct NodeEntry {
     pub id: String,
     pub address: SocketAddr,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeConfig::default(),
-            auth: AuthConfig::default(),
-            limits: LimitsConfig::default(),
-            metrics: MetricsConfig::default(),
-            tls: TlsConfig::default(),
-            log: LogConfig::default(),
-            cluster: ClusterConfig::default(),
-            storage: StorageConfig::default(),
-            nodes: Vec::new(),
-        }
-    }
+    /// The node's data directory, used by `serve --node ID` (one config file for every node).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -160,6 +152,7 @@ impl Default for NodeConfig {
             id: "node-1".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data/node-1"),
+            data_dir_given: false,
         }
     }
 }
@@ -191,10 +184,12 @@ impl Default for LogConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    // The causes are part of the message, not sources: printed with its chain, an error would
+    // say them twice.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Parse { path: PathBuf, error: Box<toml::de::Error> },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -215,11 +210,56 @@ impl Config {
     /// Reads a config file and applies the environment, without validating: for a caller that
     /// changes it first (`serve --node`) and validates after.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.into(), error })?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|error| ConfigError::Parse { path: path.into(), error: Box::new(error) })?;
+        config.node.data_dir_given = toml::from_str::<toml::Table>(&text)
+            .ok()
+            .and_then(|table| table.get("node").and_then(|node| node.get("data_dir")).cloned())
+            .is_some();
         config.apply_environment();
         Ok(config)
+    }
+
+    /// Like `read`, but a missing file at the default path gives the defaults (every key is
+    /// optional): client commands work outside a directory holding cluster.toml.
+    pub fn read_or_default(path: &Path, is_default_path: bool) -> Result<Self, ConfigError> {
+        if is_default_path && !path.exists() {
+            let mut config = Config::default();
+            config.apply_environment();
+            return Ok(config);
+        }
+        Self::read(path)
+    }
+
+    /// Makes this config that of node `id` of its `[[nodes]]` (`serve --node ID`): its id, its
+    /// address, and its data directory, from the node's entry (`data_dir`), else from `[node]`
+    /// when that section is this node's, else `data/ID`. Returns where the directory came from.
+    pub fn select_node(&mut self, id: &str) -> Result<&'static str, ConfigError> {
+        let entry = self.nodes.iter().find(|entry| entry.id == id).ok_or_else(|| ConfigError::Invalid {
+            key: "--node",
+            reason: format!("'{id}' is not one of the [[nodes]] of the config"),
+        })?;
+        let (data_dir, source) = match &entry.data_dir {
+            Some(dir) => (dir.clone(), "[[nodes]] data_dir"),
+            None if self.node.data_dir_given && self.node.id == id => (self.node.data_dir.clone(), "node.data_dir"),
+            None if self.node.data_dir_given => {
+                return Err(ConfigError::Invalid {
+                    key: "node.data_dir",
+                    reason: format!(
+                        "'{}' is set for node '{}', not '{id}': give each node its own with `data_dir` in its \
+                         [[nodes]] entry, or pass --data-dir",
+                        self.node.data_dir.display(),
+                        self.node.id
+                    ),
+                });
+            }
+            None => (PathBuf::from("data").join(id), "the default, data/ID"),
+        };
+        self.node.listen = entry.address;
+        self.node.data_dir = data_dir;
+        self.node.id = id.to_string();
+        Ok(source)
     }
 
     pub fn apply_environment(&mut self) {
@@ -308,6 +348,55 @@ mod tests {
         let config: Config = toml::from_str(&text).unwrap();
         config.validate().unwrap();
         assert_eq!(config.nodes.len(), 1);
+    }
+
+    fn written(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nodes.toml");
+        std::fs::write(&path, text).unwrap();
+        (directory, path)
+    }
+
+    const THREE_NODES: &str = "[[nodes]]\nid = \"a\"\naddress = \"127.0.0.1:7001\"\ndata_dir = \"/srv/a\"\n\
+        [[nodes]]\nid = \"b\"\naddress = \"127.0.0.1:7002\"\n[[nodes]]\nid = \"c\"\naddress = \"127.0.0.1:7003\"\n";
+
+    /// `serve --node ID` takes the node's data directory from its [[nodes]] entry, else from
+    /// [node] when that section is the node's own, else data/ID; a [node] data_dir set for
+    /// another node is refused rather than shared.
+    #[test]
+    fn selecting_a_node_honours_the_configured_data_directory() {
+        let (_directory, path) = written(THREE_NODES);
+        let mut config = Config::read(&path).unwrap();
+        assert_eq!(config.select_node("a").unwrap(), "[[nodes]] data_dir");
+        assert_eq!((config.node.data_dir.to_str().unwrap(), config.node.listen.port()), ("/srv/a", 7001));
+        let mut config = Config::read(&path).unwrap();
+        assert_eq!(config.select_node("b").unwrap(), "the default, data/ID");
+        assert_eq!((config.node.id.as_str(), config.node.data_dir.to_str().unwrap()), ("b", "data/b"));
+        assert!(Config::read(&path).unwrap().select_node("z").unwrap_err().to_string().contains("'z'"));
+
+        let (_directory, path) = written(&format!("[node]\nid = \"b\"\ndata_dir = \"/var/lib/b\"\n{THREE_NODES}"));
+        let mut config = Config::read(&path).unwrap();
+        assert_eq!(config.select_node("b").unwrap(), "node.data_dir");
+        assert_eq!(config.node.data_dir.to_str().unwrap(), "/var/lib/b");
+        let error = Config::read(&path).unwrap().select_node("c").unwrap_err().to_string();
+        assert!(error.starts_with("node.data_dir") && error.contains("/var/lib/b") && error.contains("'b'"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_default_config_means_the_defaults_and_a_missing_named_one_is_an_error() {
+        let directory = tempfile::tempdir().unwrap();
+        let missing = directory.path().join("cluster.toml");
+        let config = Config::read_or_default(&missing, true).unwrap();
+        assert_eq!(config.node.listen, NodeConfig::default().listen);
+        let error = Config::read_or_default(&missing, false).unwrap_err().to_string();
+        assert!(error.starts_with("cannot read") && error.contains("cluster.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_development_secret_is_the_one_cluster_toml_ships() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml");
+        let config: Config = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(config.auth.secret, DEVELOPMENT_SECRET);
     }
 
     #[test]

@@ -13,10 +13,18 @@ pub const DEMO_EVENT_ID: &str = "evt_00000000000000e1";
 
 const ROW_LABELS: [&str; 10] = ["A", "B", "C", "D", "E", "F", "G", "H", "J", "K"];
 
-pub async fn seed(engine: &Engine) -> Result<Vec<String>> {
+/// What `seed` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seeded {
+    /// The demo events were created, with these ids.
+    Created(Vec<String>),
+    /// The data directory had them from an earlier run: nothing was written.
+    AlreadyThere,
+}
+
+pub async fn seed(engine: &Engine) -> Result<Seeded> {
     if engine.catalog().event(&turnstile_engine::ids::EventId::new(DEMO_EVENT_ID)).is_ok() {
-        // Already seeded in an earlier run with this data directory.
-        return Ok(engine.catalog().events().iter().map(|event| event.event_id.to_string()).collect());
+        return Ok(Seeded::AlreadyThere);
     }
     let mut sections: Vec<SectionSpec> = (101..=110)
         .map(|number| SectionSpec {
@@ -103,5 +111,5 @@ pub async fn seed(engine: &Engine) -> Result<Vec<String>> {
         event_ids.push(event.event_id.to_string());
     }
     debug_assert_eq!(event_ids[0], DEMO_EVENT_ID);
-    Ok(event_ids)
+    Ok(Seeded::Created(event_ids))
 }

@@ -31,7 +31,8 @@ pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 
 /// tonic answers a request over `limits.request_bytes_max` OUT_OF_RANGE before any handler runs;
 /// gRPC's convention for a message over the size limit is RESOURCE_EXHAUSTED. This layer rewrites
-/// that code. Turnstile's own answers never use OUT_OF_RANGE, so every one leaving the server is
+/// that code (and, for health checks only, tonic's INTERNAL for request bytes that do not decode
+/// into INVALID_ARGUMENT). Turnstile's own answers never use OUT_OF_RANGE, so every one leaving the server is
 /// tonic's size check. The check runs before a response starts, so the code is in the headers (a
 /// trailers-only response), never in a stream's trailers.
 #[derive(Clone, Copy, Default)]
@@ -40,6 +41,11 @@ pub struct SizeLimitCodeLayer;
 /// `grpc-status` of OUT_OF_RANGE as it travels, compared without formatting it per response.
 const OUT_OF_RANGE: &[u8] = b"11";
 const _: () = assert!(Code::OutOfRange as i32 == 11);
+const INTERNAL: &[u8] = b"13";
+const _: () = assert!(Code::Internal as i32 == 13);
+/// How prost's decode error starts, as grpc-message carries it (percent-encoded).
+const DECODE_FAILED: &[u8] = b"failed%20to%20decode%20Protobuf%20message";
+const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
 
 impl<S> tower::Layer<S> for SizeLimitCodeLayer {
     type Service = SizeLimitCode<S>;
@@ -68,6 +74,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // Health checking is tonic's service with tonic's codec, which answers request bytes that
+        // do not decode INTERNAL (Turnstile's own services use a codec that answers
+        // INVALID_ARGUMENT). Only there is such an INTERNAL the client's fault.
+        let health = request.uri().path().starts_with(HEALTH_PATH);
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
@@ -75,6 +85,11 @@ where
             if headers.get("grpc-status").is_some_and(|code| code.as_bytes() == OUT_OF_RANGE) {
                 let resource_exhausted = http::HeaderValue::from(Code::ResourceExhausted as i32);
                 headers.insert("grpc-status", resource_exhausted);
+            } else if health
+                && headers.get("grpc-status").is_some_and(|code| code.as_bytes() == INTERNAL)
+                && headers.get("grpc-message").is_some_and(|message| message.as_bytes().starts_with(DECODE_FAILED))
+            {
+                headers.insert("grpc-status", http::HeaderValue::from(Code::InvalidArgument as i32));
             }
             Ok(response)
         })

@@ -34,5 +34,6 @@ pub mod routing;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod status;
 pub mod tickets;
 pub mod waiting_room;

@@ -52,6 +52,9 @@ pub struct BenchOptions {
     pub window: Duration,
     pub progress: bool,
     pub seed: u64,
+    /// Leave the events the run created (otherwise they are cancelled at the end, which takes
+    /// them out of search and releases their holds).
+    pub keep_events: bool,
 }
 
 /// Percentiles of one operation, in microseconds.
@@ -88,6 +91,8 @@ pub struct BenchSummary {
     pub errors_by_code: BTreeMap<String, u64>,
     pub writes_per_second: f64,
     pub reads_per_second: f64,
+    /// Events the run created and cancelled at its end (0 with `keep_events`).
+    pub events_cancelled: usize,
     pub windows: Vec<WindowSummary>,
 }
 
@@ -197,8 +202,23 @@ async fn create_events(
     Ok(event_ids)
 }
 
+/// Cancels the run's events: out of search, their holds released. Returns how many.
+async fn cancel_events(channel: Channel, admin: &str, event_ids: &[String]) -> anyhow::Result<usize> {
+    let mut client = AdminServiceClient::new(channel);
+    for event_id in event_ids {
+        client
+            .cancel_event(authed(admin, pb::CancelEventRequest { event_id: event_id.clone() }))
+            .await
+            .with_context(|| format!("cancelling the bench event {event_id} (--keep-events leaves them)"))?;
+    }
+    Ok(event_ids.len())
+}
+
 struct Worker {
     index: usize,
+    /// What the worker did in the current reporting window; the reporter takes it at the
+    /// window's end (uncontended but for that moment), so every window counts what happened in it.
+    window: std::sync::Arc<std::sync::Mutex<Tally>>,
     channel: Channel,
     event_ids: Vec<String>,
     authenticator: std::sync::Arc<Authenticator>,
@@ -209,7 +229,7 @@ struct Worker {
 const BUYERS_PER_WORKER: u64 = 512;
 
 impl Worker {
-    async fn run(self, deadline: Instant, window_ticks: std::sync::Arc<std::sync::Mutex<Vec<Tally>>>) -> Tally {
+    async fn run(self, deadline: Instant) -> Tally {
         let mut rng = StdRng::seed_from_u64(self.options.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9));
         let mut catalog = CatalogServiceClient::new(self.channel.clone());
         let mut booking = BookingServiceClient::new(self.channel.clone());
@@ -224,20 +244,13 @@ impl Worker {
             Vec::new()
         };
         let mut tally = Tally::default();
-        let mut window = Tally::default();
-        let mut window_started = Instant::now();
         let mut writes = 0u64;
         while Instant::now() < deadline {
-            // Hand in the window at the top, so no branch's `continue` keeps it past its time.
-            if window_started.elapsed() >= self.options.window {
-                window_ticks.lock().expect("window lock").push(std::mem::take(&mut window));
-                window_started = Instant::now();
-            }
             if self.options.health_only {
                 let started = Instant::now();
                 let result = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
                 tally.record("health", started, &result);
-                window.record("health", started, &result);
+                self.window.lock().expect("window lock").record("health", started, &result);
                 continue;
             }
             let event_id = if self.options.hot_event {
@@ -269,7 +282,7 @@ impl Worker {
                 };
                 let result = booking.hold_seats(authed(token, request)).await;
                 tally.record("hold", started, &result);
-                window.record("hold", started, &result);
+                self.window.lock().expect("window lock").record("hold", started, &result);
                 if self.options.hold_only {
                     continue;
                 }
@@ -284,12 +297,12 @@ impl Worker {
                     };
                     let result = booking.confirm_hold(authed(token, request)).await;
                     tally.record("confirm", started, &result);
-                    window.record("confirm", started, &result);
+                    self.window.lock().expect("window lock").record("confirm", started, &result);
                 } else {
                     let result =
                         booking.release_hold(authed(token, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await;
                     tally.record("release", started, &result);
-                    window.record("release", started, &result);
+                    self.window.lock().expect("window lock").record("release", started, &result);
                 }
             } else if self.options.search && rng.random_bool(0.5) {
                 let started = Instant::now();
@@ -297,15 +310,14 @@ impl Worker {
                     pb::SearchEventsRequest { query: "bench night".into(), page_size: 10, ..Default::default() };
                 let result = catalog.search_events(request).await;
                 tally.record("search", started, &result);
-                window.record("search", started, &result);
+                self.window.lock().expect("window lock").record("search", started, &result);
             } else {
                 let started = Instant::now();
                 let result = catalog.get_event(pb::GetEventRequest { event_id, include_seats: false }).await;
                 tally.record("view", started, &result);
-                window.record("view", started, &result);
+                self.window.lock().expect("window lock").record("view", started, &result);
             }
         }
-        window_ticks.lock().expect("window lock").push(window);
         tally
     }
 }
@@ -359,17 +371,20 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
 
     let started = Instant::now();
     let deadline = started + options.duration;
-    let window_ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::with_capacity(options.concurrency);
+    let mut worker_windows = Vec::with_capacity(options.concurrency);
     for index in 0..options.concurrency {
+        let window = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
+        worker_windows.push(window.clone());
         let worker = Worker {
             index,
+            window,
             channel: channels[index % channels.len()].clone(),
             event_ids: event_ids.clone(),
             authenticator: authenticator.clone(),
             options: options.clone(),
         };
-        tasks.push(tokio::spawn(worker.run(deadline, window_ticks.clone())));
+        tasks.push(tokio::spawn(worker.run(deadline)));
     }
 
     // Progress and windows: every `window`, fold what the workers handed in.
@@ -385,15 +400,17 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
     };
     let mut windows = Vec::new();
     let mut ticker = tokio::time::interval(options.window.min(Duration::from_secs(1)));
-    let mut window_start = Instant::now();
-    let mut window_tally = Tally::default();
+    // An interval's first tick is at once: take it here, so the first window is a whole one.
+    ticker.tick().await;
+    let mut window_start = started;
     loop {
         ticker.tick().await;
-        for tally in window_ticks.lock().expect("window lock").drain(..) {
-            window_tally.merge(tally);
-        }
         let finished = tasks.iter().all(|task| task.is_finished());
         if window_start.elapsed() >= options.window || finished {
+            let mut window_tally = Tally::default();
+            for window in &worker_windows {
+                window_tally.merge(std::mem::take(&mut *window.lock().expect("window lock")));
+            }
             let seconds = window_start.elapsed().as_secs_f64().max(0.001);
             let operations: u64 = window_tally.latencies.values().map(|histogram| histogram.len()).sum();
             let hold_p99_us =
@@ -407,7 +424,6 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
             if let Some(bar) = &progress {
                 bar.set_message(format!("{:.0} ops/s, hold p99 {} us", operations as f64 / seconds, hold_p99_us));
             }
-            window_tally = Tally::default();
             window_start = Instant::now();
         }
         if let Some(bar) = &progress {
@@ -426,6 +442,8 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         total.merge(task.await?);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let events_cancelled =
+        if options.keep_events { 0 } else { cancel_events(channels[0].clone(), &admin, &event_ids).await? };
     let mut operations = BTreeMap::new();
     for operation in OPERATIONS {
         if let Some(latencies) = total.latencies.get(operation) {
@@ -449,6 +467,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         reads_per_second: count(&["view", "search"]),
         operations,
         errors_by_code: total.errors_by_code,
+        events_cancelled,
         windows,
     })
 }
@@ -476,5 +495,11 @@ pub fn render(summary: &BenchSummary) -> String {
         "writes {:.0}/s, reads {:.0}/s; errors by code: {:?}\n",
         summary.writes_per_second, summary.reads_per_second, summary.errors_by_code
     ));
+    if summary.events_cancelled > 0 {
+        text.push_str(&format!(
+            "cancelled the {} event(s) the run created (--keep-events keeps them)\n",
+            summary.events_cancelled
+        ));
+    }
     text
 }

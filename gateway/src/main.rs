@@ -36,6 +36,9 @@ fn log_filter(key: &str, spec: &str) -> anyhow::Result<EnvFilter> {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use turnstile_proto::v1::CreateBackupRequest;
 
+/// The configuration file commands read unless told otherwise.
+const DEFAULT_CONFIG: &str = "cluster.toml";
+
 #[derive(Parser)]
 #[command(name = "turnstile", version, about = "Seat-inventory engine for live-event ticketing")]
 struct Cli {
@@ -47,20 +50,27 @@ struct Cli {
 enum Command {
     /// Run a node.
     Serve {
-        /// Configuration file.
-        #[arg(long, default_value = "cluster.toml")]
+        /// Configuration file; a missing cluster.toml in the working directory means every
+        /// default (one node on 127.0.0.1:50051, data in data/node-1) with the secret from
+        /// TURNSTILE_AUTH_SECRET.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Address to listen on (overrides node.listen).
+        /// Address of the gRPC port (overrides node.listen).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Data directory (overrides node.data_dir).
+        /// Data directory (overrides node.data_dir); created if missing.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Run as this node of the [[nodes]] in the config: its id, its address from that list,
-        /// and (unless --data-dir is given) the data directory data/ID.
+        /// Run as this node of the config's [[nodes]]: its id and its address from that list, its
+        /// data directory from its entry's data_dir, else from [node] data_dir if [node] is this
+        /// node, else data/ID (--data-dir overrides).
         #[arg(long)]
         node: Option<String>,
-        /// Seed a demo venue, performers and events.
+        /// Address of the Prometheus endpoint, /healthz and /readyz (overrides metrics.listen).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Seed a demo venue, performers and events (once: a data directory that has them keeps
+        /// what it has).
         #[arg(long)]
         demo: bool,
     },
@@ -88,6 +98,7 @@ enum Command {
         /// Requests in flight.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// How long the load runs, in seconds.
         #[arg(long, default_value_t = 30)]
         duration_seconds: u64,
         /// Reads (GetEvent, SearchEvents) per write (a hold, then a confirm or release).
@@ -130,8 +141,13 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Seed of the generator's random choices (events, reads or writes, confirm or release).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Leave the events the run creates; by default they are cancelled when it ends (out of
+        /// search, holds released).
+        #[arg(long)]
+        keep_events: bool,
     },
     /// Print a running node's status: events, live holds, log size, last checkpoint.
     Status {
@@ -145,6 +161,7 @@ enum Command {
     /// Install a backup as the database of a data directory. The node must be stopped and the
     /// directory must not have a database yet.
     Restore {
+        /// The backup file to install.
         #[arg(long)]
         from: PathBuf,
         /// Configuration file (for node.data_dir).
@@ -171,26 +188,35 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Runs the command; a failure is one line on stderr, its causes joined by ": " (no backtrace, no
+/// cause said twice), and exit status 1.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, listen, data_dir, node, demo } => {
-            let mut config = Config::read(&config)?;
+        Command::Serve { config: config_path, listen, data_dir, node, metrics_listen, demo } => {
+            let mut config = Config::read_or_default(&config_path, config_path.as_os_str() == DEFAULT_CONFIG)?;
+            let mut data_dir_source = if config.node.data_dir_given { "node.data_dir" } else { "the default" };
             if let Some(node) = node {
-                let entry = config
-                    .nodes
-                    .iter()
-                    .find(|entry| entry.id == node)
-                    .ok_or_else(|| anyhow::anyhow!("--node: '{node}' is not one of the [[nodes]] of the config"))?;
-                config.node.listen = entry.address;
-                config.node.data_dir = PathBuf::from("data").join(&node);
-                config.node.id = node;
+                data_dir_source = config.select_node(&node)?;
             }
             if let Some(listen) = listen {
                 config.node.listen = listen;
             }
             if let Some(data_dir) = data_dir {
                 config.node.data_dir = data_dir;
+                data_dir_source = "--data-dir";
+            }
+            if let Some(metrics_listen) = metrics_listen {
+                config.metrics.listen = Some(metrics_listen);
             }
             config.validate()?;
             // openraft reports every vote and heartbeat at info: keep it to warnings unless the
@@ -207,6 +233,19 @@ fn main() -> anyhow::Result<()> {
             // Colours only for a person at a terminal: files and log collectors get plain text.
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
             tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                config = %config_path.display(),
+                data_dir = %config.node.data_dir.display(),
+                data_dir_from = data_dir_source,
+                "starting"
+            );
+            if config.auth.secret == turnstile::config::DEVELOPMENT_SECRET {
+                tracing::warn!(
+                    "auth.secret is the development secret shipped in cluster.toml: anyone can mint tokens \
+                     for this node; set TURNSTILE_AUTH_SECRET (or auth.secret) in production"
+                );
+            }
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
         }
         Command::Backup { to, config, server } => {
@@ -246,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             json,
             quiet,
             seed,
+            keep_events,
         } => {
             let config = Config::load(&config)?;
             let options = turnstile::loadgen::BenchOptions {
@@ -264,6 +304,7 @@ fn main() -> anyhow::Result<()> {
                 window: std::time::Duration::from_secs(window_seconds.max(1)),
                 progress: !quiet,
                 seed,
+                keep_events,
             };
             let authenticator = Authenticator::new(config.auth.secret.as_bytes());
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
@@ -291,20 +332,7 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .map_err(|status| anyhow::anyhow!("status refused: {}", status.message()))?
                     .into_inner();
-                let last_checkpoint = status
-                    .last_checkpoint_at
-                    .map(|at| format!("{} s since the Unix epoch", at.seconds))
-                    .unwrap_or_else(|| "none since start".into());
-                println!("node               {}", status.node_id);
-                println!("events owned       {} ({} active)", status.events_owned, status.events_active);
-                println!("live holds         {}", status.live_holds);
-                println!(
-                    "log                {} entries, last index {}, purged to {}",
-                    status.log_entries, status.log_last_index, status.log_purged_index
-                );
-                println!("log commits        {} carrying {} commands", status.log_commits, status.log_commands);
-                println!("database           {} bytes", status.database_bytes);
-                println!("last checkpoint    {last_checkpoint}");
+                print!("{}", turnstile::status::render(&status, std::time::SystemTime::now()));
                 Ok(())
             })
         }
@@ -328,13 +356,20 @@ fn engine_options(config: &Config) -> EngineOptions {
     EngineOptions { checkpoint_commands: config.storage.checkpoint_commands, ..EngineOptions::default() }
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+    // Ports first: a port in use is reported before anything is created on disk.
+    let listener = tokio::net::TcpListener::bind(config.node.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (node.listen or --listen)", config.node.listen))?;
+    let readiness = turnstile::metrics::Readiness::default();
     if let Some(listen) = config.metrics.listen {
-        turnstile::metrics::install_exporter(listen)?;
+        let metrics_listener = turnstile::metrics::bind(listen).await?;
+        config.metrics.listen = Some(metrics_listener.local_addr()?);
+        turnstile::metrics::serve(metrics_listener, readiness.clone())?;
     }
     let started = std::time::Instant::now();
     if config.is_cluster() {
-        return serve_cluster(config, demo, started).await;
+        return serve_cluster(config, demo, started, listener, readiness).await;
     }
     let engine = Engine::open(&config.node.data_dir, engine_options(&config))
         .await
@@ -346,14 +381,17 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         "data directory opened"
     );
     if demo {
-        let event_ids = turnstile::demo::seed(&engine).await?;
-        tracing::info!(events = ?event_ids, "demo data seeded");
+        match turnstile::demo::seed(&engine).await? {
+            turnstile::demo::Seeded::Created(event_ids) => tracing::info!(events = ?event_ids, "demo data seeded"),
+            turnstile::demo::Seeded::AlreadyThere => {
+                tracing::info!("demo data already in this data directory from an earlier run: nothing seeded")
+            }
+        }
     }
-    let listener = tokio::net::TcpListener::bind(config.node.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.node.listen))?;
     let server = Server::start(&config, engine, listener).await?;
+    readiness.set(true);
     if let Some(server) = serve_until_interrupted(server).await? {
+        readiness.set(false);
         // Stops accepting, lets calls in flight finish (within a bound), then stops the event
         // actors and flushes and closes the log.
         server.shutdown().await?;
@@ -364,7 +402,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 
 /// One node of a cluster: the node's store, its shard groups, the engine on top, and the gRPC
 /// port serving both the API and replication.
-async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) -> anyhow::Result<()> {
+async fn serve_cluster(
+    config: Config,
+    demo: bool,
+    started: std::time::Instant,
+    listener: tokio::net::TcpListener,
+    readiness: turnstile::metrics::Readiness,
+) -> anyhow::Result<()> {
     use std::sync::Arc;
     use turnstile::cluster::{Cluster, ReplicatedJournal};
     std::fs::create_dir_all(&config.node.data_dir)
@@ -382,11 +426,9 @@ async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) 
     )
     .await
     .context("cannot start the engine")?;
-    let listener = tokio::net::TcpListener::bind(config.node.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.node.listen))?;
     let server = Server::start_clustered(&config, engine.clone(), listener, cluster.clone()).await?;
     cluster.start(engine.downgrade()).await?;
+    readiness.set(true);
     tracing::info!(
         node = %config.node.id,
         data_dir = %config.node.data_dir.display(),
@@ -397,10 +439,14 @@ async fn serve_cluster(config: Config, demo: bool, started: std::time::Instant) 
     if demo {
         tracing::warn!("--demo is ignored in a cluster: create the catalog through the admin API");
     }
-    // The server is dropped, not shut down: the engine's store is the cluster's too, and the
-    // cluster stops it. Calls in flight are cut off here.
-    drop(serve_until_interrupted(server).await?);
+    if let Some(server) = serve_until_interrupted(server).await? {
+        readiness.set(false);
+        // Stops accepting and lets calls in flight finish (within a bound); the engine's store
+        // is the cluster's too, so the cluster stops the engine, its groups and the store.
+        server.stop_serving().await?;
+    }
     cluster.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

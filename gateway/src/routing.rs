@@ -28,6 +28,31 @@ pub trait EventRouter: Send + Sync + 'static {
     fn booking_holders(&self) -> Option<BookingHolders> {
         None
     }
+
+    /// The replication groups this node belongs to and every node of the cluster, as this node
+    /// sees them (for `GetNodeStatus`). Empty on a single node.
+    fn cluster_view(&self) -> ClusterView {
+        ClusterView::default()
+    }
+}
+
+/// See [`EventRouter::cluster_view`].
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    pub groups: Vec<GroupView>,
+    /// Every other node: id, gRPC address, and the groups it shares with this node.
+    pub peers: Vec<(String, String, u32)>,
+}
+
+/// One replication group as a node sees it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    /// "shard 7", or "catalog".
+    pub name: String,
+    /// The leader this node knows; `None` during an election.
+    pub leader: Option<String>,
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
 }
 
 /// The nodes a buyer's bookings are gathered from (see [`EventRouter::booking_holders`]).

@@ -81,6 +81,18 @@ impl Server {
             search,
             rate_limits: crate::rate::RateLimits::new(&config.limits),
             node_id: config.node.id.clone(),
+            node_info: Arc::new(crate::service::NodeInfo {
+                started_at: std::time::SystemTime::now(),
+                listen_address: local_addr,
+                metrics_address: config.metrics.listen,
+                data_directory: {
+                    let data_dir = engine
+                        .store()
+                        .and_then(|store| store.path().parent().map(std::path::Path::to_path_buf))
+                        .unwrap_or_else(|| config.node.data_dir.clone());
+                    std::fs::canonicalize(&data_dir).unwrap_or(data_dir)
+                },
+            }),
             authenticator: Arc::new(Authenticator::new(config.auth.secret.as_bytes())),
             admission: Arc::new(crate::admission::AdmissionTokens::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
@@ -145,7 +157,16 @@ impl Server {
 
     /// Stops accepting calls, lets the calls in flight finish for up to `IN_FLIGHT_WAIT_MAX`, then
     /// stops the engine (its actors and its log writer, which flushes).
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let engine = self.engine.clone();
+        self.stop_serving().await?;
+        engine.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops accepting calls and lets the calls in flight finish for up to `IN_FLIGHT_WAIT_MAX`,
+    /// leaving the engine running: a cluster node stops its engine with the cluster, after this.
+    pub async fn stop_serving(mut self) -> anyhow::Result<()> {
         // Streams first: a graceful shutdown waits for every open stream to end.
         let _ = self.stopping.send(true);
         let _ = self.shutdown.send(());
@@ -162,7 +183,6 @@ impl Server {
         }
         self.indexer.abort();
         let _ = self.indexer.await;
-        self.engine.shutdown().await;
         Ok(())
     }
 

@@ -40,6 +40,8 @@ pub struct Gateway {
     pub anonymous_catalog_reads: bool,
     pub rate_limits: Arc<RateLimits>,
     pub node_id: String,
+    /// Where the node serves and keeps its files, and when it started (for `GetNodeStatus`).
+    pub node_info: Arc<NodeInfo>,
     /// Turns true when the server stops: long-lived streams end so the shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// In a cluster, where each event's requests are served; `None` on a single node.
@@ -48,6 +50,15 @@ pub struct Gateway {
     pub forwarding: Arc<Forwarding>,
     /// Where backups go (`[storage] backup_dir`); created when the first backup is taken.
     pub backup_dir: std::path::PathBuf,
+}
+
+/// What `GetNodeStatus` says about the node itself.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub started_at: std::time::SystemTime,
+    pub listen_address: std::net::SocketAddr,
+    pub metrics_address: Option<std::net::SocketAddr>,
+    pub data_directory: std::path::PathBuf,
 }
 
 impl Gateway {
@@ -569,8 +580,31 @@ impl AdminService for Gateway {
             events_active,
             live_holds,
             resident_bytes: resident_bytes(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: Some(prost_types::Timestamp::from(self.node_info.started_at)),
+            listen_address: self.node_info.listen_address.to_string(),
+            metrics_address: self.node_info.metrics_address.map(|address| address.to_string()).unwrap_or_default(),
+            data_directory: self.node_info.data_directory.display().to_string(),
             ..Default::default()
         };
+        if let Some(router) = &self.router {
+            let view = router.cluster_view();
+            response.groups = view
+                .groups
+                .into_iter()
+                .map(|group| pb::GroupStatus {
+                    group: group.name,
+                    leader_node_id: group.leader.unwrap_or_default(),
+                    last_log_index: group.last_log_index,
+                    last_applied_index: group.last_applied_index,
+                })
+                .collect();
+            response.peers = view
+                .peers
+                .into_iter()
+                .map(|(node_id, address, groups_shared)| pb::PeerStatus { node_id, address, groups_shared })
+                .collect();
+        }
         if let Some(store) = self.engine.store() {
             let unavailable = |error: turnstile_storage::StoreError| Status::unavailable(error.to_string());
             response.log_entries = store.log_len().map_err(unavailable)?;

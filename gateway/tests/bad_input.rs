@@ -1308,6 +1308,14 @@ async fn malformed_request_bytes_are_invalid_in_every_rpc() {
             assert!(status.message().starts_with("request: "), "{path}: {status:?}");
         }
     }
+    // Health checking (tonic's service and codec) answers them the same way.
+    for path in ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"] {
+        for body in [&broken_varint[..], &truncated[..]] {
+            let status = error_of(raw_call(&server, path, body).await);
+            assert_eq!(status.code(), Code::InvalidArgument, "{path} {body:02x?}: {}", status.message());
+        }
+    }
+    raw_call(&server, "/grpc.health.v1.Health/Check", &[]).await.expect("an empty request is a valid check");
 
     // Field by field, in GetEvent and HoldSeats: the message names the field where it can.
     let mut not_utf8_event_id = vec![0x0a, 0x02, 0xff, 0xfe];

@@ -746,3 +746,118 @@ async fn four_nodes_answer_for_shards_they_do_not_hold() {
         assert_eq!(listed, booked, "{} lists every booking of the buyer", node.name);
     }
 }
+
+/// The three-node example of docs/examples/three-nodes, as shipped but on free ports: its script
+/// starts three nodes that form a cluster (a catalog write through one node is read through
+/// another), `turnstile status` shows the groups and peers, and SIGTERM to the script stops every
+/// node cleanly (each exits 0 after "stopped").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/three-nodes");
+    let directory = tempfile::tempdir().unwrap();
+    let copy = directory.path().join("example");
+    std::fs::create_dir(&copy).unwrap();
+    let mut replacements = Vec::new();
+    for port in ["50051", "50052", "50053", "9464", "9465", "9466"] {
+        replacements.push((format!("127.0.0.1:{port}"), free_local_address().to_string()));
+    }
+    for file in ["node-a.toml", "node-b.toml", "node-c.toml", "start.sh"] {
+        let mut text = std::fs::read_to_string(example.join(file)).unwrap();
+        for (from, to) in &replacements {
+            text = text.replace(from, to);
+        }
+        std::fs::write(copy.join(file), text).unwrap();
+    }
+    let addresses: Vec<SocketAddr> = replacements[..3].iter().map(|(_, to)| to.parse().unwrap()).collect();
+    let output_path = directory.path().join("start.log");
+    let output = std::fs::File::create(&output_path).unwrap();
+    let mut script = Command::new("bash")
+        .arg(copy.join("start.sh"))
+        .current_dir(directory.path())
+        .env("TURNSTILE_BIN", env!("CARGO_BIN_EXE_turnstile"))
+        .env_remove("TURNSTILE_AUTH_SECRET")
+        .env_remove("RUST_LOG")
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("pkill").args(["-KILL", "-P", &self.0.to_string()]).status();
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+    let _guard = KillOnDrop(script.id());
+    let started = Instant::now();
+    while !std::fs::read_to_string(&output_path).unwrap().contains("cluster up") {
+        assert!(script.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&output_path).unwrap());
+        assert!(started.elapsed() < Duration::from_secs(90), "{}", std::fs::read_to_string(&output_path).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let authenticator = Authenticator::new(turnstile::config::DEVELOPMENT_SECRET.as_bytes());
+    let admin = authenticator.mint("example-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let mut admin_client = AdminServiceClient::new(channel(addresses[0]));
+    let venue = loop {
+        match admin_client.create_venue(authed(&admin, venue_request(1, 5, 0))).await {
+            Ok(reply) => break reply.into_inner().venue.unwrap(),
+            Err(status) if started.elapsed() < Duration::from_secs(90) => {
+                assert!(matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded), "{status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("the example cluster takes no catalog write: {status:?}"),
+        }
+    };
+    let event_id = admin_client
+        .create_event(authed(&admin, event_request(&venue, 4)))
+        .await
+        .unwrap()
+        .into_inner()
+        .event
+        .unwrap()
+        .event_id;
+    let mut catalog = CatalogServiceClient::new(channel(addresses[2]));
+    loop {
+        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+        match catalog.get_event(request).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(started.elapsed() < Duration::from_secs(90), "node-c never has the event: {status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    let status = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["status", "--server", &addresses[1].to_string(), "--config"])
+        .arg(copy.join("node-b.toml"))
+        .env_remove("TURNSTILE_AUTH_SECRET")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains("node-b (turnstile"), "{text}");
+    assert!(text.contains("catalog") && text.contains("shard "), "the groups are listed: {text}");
+    let peers = text.split("PEER").nth(1).unwrap_or_else(|| panic!("no peers: {text}"));
+    assert!(peers.contains("node-a") && peers.contains("node-c") && !peers.contains("node-b"), "{text}");
+    assert!(peers.contains(&addresses[0].to_string()), "{text}");
+
+    let terminated = Command::new("kill").args(["-TERM", &script.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let stopped_at = Instant::now();
+    let exit = loop {
+        if let Some(exit) = script.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(stopped_at.elapsed() < Duration::from_secs(60), "the nodes did not stop within 60 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let script_output = std::fs::read_to_string(&output_path).unwrap();
+    assert!(exit.success(), "every node exits 0 on SIGTERM ({exit}): {script_output}");
+    for node in ["node-a", "node-b", "node-c"] {
+        let log = std::fs::read_to_string(directory.path().join(format!("data/{node}.log"))).unwrap();
+        assert!(log.contains("signal=\"SIGTERM\"") && log.contains("stopped"), "{node}: {log}");
+        assert!(log.contains("development secret"), "{node} warns about the development secret");
+    }
+}

@@ -29,6 +29,7 @@ fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
         window: Duration::from_secs(3),
         progress: false,
         seed,
+        keep_events: false,
     }
 }
 
@@ -39,6 +40,22 @@ async fn node_status(server: &TestServer) -> pb::GetNodeStatusResponse {
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Events named like the generator's that search finds (the index is refreshed in the background:
+/// waits, boundedly, for a count to settle).
+async fn bench_events_found(server: &TestServer) -> usize {
+    let mut found = usize::MAX;
+    for _ in 0..50 {
+        let request = pb::SearchEventsRequest { query: "bench night".into(), page_size: 50, ..Default::default() };
+        let now = server.catalog().search_events(request).await.unwrap().into_inner().events.len();
+        if now == found {
+            return now;
+        }
+        found = now;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,8 +72,16 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
     let released = summary.operations.get("release").map_or(0, |row| row.count);
     assert_eq!(confirmed + released, holds.count, "every hold was confirmed or released");
 
+    // Every window counts what happened in it: none of the whole windows is empty.
+    let whole = &summary.windows[..summary.windows.len() - 1];
+    assert!(whole.len() >= 2, "{:?}", summary.windows);
+    assert!(whole.iter().all(|window| window.operations_per_second > 0.0), "{:?}", summary.windows);
+
     // Every hold was ended: none is live, and the bookings are all there.
     assert_eq!(node_status(&server).await.live_holds, 0);
+    // The run's events were cancelled: search no longer finds them.
+    assert_eq!(summary.events_cancelled, 4);
+    assert_eq!(bench_events_found(&server).await, 0, "the bench's events left search");
     // Memory: the last window is not far above the first (a leak of a request's worth per
     // request would be tens of megabytes here).
     let memory: Vec<u64> =
@@ -78,6 +103,7 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
         hold_only: true,
         events: 1,
         window: Duration::from_secs(1),
+        keep_events: true,
         ..options(&server, Duration::from_secs(3), 11)
     };
     let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
@@ -87,6 +113,8 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
     assert!(!summary.operations.contains_key("confirm") && !summary.operations.contains_key("release"));
     assert!(summary.hold_only);
     assert_eq!(node_status(&server).await.live_holds, holds, "every hold the generator counted is live on the node");
+    assert_eq!(summary.events_cancelled, 0, "--keep-events keeps them");
+    assert_eq!(bench_events_found(&server).await, 1, "the kept event is found");
     server.stop().await;
 }
 
