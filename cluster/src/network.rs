@@ -85,9 +85,85 @@ impl Connections {
 #[derive(Clone, Default)]
 pub struct Connections {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Whether each peer answers, for a log that speaks once per change (see [`Connections::note`]).
+    peers: Arc<Mutex<HashMap<String, PeerState>>>,
 }
 
+/// What the log last said of a peer.
+struct PeerState {
+    reachable: bool,
+    /// When it last changed.
+    since: std::time::Instant,
+    /// Calls that failed since it became unreachable.
+    failures: u64,
+    /// When to say again that it is still unreachable (the wait doubles, up to a bound).
+    next_reminder: std::time::Instant,
+    reminder_wait: Duration,
+}
+
+/// The first reminder that a peer is still unreachable, and the longest wait between two.
+const PEER_REMINDER_FIRST: Duration = Duration::from_secs(30);
+const PEER_REMINDER_MAX: Duration = Duration::from_secs(600);
+
 impl Connections {
+    /// Records how a call to the peer at `address` went. Every group of the node calls every
+    /// peer many times a second, and openraft retries a peer that is down at once: the log says
+    /// when a peer stops answering, reminds with a doubling wait while it stays down, and says
+    /// when it answers again, instead of a line per failed call.
+    fn note(&self, address: &str, outcome: Result<(), &str>) {
+        let now = std::time::Instant::now();
+        let mut peers = self.peers.lock().expect("peers");
+        let state = peers.entry(address.to_string()).or_insert_with(|| PeerState {
+            reachable: true,
+            since: now,
+            failures: 0,
+            next_reminder: now,
+            reminder_wait: PEER_REMINDER_FIRST,
+        });
+        match (state.reachable, outcome) {
+            (true, Ok(())) => {}
+            (true, Err(reason)) => {
+                tracing::warn!(
+                    peer = address,
+                    reason,
+                    "peer unreachable; replication to it is retried in the background"
+                );
+                *state = PeerState {
+                    reachable: false,
+                    since: now,
+                    failures: 1,
+                    next_reminder: now + PEER_REMINDER_FIRST,
+                    reminder_wait: PEER_REMINDER_FIRST,
+                };
+            }
+            (false, Err(reason)) => {
+                state.failures += 1;
+                if now >= state.next_reminder {
+                    tracing::warn!(
+                        peer = address,
+                        reason,
+                        down_seconds = state.since.elapsed().as_secs(),
+                        failed_calls = state.failures,
+                        "peer still unreachable"
+                    );
+                    state.reminder_wait = (state.reminder_wait * 2).min(PEER_REMINDER_MAX);
+                    state.next_reminder = now + state.reminder_wait;
+                }
+            }
+            (false, Ok(())) => {
+                tracing::info!(
+                    peer = address,
+                    down_ms = state.since.elapsed().as_millis() as u64,
+                    failed_calls = state.failures,
+                    "peer reachable again"
+                );
+                state.reachable = true;
+                state.since = now;
+                state.failures = 0;
+            }
+        }
+    }
+
     fn client(&self, address: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
         let mut channels = self.channels.lock().expect("channels");
         let channel = match channels.get(address) {
@@ -190,10 +266,21 @@ impl GroupClient {
             }
         };
         match tokio::time::timeout(ttl, call).await {
-            Err(_) => Err(CallError::Timeout(Timeout { action, id: self.source, target: self.target, timeout: ttl })),
+            Err(_) => {
+                self.connections.note(&self.address, Err("no answer in time"));
+                Err(CallError::Timeout(Timeout { action, id: self.source, target: self.target, timeout: ttl }))
+            }
             // Refused, not running the group yet, or not reachable: openraft backs off and retries.
-            Ok(Err(status)) => Err(CallError::Unreachable(Unreachable::new(&status))),
-            Ok(Ok(reply)) => Ok(reply.into_inner().body),
+            Ok(Err(status)) => {
+                // A status other than UNAVAILABLE came from the peer itself: it answers.
+                let reachable = status.code() != tonic::Code::Unavailable;
+                self.connections.note(&self.address, if reachable { Ok(()) } else { Err(status.message()) });
+                Err(CallError::Unreachable(Unreachable::new(&status)))
+            }
+            Ok(Ok(reply)) => {
+                self.connections.note(&self.address, Ok(()));
+                Ok(reply.into_inner().body)
+            }
         }
     }
 }

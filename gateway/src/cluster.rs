@@ -89,6 +89,57 @@ pub struct Cluster {
     engine: OnceLock<WeakEngine>,
     /// For shards this node does not replicate: the leader another node last named.
     leader_hints: std::sync::Mutex<HashMap<u32, NodeId>>,
+    /// Leadership changes not yet logged: logged together, once a second at most.
+    leadership: std::sync::Mutex<LeadershipChanges>,
+}
+
+/// Shards this node took or gave up since the last leadership line of the log, and the shards it
+/// leads. A failover moves many shards at once: one line says what moved.
+#[derive(Default)]
+struct LeadershipChanges {
+    leading: std::collections::BTreeSet<GroupId>,
+    taken: Vec<GroupId>,
+    given_up: Vec<GroupId>,
+    events_started: usize,
+}
+
+/// How often, at most, a line about leadership changes is logged.
+const LEADERSHIP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Logs, at most once per `LEADERSHIP_LOG_INTERVAL`, the leadership changes gathered since, and
+/// (once each) the groups whose raft stopped on a fatal error (openraft's own log is off by
+/// default: it speaks per failed call to a peer).
+async fn log_leadership(cluster: std::sync::Weak<Cluster>) {
+    let mut ticker = tokio::time::interval(LEADERSHIP_LOG_INTERVAL);
+    let mut stopped = std::collections::HashSet::new();
+    loop {
+        ticker.tick().await;
+        let Some(cluster) = cluster.upgrade() else { return };
+        for group in cluster.proposals.keys() {
+            let Some(raft) = cluster.node.group(*group) else { continue };
+            if let Err(fatal) = &raft.metrics().borrow().running_state {
+                if stopped.insert(*group) {
+                    tracing::error!(group, error = %fatal, "a replication group stopped");
+                }
+            }
+        }
+        let mut changes = cluster.leadership.lock().expect("leadership");
+        if changes.taken.is_empty() && changes.given_up.is_empty() {
+            continue;
+        }
+        let shards = cluster.placement.shard_count();
+        tracing::info!(
+            leading = changes.leading.len(),
+            of_shards = shards,
+            taken = ?changes.taken,
+            given_up = ?changes.given_up,
+            events_started = changes.events_started,
+            "shard leadership changed"
+        );
+        changes.taken.clear();
+        changes.given_up.clear();
+        changes.events_started = 0;
+    }
 }
 
 fn group_error(group: GroupId, reason: impl std::fmt::Display) -> StoreError {
@@ -132,6 +183,7 @@ impl Cluster {
             proposals,
             engine: OnceLock::new(),
             leader_hints: std::sync::Mutex::new(HashMap::new()),
+            leadership: std::sync::Mutex::new(LeadershipChanges::default()),
         });
         for (group, receiver) in receivers {
             tokio::spawn(proposer(cluster.clone(), group, receiver));
@@ -170,6 +222,7 @@ impl Cluster {
                 tokio::spawn(watch_leadership(Arc::downgrade(self), group, raft));
             }
         }
+        tokio::spawn(log_leadership(Arc::downgrade(self)));
         tracing::info!(node = %self.name, groups = self.proposals.len(), "cluster groups started");
         Ok(())
     }
@@ -805,7 +858,7 @@ async fn found_group(raft: Raft, group: GroupId, members: std::collections::BTre
     .await
     .is_ok();
     if heard_of_leader || raft.is_initialized().await.unwrap_or(true) {
-        tracing::info!(group, "joined a group formed already");
+        tracing::debug!(group, "joined a group formed already");
         return;
     }
     if let Err(error) = raft.initialize(members).await {
@@ -862,13 +915,23 @@ async fn watch_leadership(cluster: std::sync::Weak<Cluster>, group: GroupId, raf
             if leading {
                 if caught_up(&raft, cluster.id).await {
                     match engine.host_events(&belongs).await {
-                        Ok(started) => tracing::info!(group, started, "leading the shard; its events run here"),
+                        Ok(started) => {
+                            tracing::debug!(group, started, "leading the shard; its events run here");
+                            let mut changes = cluster.leadership.lock().expect("leadership");
+                            changes.leading.insert(group);
+                            changes.taken.push(group);
+                            changes.events_started += started;
+                        }
                         Err(error) => tracing::warn!(group, %error, "leading the shard, but its events did not start"),
                     }
                 }
             } else {
                 engine.release_events(&belongs).await;
-                tracing::info!(group, "no longer leading the shard; its events stopped here");
+                tracing::debug!(group, "no longer leading the shard; its events stopped here");
+                let mut changes = cluster.leadership.lock().expect("leadership");
+                if changes.leading.remove(&group) {
+                    changes.given_up.push(group);
+                }
             }
         }
         if metrics.changed().await.is_err() {

@@ -219,12 +219,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.metrics.listen = Some(metrics_listen);
             }
             config.validate()?;
-            // openraft reports every vote and heartbeat at info: keep it to warnings unless the
-            // configured filter says otherwise.
+            // openraft reports every vote and heartbeat at info, and every failed call to a peer
+            // that is down as a warning or an error (hundreds a second while one is down). The
+            // node's own log says what an operator acts on: a peer unreachable and back (once
+            // per change), shard leadership moving (a line a second at most), a group stopped
+            // on a fatal error. A configured filter that names openraft decides for itself.
             let level = if config.log.level.contains("openraft") {
                 config.log.level.clone()
             } else {
-                format!("{},openraft=warn", config.log.level)
+                format!("{},openraft=off", config.log.level)
             };
             let filter = match std::env::var("RUST_LOG") {
                 Ok(from_env) => log_filter("RUST_LOG", &from_env)?,

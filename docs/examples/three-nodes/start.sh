@@ -16,13 +16,17 @@ fi
 
 mkdir -p data
 pids=()
+names=()
 stop() {
     trap - INT TERM
     echo "stopping the nodes"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     status=0
-    for pid in "${pids[@]}"; do
-        wait "$pid" || status=$?
+    for index in "${!pids[@]}"; do
+        code=0
+        wait "${pids[$index]}" || code=$?
+        echo "${names[$index]} exited with status $code"
+        [[ $code -eq 0 ]] || status=$code
     done
     exit "$status"
 }
@@ -31,6 +35,7 @@ trap stop INT TERM
 for node in node-a node-b node-c; do
     "$TURNSTILE_BIN" serve --config "$here/$node.toml" >"data/$node.log" 2>&1 &
     pids+=($!)
+    names+=("$node")
     echo "started $node (pid $!, log data/$node.log)"
 done
 
