@@ -519,10 +519,36 @@ async fn hold(args: HoldArgs) -> anyhow::Result<()> {
         selection: Some(selection),
         admission_pass: args.pass.unwrap_or_default(),
     };
+    let seat_ids = match &request.selection {
+        Some(pb::hold_seats_request::Selection::Seats(list)) => list.seat_ids.clone(),
+        _ => Vec::new(),
+    };
     let mut client = BookingServiceClient::new(target.connect().await?);
-    let hold = client.hold_seats(target.request(request)).await?.into_inner().hold.ok_or_else(|| missing("hold"))?;
+    let hold = client
+        .hold_seats(target.request(request))
+        .await
+        .map_err(|status| name_seat(status, &seat_ids))?
+        .into_inner()
+        .hold
+        .ok_or_else(|| missing("hold"))?;
     let view = output::HoldView::from_pb(hold, Some(idempotency_key));
     print_answer(&args.output, &view, &view.hold_id, || view.text())
+}
+
+/// The node names a bad seat by its place in the request (`seats.seat_ids[1]: no row 'Z' in
+/// section '101'`); the person at the shell typed the seat, so the message also gives it.
+fn name_seat(status: tonic::Status, seat_ids: &[String]) -> tonic::Status {
+    let index = status
+        .message()
+        .strip_prefix("seats.seat_ids[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, _)| index.parse::<usize>().ok());
+    match index.and_then(|index| seat_ids.get(index)) {
+        Some(seat_id) if !status.message().contains(seat_id.as_str()) => {
+            tonic::Status::new(status.code(), format!("{} (seat {seat_id})", status.message()))
+        }
+        _ => status,
+    }
 }
 
 async fn confirm(args: ConfirmArgs) -> anyhow::Result<()> {
@@ -752,5 +778,16 @@ mod tests {
         let error = anyhow::Error::new(tonic::Status::failed_precondition("taken"));
         assert_eq!(exit_code(&error), EXIT_CONFLICT);
         assert_eq!(exit_code(&anyhow::anyhow!("no token")), EXIT_LOCAL);
+    }
+
+    #[test]
+    fn a_bad_seat_is_named_as_typed() {
+        let seats = ["101:A:1".to_string(), "101:Z:99".to_string()];
+        let status =
+            name_seat(tonic::Status::invalid_argument("seats.seat_ids[1]: no row 'Z' in section '101'"), &seats);
+        assert_eq!(status.message(), "seats.seat_ids[1]: no row 'Z' in section '101' (seat 101:Z:99)");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let untouched = name_seat(tonic::Status::failed_precondition("seats not available: 101:A:1"), &seats);
+        assert_eq!(untouched.message(), "seats not available: 101:A:1");
     }
 }
