@@ -14,6 +14,7 @@
 //! - [`routing`]: where an event's requests are served (this node, or its shard leader);
 //! - [`forward`]: sends an event's requests to its shard leader and returns the answer;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
+//! - [`client`]: the client commands (view, search, hold, confirm, ...) and their connection options;
 //! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
 //! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
@@ -21,6 +22,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod convert;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use turnstile::auth::{Authenticator, Role};
+use turnstile::client::Identity;
 use turnstile::config::Config;
 use turnstile::server::Server;
 use turnstile_engine::engine::EngineOptions;
@@ -80,12 +81,8 @@ enum Command {
         /// path is resolved there); must not exist yet.
         #[arg(long)]
         to: PathBuf,
-        /// Configuration file (for the node's address and the secret to sign an admin token).
-        #[arg(long, default_value = "cluster.toml")]
-        config: PathBuf,
-        /// Address of the node (defaults to node.listen of the config).
-        #[arg(long)]
-        server: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        connection: turnstile::client::Connection,
     },
     /// Load a running node over gRPC and report throughput and latency percentiles.
     Bench {
@@ -151,12 +148,8 @@ enum Command {
     },
     /// Print a running node's status: events, live holds, log size, last checkpoint.
     Status {
-        /// Configuration file (for the node's address and the secret to sign an admin token).
-        #[arg(long, default_value = "cluster.toml")]
-        config: PathBuf,
-        /// Address of the node (defaults to node.listen of the config).
-        #[arg(long)]
-        server: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        connection: turnstile::client::Connection,
     },
     /// Install a backup as the database of a data directory. The node must be stopped and the
     /// directory must not have a database yet.
@@ -182,10 +175,13 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 24 * 60 * 60)]
         ttl_seconds: u64,
-        /// Configuration file holding the secret.
-        #[arg(long, default_value = "cluster.toml")]
-        config: PathBuf,
+        /// Configuration file holding the secret [default: cluster.toml, skipped when missing].
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
+    /// Client commands: view, search, hold, confirm, release, cancel, bookings, create, queue.
+    #[command(flatten)]
+    Client(turnstile::client::ClientCommand),
 }
 
 /// Runs the command; a failure is one line on stderr, its causes joined by ": " (no backtrace, no
@@ -251,16 +247,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
         }
-        Command::Backup { to, config, server } => {
-            let config = Config::load(&config)?;
-            let address = server.unwrap_or(config.node.listen);
-            let token = Authenticator::new(config.auth.secret.as_bytes()).mint("turnstile-backup", Role::Admin, 300);
+        Command::Backup { to, connection } => {
+            let target = connection.target(Identity::Admin { subject: "turnstile-backup" })?;
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
-                let mut client = AdminServiceClient::connect(format!("http://{address}"))
-                    .await
-                    .with_context(|| format!("cannot reach the node at {address}"))?;
-                let mut request = tonic::Request::new(CreateBackupRequest { path: to.display().to_string() });
-                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                let mut client = AdminServiceClient::new(target.connect().await?);
+                let request = target.request(CreateBackupRequest { path: to.display().to_string() });
                 let response = client
                     .create_backup(request)
                     .await
@@ -320,16 +311,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Command::Status { config, server } => {
-            let config = Config::load(&config)?;
-            let address = server.unwrap_or(config.node.listen);
-            let token = Authenticator::new(config.auth.secret.as_bytes()).mint("turnstile-status", Role::Admin, 300);
+        Command::Status { connection } => {
+            let target = connection.target(Identity::Admin { subject: "turnstile-status" })?;
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
-                let mut client = AdminServiceClient::connect(format!("http://{address}"))
-                    .await
-                    .with_context(|| format!("cannot reach the node at {address}"))?;
-                let mut request = tonic::Request::new(turnstile_proto::v1::GetNodeStatusRequest {});
-                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                let mut client = AdminServiceClient::new(target.connect().await?);
+                let request = target.request(turnstile_proto::v1::GetNodeStatusRequest {});
                 let status = client
                     .get_node_status(request)
                     .await
@@ -347,11 +333,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { user, admin, ttl_seconds, config } => {
-            let config = Config::load(&config)?;
+            let config = turnstile::client::connection::load_config(config.as_deref())?;
+            config.validate()?;
             let role = if admin { Role::Admin } else { Role::User };
             println!("{}", Authenticator::new(config.auth.secret.as_bytes()).mint(&user, role, ttl_seconds));
             Ok(())
         }
+        Command::Client(command) => std::process::exit(turnstile::client::run(command)),
     }
 }
 
