@@ -1,4 +1,6 @@
-//! The `turnstile` command: `serve` runs a node, `token` mints a development token.
+//! The `turnstile` command: `serve` runs a node; `status`, `backup` and `bench` ask a running one;
+//! the client commands (`view`, `search`, `hold`, `confirm`, ..., `gateway/src/client/`) call the
+//! API as a backend would; `restore` installs a backup offline; `token` mints a development token.
 
 use std::path::PathBuf;
 
@@ -86,9 +88,10 @@ enum Command {
     },
     /// Load a running node over gRPC and report throughput and latency percentiles.
     Bench {
-        /// Configuration file (for the node's address and the secret to sign tokens).
-        #[arg(long, default_value = "cluster.toml")]
-        config: PathBuf,
+        /// Configuration file (for the node's address and the secret to sign tokens); without
+        /// it, cluster.toml if there is one, else the defaults and TURNSTILE_AUTH_SECRET.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Address of the node (defaults to node.listen of the config).
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
@@ -184,14 +187,15 @@ enum Command {
     Client(turnstile::client::ClientCommand),
 }
 
-/// Runs the command; a failure is one line on stderr, its causes joined by ": " (no backtrace, no
-/// cause said twice), and exit status 1.
+/// Runs the command; a failure is one line on stderr (`error: CODE: message` for a gRPC answer,
+/// else the causes joined by ": ", no backtrace, no cause said twice) and the exit status of its
+/// class (docs/CLI.md).
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("{}", turnstile::client::describe(&error));
+            std::process::ExitCode::from(turnstile::client::exit_code(&error) as u8)
         }
     }
 }
@@ -252,11 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
                 let mut client = AdminServiceClient::new(target.connect().await?);
                 let request = target.request(CreateBackupRequest { path: to.display().to_string() });
-                let response = client
-                    .create_backup(request)
-                    .await
-                    .map_err(|status| anyhow::anyhow!("backup refused: {}", status.message()))?
-                    .into_inner();
+                let response = client.create_backup(request).await?.into_inner();
                 println!("backup written to {} ({} bytes)", response.path, response.size_bytes);
                 Ok(())
             })
@@ -281,7 +281,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             keep_events,
         } => {
-            let config = Config::load(&config)?;
+            let config = turnstile::client::connection::load_config(config.as_deref())?;
+            config.validate()?;
             let options = turnstile::loadgen::BenchOptions {
                 server: server.unwrap_or(config.node.listen),
                 concurrency,
@@ -316,11 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
                 let mut client = AdminServiceClient::new(target.connect().await?);
                 let request = target.request(turnstile_proto::v1::GetNodeStatusRequest {});
-                let status = client
-                    .get_node_status(request)
-                    .await
-                    .map_err(|status| anyhow::anyhow!("status refused: {}", status.message()))?
-                    .into_inner();
+                let status = client.get_node_status(request).await?.into_inner();
                 print!("{}", turnstile::status::render(&status, std::time::SystemTime::now()));
                 Ok(())
             })

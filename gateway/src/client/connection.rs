@@ -149,16 +149,10 @@ impl Connection {
 /// The environment applies in every case. Not validated: a client needs only the addresses and
 /// the secret, and a missing secret is reported when a token has to be minted.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let config = match path {
+    Ok(match path {
         Some(path) => Config::read(path)?,
-        None if Path::new(CONFIG_FILE_DEFAULT).exists() => Config::read(Path::new(CONFIG_FILE_DEFAULT))?,
-        None => {
-            let mut config = Config::default();
-            config.apply_environment();
-            config
-        }
-    };
-    Ok(config)
+        None => Config::read_or_default(Path::new(CONFIG_FILE_DEFAULT), true)?,
+    })
 }
 
 /// `HOST:PORT` (or a full `http://` / `https://` URI) as a URI, and the host for TLS name checks.
