@@ -232,6 +232,7 @@ EOF
     cat <<EOF
 
 [cluster]
+secret = "$SECRET-nodes"
 shards = $SHARDS
 replicas = 3
 ${1:-}

@@ -43,6 +43,35 @@ pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
 pub const SNAPSHOT_BYTES_MAX: usize = turnstile_storage::raft_log::SNAPSHOT_BYTES_MAX;
 /// How long opening a connection to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Metadata every replication call carries when the node has a credential: proof that the caller
+/// holds the cluster's secret (`NodeCredential`).
+pub const CREDENTIAL_HEADER: &str = "x-turnstile-cluster";
+
+/// What the nodes of one cluster present to each other on replication calls, derived from the
+/// cluster's secret by the caller (the same string on every node); compared in constant time.
+#[derive(Clone)]
+pub struct NodeCredential(tonic::metadata::AsciiMetadataValue);
+
+impl NodeCredential {
+    /// `value` must be printable ASCII (a token, a hex digest).
+    pub fn new(value: &str) -> Result<Self, String> {
+        value.parse().map(Self).map_err(|_| "a node credential must be printable ASCII".to_string())
+    }
+
+    fn admits(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let presented = metadata.get(CREDENTIAL_HEADER).map(|value| value.as_bytes()).unwrap_or_default();
+        let expected = self.0.as_bytes();
+        let differs = presented.len() != expected.len()
+            || presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0;
+        if differs {
+            return Err(Status::unauthenticated(format!(
+                "replication call without this cluster's credential ({CREDENTIAL_HEADER}): \
+                 is cluster.secret the same on every node?"
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// What a forwarded proposal came to, as the `Propose` reply carries it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,7 +95,7 @@ impl Connections {
     ) -> Result<Vec<u8>, ProposeError> {
         let unreachable = |reason: String| ProposeError::Unavailable(format!("leader at {address}: {reason}"));
         let mut client = self.client(address).map_err(|error| unreachable(error.to_string()))?;
-        let request = RaftRequest { group, target, body: command };
+        let request = self.request(RaftRequest { group, target, body: command });
         let reply = match tokio::time::timeout(timeout, client.propose(request)).await {
             Err(_) => return Err(ProposeError::Timeout(timeout)),
             Ok(Err(status)) => return Err(unreachable(status.message().to_string())),
@@ -85,6 +114,8 @@ impl Connections {
 #[derive(Clone, Default)]
 pub struct Connections {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Sent with every call, when set.
+    credential: Option<NodeCredential>,
     /// Whether each peer answers, for a log that speaks once per change (see [`Connections::note`]).
     peers: Arc<Mutex<HashMap<String, PeerState>>>,
 }
@@ -106,6 +137,20 @@ const PEER_REMINDER_FIRST: Duration = Duration::from_secs(30);
 const PEER_REMINDER_MAX: Duration = Duration::from_secs(600);
 
 impl Connections {
+    /// Connections whose calls carry `credential`.
+    pub fn with_credential(credential: NodeCredential) -> Self {
+        Self { credential: Some(credential), ..Self::default() }
+    }
+
+    /// `message` as a request, with this node's credential.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(credential) = &self.credential {
+            request.metadata_mut().insert(CREDENTIAL_HEADER, credential.0.clone());
+        }
+        request
+    }
+
     /// Records how a call to the peer at `address` went. Every group of the node calls every
     /// peer many times a second, and openraft retries a peer that is down at once: the log says
     /// when a peer stops answering, reminds with a doubling wait while it stays down, and says
@@ -257,7 +302,7 @@ impl GroupClient {
     async fn call(&self, action: RPCTypes, body: Vec<u8>, ttl: Duration) -> Result<Vec<u8>, CallError> {
         let mut client =
             self.connections.client(&self.address).map_err(|error| CallError::Unreachable(Unreachable::new(&error)))?;
-        let request = RaftRequest { group: self.group, target: self.target, body };
+        let request = self.connections.request(RaftRequest { group: self.group, target: self.target, body });
         let call = async {
             match action {
                 RPCTypes::AppendEntries => client.append_entries(request).await,
@@ -333,7 +378,7 @@ impl RaftNetwork<TypeConfig> for GroupClient {
         let action = RPCTypes::InstallSnapshot;
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
-            reply = tokio::time::timeout(ttl, client.install_snapshot(tokio_stream::iter(messages))) => match reply {
+            reply = tokio::time::timeout(ttl, client.install_snapshot(self.connections.request(tokio_stream::iter(messages)))) => match reply {
                 Err(_) => {
                     let timeout = Timeout { action, id: self.source, target: self.target, timeout: ttl };
                     return Err(StreamingError::Timeout(timeout));
@@ -379,11 +424,26 @@ impl Groups {
 pub struct RaftService {
     node: NodeId,
     groups: Groups,
+    /// Required of every call, when set.
+    credential: Option<NodeCredential>,
 }
 
 impl RaftService {
     pub fn new(node: NodeId, groups: Groups) -> Self {
-        Self { node, groups }
+        Self { node, groups, credential: None }
+    }
+
+    /// Refuses (UNAUTHENTICATED) every call that does not carry `credential`.
+    pub fn requiring(mut self, credential: Option<NodeCredential>) -> Self {
+        self.credential = credential;
+        self
+    }
+
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match &self.credential {
+            Some(credential) => credential.admits(request.metadata()),
+            None => Ok(()),
+        }
     }
 
     /// The tonic service, with message bounds that let a whole snapshot through.
@@ -417,6 +477,7 @@ fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
 #[tonic::async_trait]
 impl proto::raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request)?;
         let request = request.into_inner();
         let raft = self.route(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode_request(&request.body, "append-entries request")?;
@@ -424,6 +485,7 @@ impl proto::raft_server::Raft for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request)?;
         let request = request.into_inner();
         let raft = self.route(&request)?;
         let rpc: VoteRequest<NodeId> = decode_request(&request.body, "vote request")?;
@@ -431,6 +493,7 @@ impl proto::raft_server::Raft for RaftService {
     }
 
     async fn propose(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request)?;
         let request = request.into_inner();
         let raft = self.route(&request)?;
         let outcome = match crate::node::propose(&raft, Command(request.body), crate::node::PROPOSE_TIMEOUT).await {
@@ -445,6 +508,7 @@ impl proto::raft_server::Raft for RaftService {
         &self,
         request: Request<tonic::Streaming<RaftRequest>>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request)?;
         let mut messages = request.into_inner();
         let Some(first) = messages.message().await? else {
             return Err(Status::invalid_argument("snapshot stream without a header"));

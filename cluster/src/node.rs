@@ -79,9 +79,26 @@ pub struct ClusterNode {
     groups: Groups,
     connections: Connections,
     config: Arc<openraft::Config>,
+    credential: Option<crate::network::NodeCredential>,
 }
 
 impl ClusterNode {
+    /// Opens the node's replication log in `data_dir`; its replication calls carry `credential`
+    /// and its replication service requires it (`None`: neither, for tests of the groups alone).
+    pub fn open_with_credential(
+        name: &str,
+        data_dir: &Path,
+        config: Arc<openraft::Config>,
+        credential: Option<crate::network::NodeCredential>,
+    ) -> Result<Self, ClusterError> {
+        let mut node = Self::open(name, data_dir, config)?;
+        if let Some(credential) = &credential {
+            node.connections = Connections::with_credential(credential.clone());
+        }
+        node.credential = credential;
+        Ok(node)
+    }
+
     /// Opens the node's replication log in `data_dir`.
     pub fn open(name: &str, data_dir: &Path, config: Arc<openraft::Config>) -> Result<Self, ClusterError> {
         let path = data_dir.join(turnstile_storage::RAFT_DATABASE_FILE);
@@ -93,6 +110,7 @@ impl ClusterNode {
             groups: Groups::default(),
             connections: Connections::default(),
             config,
+            credential: None,
         })
     }
 
@@ -174,7 +192,7 @@ impl ClusterNode {
 
     /// The replication service of this node, for a tonic server.
     pub fn service(&self) -> RaftServer<RaftService> {
-        RaftService::new(self.id, self.groups.clone()).into_server()
+        RaftService::new(self.id, self.groups.clone()).requiring(self.credential.clone()).into_server()
     }
 
     /// Stops every group, each within `timeout`.

@@ -57,3 +57,58 @@ async fn misrouted_unknown_and_undecodable_messages_are_refused() {
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stopped in time").unwrap().unwrap();
 }
+
+/// A service that requires the cluster's credential refuses every call without it (or with
+/// another), before reading the message, and serves a call that carries it.
+#[tokio::test]
+async fn calls_without_the_cluster_credential_are_refused() {
+    use turnstile_cluster::network::{NodeCredential, CREDENTIAL_HEADER};
+    let node = 21;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
+    let groups = Groups::default();
+    let config = turnstile_cluster::raft_config().unwrap();
+    let raft =
+        start_group(node, 5, config, log, CommandJournal::new(10), Connections::default(), &groups).await.unwrap();
+    let credential = NodeCredential::new("proof-of-the-cluster-secret").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RaftService::new(node, groups).requiring(Some(credential)).into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    let mut client = tokio::time::timeout(Duration::from_secs(10), RaftClient::connect(format!("http://{address}")))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    let with = |value: Option<&str>| {
+        let mut request = tonic::Request::new(RaftRequest { group: 6, target: node, body: Vec::new() });
+        if let Some(value) = value {
+            request.metadata_mut().insert(CREDENTIAL_HEADER, value.parse().unwrap());
+        }
+        request
+    };
+    for presented in [None, Some("proof-of-another-secret"), Some("proof-of-the-cluster-secre")] {
+        let status = client.append_entries(with(presented)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{presented:?}: {status:?}");
+        assert!(status.message().contains("cluster.secret"), "{}", status.message());
+        let status = client.vote(with(presented)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{presented:?}: {status:?}");
+        let status = client.propose(with(presented)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{presented:?}: {status:?}");
+    }
+    let mut snapshot = tonic::Request::new(tokio_stream::iter(Vec::<RaftRequest>::new()));
+    snapshot.metadata_mut().insert(CREDENTIAL_HEADER, "nope".parse().unwrap());
+    assert_eq!(client.install_snapshot(snapshot).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    // With the credential the call is read: group 6 does not run here.
+    let status = client.append_entries(with(Some("proof-of-the-cluster-secret"))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+
+    raft.shutdown().await.unwrap();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stopped in time").unwrap().unwrap();
+}

@@ -142,6 +142,23 @@ async fn log_leadership(cluster: std::sync::Weak<Cluster>) {
     }
 }
 
+/// The credential every node of a cluster presents on replication calls: an HS256 signature by
+/// the cluster's secret over a fixed claim, so the same on every node with the same secret, and
+/// nothing a holder of the buyers' secret can make.
+fn node_credential(secret: &[u8]) -> anyhow::Result<turnstile_cluster::network::NodeCredential> {
+    anyhow::ensure!(!secret.is_empty(), "cluster.secret is required in a cluster");
+    #[derive(Serialize)]
+    struct Claims {
+        aud: &'static str,
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &Claims { aud: "turnstile-cluster-node" },
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )?;
+    turnstile_cluster::network::NodeCredential::new(&token).map_err(|error| anyhow::anyhow!(error))
+}
+
 fn group_error(group: GroupId, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Io { path: format!("shard group {group}"), reason: reason.to_string() }
 }
@@ -158,8 +175,13 @@ impl Cluster {
         .context("cluster placement")?;
         let raft_config = turnstile_cluster::raft_config_with_snapshots(config.cluster.snapshot_interval_entries)
             .context("raft settings")?;
-        let node = ClusterNode::open(&config.node.id, &config.node.data_dir, raft_config)
-            .context("cannot open the replication log")?;
+        let node = ClusterNode::open_with_credential(
+            &config.node.id,
+            &config.node.data_dir,
+            raft_config,
+            Some(node_credential(config.cluster.secret.as_bytes())?),
+        )
+        .context("cannot open the replication log")?;
         let catalog_group = GroupId::from(placement.shard_count());
         let mut groups: Vec<GroupId> =
             placement.shards_of_node(&config.node.id).into_iter().map(GroupId::from).collect();

@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 /// Environment variable that overrides `auth.secret`.
 pub const AUTH_SECRET_ENV: &str = "TURNSTILE_AUTH_SECRET";
+/// Environment variable that overrides `cluster.secret`.
+pub const CLUSTER_SECRET_ENV: &str = "TURNSTILE_CLUSTER_SECRET";
 /// The secret the committed cluster.toml ships with, for development: a node using it warns.
 pub const DEVELOPMENT_SECRET: &str = "turnstile-development-secret-change-me";
 /// Shortest accepted HS256 secret, in bytes.
@@ -69,11 +71,15 @@ pub struct ClusterConfig {
     /// Replication log entries a group applies between snapshots; the log behind a snapshot is
     /// purged. An entry carries a batch of commands.
     pub snapshot_interval_entries: u64,
+    /// What the nodes of a cluster prove to each other with (replication calls, forwarded calls):
+    /// the same on every node, never the buyers' `auth.secret`, so that whoever mints buyer tokens
+    /// cannot pass for a node. Required in a cluster.
+    pub secret: String,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { shards: 64, replicas: 3, snapshot_interval_entries: 5_000 }
+        Self { shards: 64, replicas: 3, snapshot_interval_entries: 5_000, secret: String::new() }
     }
 }
 
@@ -268,6 +274,17 @@ impl Config {
                 self.auth.secret = secret;
             }
         }
+        if let Ok(secret) = std::env::var(CLUSTER_SECRET_ENV) {
+            if !secret.is_empty() {
+                self.cluster.secret = secret;
+            }
+        }
+    }
+
+    /// The secret forwarded calls are marked with: `cluster.secret`, if set. Without one, a node
+    /// accepts no forwarded mark.
+    pub fn forwarding_secret(&self) -> Option<&[u8]> {
+        (!self.cluster.secret.is_empty()).then_some(self.cluster.secret.as_bytes())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -327,6 +344,21 @@ impl Config {
                 reason: "must be between 10 and 10000000".into(),
             });
         }
+        if (self.is_cluster() || !self.cluster.secret.is_empty()) && self.cluster.secret.len() < AUTH_SECRET_BYTES_MIN {
+            return Err(ConfigError::Invalid {
+                key: "cluster.secret",
+                reason: format!(
+                    "a cluster needs a secret of at least {AUTH_SECRET_BYTES_MIN} bytes, the same on every node \
+                     (set it in the file or in {CLUSTER_SECRET_ENV})"
+                ),
+            });
+        }
+        if !self.cluster.secret.is_empty() && self.cluster.secret == self.auth.secret {
+            return Err(ConfigError::Invalid {
+                key: "cluster.secret",
+                reason: "must differ from auth.secret: whoever mints buyer tokens must not pass for a node".into(),
+            });
+        }
         if !self.nodes.is_empty() && !ids.contains(self.node.id.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "node.id",
@@ -380,6 +412,23 @@ mod tests {
         assert_eq!(config.node.data_dir.to_str().unwrap(), "/var/lib/b");
         let error = Config::read(&path).unwrap().select_node("c").unwrap_err().to_string();
         assert!(error.starts_with("node.data_dir") && error.contains("/var/lib/b") && error.contains("'b'"), "{error}");
+    }
+
+    /// A cluster needs its own secret for what nodes send each other, apart from the buyers'.
+    #[test]
+    fn a_cluster_needs_a_secret_of_its_own() {
+        let auth = "[auth]\nsecret = \"a-secret-of-enough-bytes\"\n[node]\nid = \"a\"\n";
+        let config: Config = toml::from_str(&format!("{auth}{THREE_NODES}")).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("cluster.secret") && error.contains(CLUSTER_SECRET_ENV), "{error}");
+        let same = format!("{auth}[cluster]\nsecret = \"a-secret-of-enough-bytes\"\n{THREE_NODES}");
+        let error = toml::from_str::<Config>(&same).unwrap().validate().unwrap_err().to_string();
+        assert!(error.starts_with("cluster.secret") && error.contains("differ from auth.secret"), "{error}");
+        let own = format!("{auth}[cluster]\nsecret = \"the-nodes-own-secret-0123\"\n{THREE_NODES}");
+        let config = toml::from_str::<Config>(&own).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.forwarding_secret(), Some(&b"the-nodes-own-secret-0123"[..]));
+        assert_eq!(Config::default().forwarding_secret(), None, "a single node accepts no forwarded mark");
     }
 
     #[test]

@@ -23,8 +23,8 @@ use turnstile_engine::ids::EventId;
 use crate::routing::Route;
 use crate::service::Gateway;
 
-/// Metadata a forwarded call carries: a token signed with the cluster's auth secret naming the
-/// node that forwarded it. A node that receives it does not rate-limit the call again and never
+/// Metadata a forwarded call carries: a token signed with the cluster's secret (`cluster.secret`,
+/// never the buyers' `auth.secret`) naming the node that forwarded it. A node that receives it does not rate-limit the call again and never
 /// forwards it a second time.
 pub const FORWARDED_HEADER: &str = "x-turnstile-forwarded";
 /// Metadata on the refusal of a node asked to serve a forwarded call for an event it does not
@@ -110,8 +110,8 @@ pub(crate) enum Routed<Req, Resp> {
 /// One node's side of forwarding: the channels to other nodes and the forwarded mark.
 pub struct Forwarding {
     node_id: String,
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
+    /// Keys of the cluster's secret; `None` on a node without one, which accepts no mark.
+    keys: Option<(EncodingKey, DecodingKey)>,
     validation: Validation,
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -121,16 +121,16 @@ fn unix_seconds() -> u64 {
 }
 
 impl Forwarding {
-    /// `secret` is the auth secret, shared by every node of a cluster.
-    pub fn new(node_id: &str, secret: &[u8]) -> Arc<Self> {
+    /// `secret` is the cluster's secret (`cluster.secret`), shared by every node of a cluster and
+    /// apart from the buyers' token secret; `None` on a node outside a cluster.
+    pub fn new(node_id: &str, secret: Option<&[u8]>) -> Arc<Self> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = STAMP_LEEWAY_SECONDS;
         validation.set_audience(&[STAMP_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud"]);
         Arc::new(Self {
             node_id: node_id.to_string(),
-            encoding_key: EncodingKey::from_secret(secret),
-            decoding_key: DecodingKey::from_secret(secret),
+            keys: secret.map(|secret| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))),
             validation,
             channels: Mutex::new(HashMap::new()),
         })
@@ -143,7 +143,11 @@ impl Forwarding {
             aud: STAMP_AUDIENCE.into(),
             exp: unix_seconds() + STAMP_TTL_SECONDS,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
+        let Some((encoding_key, _)) = &self.keys else {
+            // Only a cluster node forwards, and a cluster node has a secret (config validation).
+            return String::new();
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding_key)
             .expect("HS256 encoding of plain claims cannot fail")
     }
 
@@ -157,7 +161,10 @@ impl Forwarding {
         if value.len() > STAMP_LENGTH_MAX {
             return Err(refuse("too long"));
         }
-        let claims = jsonwebtoken::decode::<StampClaims>(value, &self.decoding_key, &self.validation)
+        let Some((_, decoding_key)) = &self.keys else {
+            return Err(refuse("this node is in no cluster"));
+        };
+        let claims = jsonwebtoken::decode::<StampClaims>(value, decoding_key, &self.validation)
             .map_err(|error| refuse(&format!("not a valid mark ({error})")))?
             .claims;
         Ok(Some(claims.node))
@@ -532,8 +539,8 @@ mod tests {
 
     #[test]
     fn marks_are_checked_against_the_secret() {
-        let ours = Forwarding::new("node-a", b"a-secret-of-the-cluster-0123456789");
-        let theirs = Forwarding::new("node-x", b"another-secret-entirely-0123456789");
+        let ours = Forwarding::new("node-a", Some(&b"a-secret-of-the-cluster-0123456789"[..]));
+        let theirs = Forwarding::new("node-x", Some(&b"another-secret-entirely-0123456789"[..]));
         let mut metadata = MetadataMap::new();
         assert_eq!(ours.forwarded_by(&metadata).unwrap(), None);
         metadata.insert(FORWARDED_HEADER, ours.stamp().parse().unwrap());
@@ -544,11 +551,17 @@ mod tests {
         assert!(error.message().starts_with(FORWARDED_HEADER), "{error:?}");
         metadata.insert(FORWARDED_HEADER, "1".parse().unwrap());
         assert_eq!(ours.forwarded_by(&metadata).unwrap_err().code(), tonic::Code::PermissionDenied);
+        // A node in no cluster accepts no mark, however it is signed.
+        let alone = Forwarding::new("node-1", None);
+        metadata.insert(FORWARDED_HEADER, ours.stamp().parse().unwrap());
+        let error = alone.forwarded_by(&metadata).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::PermissionDenied);
+        assert!(error.message().contains("no cluster"), "{error:?}");
     }
 
     #[test]
     fn hop_headers_are_dropped_and_the_mark_added() {
-        let forwarding = Forwarding::new("node-a", b"a-secret-of-the-cluster-0123456789");
+        let forwarding = Forwarding::new("node-a", Some(&b"a-secret-of-the-cluster-0123456789"[..]));
         let mut incoming = MetadataMap::new();
         incoming.insert("authorization", "Bearer abc".parse().unwrap());
         incoming.insert("x-request-id", "r-1".parse().unwrap());

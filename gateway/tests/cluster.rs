@@ -38,6 +38,8 @@ use turnstile_proto::v1::booking_service_client::BookingServiceClient;
 use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
 
 const SECRET: &str = "cluster-test-secret-0123456789";
+/// What the nodes prove to each other with (`cluster.secret`), apart from the buyers' secret.
+const CLUSTER_SECRET: &str = "cluster-nodes-secret-9876543210";
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const SHARDS: u32 = 8;
 const ROWS: usize = 40;
@@ -320,7 +322,7 @@ async fn start_cluster_with(names: &[&'static str], extra: &str) -> (tempfile::T
         })
         .collect();
     let mut config = format!(
-        "[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nshards = {SHARDS}\nreplicas = 3\n{extra}"
+        "[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nsecret = \"{CLUSTER_SECRET}\"\nshards = {SHARDS}\nreplicas = 3\n{extra}"
     );
     for node in &nodes {
         config.push_str(&format!("[[nodes]]\nid = \"{}\"\naddress = \"{}\"\n", node.name, node.address));
@@ -785,8 +787,10 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
     struct KillOnDrop(u32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            let _ = Command::new("pkill").args(["-KILL", "-P", &self.0.to_string()]).status();
-            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+            // Quietly: by now the script has usually ended by itself.
+            let quiet = || std::process::Stdio::null();
+            let _ = Command::new("pkill").args(["-KILL", "-P", &self.0.to_string()]).stderr(quiet()).status();
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).stderr(quiet()).status();
         }
     }
     let _guard = KillOnDrop(script.id());

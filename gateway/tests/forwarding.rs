@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{authed, best, seats, venue_request, SECRET};
+use common::{authed, best, seats, venue_request, CLUSTER_SECRET, SECRET};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -60,6 +60,7 @@ impl Node {
         let mut config = Config::default();
         config.node.id = id.into();
         config.auth.secret = SECRET.into();
+        config.cluster.secret = CLUSTER_SECRET.into();
         config.limits.buyer_requests_per_second = 0;
         edit(&mut config);
         let engine = Engine::open(data_dir.path(), EngineOptions::default()).await.unwrap();
@@ -336,18 +337,21 @@ async fn tokens_are_checked_where_a_call_arrives_and_where_it_is_served() {
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
 
     // A call carrying a genuine forwarded mark but no token: B checks the token itself.
-    let mark = Forwarding::new("node-a", SECRET.as_bytes()).stamp();
+    let mark = Forwarding::new("node-a", Some(CLUSTER_SECRET.as_bytes())).stamp();
     let mut marked_hold = Request::new(hold_request(&event_id, &["S:R0:1"], ""));
     marked_hold.metadata_mut().insert(FORWARDED_HEADER, MetadataValue::try_from(mark.as_str()).unwrap());
     let refused = b.booking().hold_seats(marked_hold).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
-    // A mark signed with another secret is refused outright.
-    let forged = Forwarding::new("node-a", b"not-the-cluster-secret-0123456789").stamp();
-    let mut forged_request = authed(&token("erin"), pb::GetHoldRequest { hold_id: "hld_x".into() });
-    forged_request.metadata_mut().insert(FORWARDED_HEADER, MetadataValue::try_from(forged.as_str()).unwrap());
-    let refused = b.booking().get_hold(forged_request).await.unwrap_err();
-    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    assert!(refused.message().starts_with(FORWARDED_HEADER), "{refused:?}");
+    // A mark signed with another secret is refused outright: the buyers' token secret above all
+    // (whoever can mint buyer tokens must not be able to pass for a node and skip rate limits).
+    for secret in [&b"not-the-cluster-secret-0123456789"[..], SECRET.as_bytes()] {
+        let forged = Forwarding::new("node-a", Some(secret)).stamp();
+        let mut forged_request = authed(&token("erin"), pb::GetHoldRequest { hold_id: "hld_x".into() });
+        forged_request.metadata_mut().insert(FORWARDED_HEADER, MetadataValue::try_from(forged.as_str()).unwrap());
+        let refused = b.booking().get_hold(forged_request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().starts_with(FORWARDED_HEADER), "{refused:?}");
+    }
 
     // B counts erin's direct calls against her limit, but not the ones A forwards (A counted
     // them, under its own configuration).
@@ -375,6 +379,7 @@ async fn a_forwarded_call_is_never_forwarded_again() {
     let mut config = Config::default();
     config.node.id = "node-b".into();
     config.auth.secret = SECRET.into();
+    config.cluster.secret = CLUSTER_SECRET.into();
     let engine = Engine::open(b_data.path(), EngineOptions::default()).await.unwrap();
     let b_server =
         Server::start_with_router(&config, engine, b_listener, forward_to("node-a", &a.address)).await.unwrap();
@@ -384,7 +389,7 @@ async fn a_forwarded_call_is_never_forwarded_again() {
 
     // Sent straight to B with A's mark: refused at once as not the leader, with the retry hint.
     let mut marked = get();
-    let mark = Forwarding::new("node-a", SECRET.as_bytes()).stamp();
+    let mark = Forwarding::new("node-a", Some(CLUSTER_SECRET.as_bytes())).stamp();
     marked.metadata_mut().insert(FORWARDED_HEADER, MetadataValue::try_from(mark.as_str()).unwrap());
     let refused = CatalogServiceClient::new(b_channel.clone()).get_event(marked).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");

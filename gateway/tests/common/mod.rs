@@ -18,6 +18,9 @@ use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
 use turnstile_proto::v1::queue_service_client::QueueServiceClient;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
+/// The nodes' own secret (`cluster.secret`) where a test plays a cluster.
+#[allow(dead_code)]
+pub const CLUSTER_SECRET: &str = "integration-test-cluster-secret-0123";
 
 pub struct TestServer {
     pub server: Option<Server>,
