@@ -116,6 +116,11 @@ pub struct Connections {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Sent with every call, when set.
     credential: Option<NodeCredential>,
+    /// Every node's name and address from the node's configuration, by raft id: they win over
+    /// the addresses a group's stored membership recorded in an earlier run.
+    configured: Arc<HashMap<NodeId, (String, String)>>,
+    /// Nodes whose stored address differed from the configured one, already logged.
+    moved: Arc<Mutex<std::collections::HashSet<(NodeId, String)>>>,
     /// Whether each peer answers, for a log that speaks once per change (see [`Connections::note`]).
     peers: Arc<Mutex<HashMap<String, PeerState>>>,
 }
@@ -140,6 +145,27 @@ impl Connections {
     /// Connections whose calls carry `credential`.
     pub fn with_credential(credential: NodeCredential) -> Self {
         Self { credential: Some(credential), ..Self::default() }
+    }
+
+    /// These connections with every node's configured name and address (by raft id).
+    pub fn configured(mut self, nodes: HashMap<NodeId, (String, String)>) -> Self {
+        self.configured = Arc::new(nodes);
+        self
+    }
+
+    /// The address to call node `target` at: the configured one if the configuration names the
+    /// node (a stored address that differs is logged once), else the stored one.
+    pub(crate) fn address_of(&self, target: NodeId, stored: &str) -> String {
+        let Some((name, configured)) = self.configured.get(&target) else { return stored.to_string() };
+        if configured != stored && self.moved.lock().expect("moved").insert((target, stored.to_string())) {
+            tracing::warn!(
+                node = %name,
+                stored,
+                configured = %configured,
+                "a node's address differs from the one stored in the cluster's membership; using the configured one"
+            );
+        }
+        configured.clone()
     }
 
     /// `message` as a request, with this node's credential.
@@ -250,7 +276,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             source: self.source,
             group: self.group,
             target,
-            address: node.addr.clone(),
+            address: self.connections.address_of(target, &node.addr),
             connections: self.connections.clone(),
         }
     }

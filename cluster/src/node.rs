@@ -84,17 +84,22 @@ pub struct ClusterNode {
 
 impl ClusterNode {
     /// Opens the node's replication log in `data_dir`; its replication calls carry `credential`
-    /// and its replication service requires it (`None`: neither, for tests of the groups alone).
-    pub fn open_with_credential(
+    /// and its replication service requires it (`None`: neither, for tests of the groups alone),
+    /// and it calls every node of `nodes` (raft id -> name, address: the configuration) at that
+    /// address, whatever address a group's stored membership has for it.
+    pub fn open_configured(
         name: &str,
         data_dir: &Path,
         config: Arc<openraft::Config>,
         credential: Option<crate::network::NodeCredential>,
+        nodes: HashMap<NodeId, (String, String)>,
     ) -> Result<Self, ClusterError> {
         let mut node = Self::open(name, data_dir, config)?;
-        if let Some(credential) = &credential {
-            node.connections = Connections::with_credential(credential.clone());
-        }
+        let connections = match &credential {
+            Some(credential) => Connections::with_credential(credential.clone()),
+            None => Connections::default(),
+        };
+        node.connections = connections.configured(nodes);
         node.credential = credential;
         Ok(node)
     }
@@ -171,7 +176,8 @@ impl ClusterNode {
                 }
                 Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
                     Some(node) => {
-                        self.connections.forward_proposal(&node.addr, group, leader, command.clone(), left).await
+                        let address = self.connections.address_of(leader, &node.addr);
+                        self.connections.forward_proposal(&address, group, leader, command.clone(), left).await
                     }
                     None => Err(ProposeError::NotLeader { leader: None }),
                 },

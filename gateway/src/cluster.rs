@@ -175,11 +175,16 @@ impl Cluster {
         .context("cluster placement")?;
         let raft_config = turnstile_cluster::raft_config_with_snapshots(config.cluster.snapshot_interval_entries)
             .context("raft settings")?;
-        let node = ClusterNode::open_with_credential(
+        let node = ClusterNode::open_configured(
             &config.node.id,
             &config.node.data_dir,
             raft_config,
             Some(node_credential(config.cluster.secret.as_bytes())?),
+            config
+                .nodes
+                .iter()
+                .map(|node| (raft_node_id(&node.id), (node.id.clone(), node.address.to_string())))
+                .collect(),
         )
         .context("cannot open the replication log")?;
         let catalog_group = GroupId::from(placement.shard_count());

@@ -321,14 +321,7 @@ async fn start_cluster_with(names: &[&'static str], extra: &str) -> (tempfile::T
             child: None,
         })
         .collect();
-    let mut config = format!(
-        "[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nsecret = \"{CLUSTER_SECRET}\"\nshards = {SHARDS}\nreplicas = 3\n{extra}"
-    );
-    for node in &nodes {
-        config.push_str(&format!("[[nodes]]\nid = \"{}\"\naddress = \"{}\"\n", node.name, node.address));
-    }
-    let config_path = directory.path().join("cluster.toml");
-    std::fs::write(&config_path, config).unwrap();
+    let config_path = write_config(directory.path(), &nodes, extra);
     for node in &mut nodes {
         node.start(&config_path);
     }
@@ -336,6 +329,20 @@ async fn start_cluster_with(names: &[&'static str], extra: &str) -> (tempfile::T
         wait_healthy(node).await;
     }
     (directory, nodes, config_path)
+}
+
+/// Writes the cluster's config (every node at its address, `extra` at the end of `[cluster]`) in
+/// `directory`; returns its path.
+fn write_config(directory: &Path, nodes: &[Node], extra: &str) -> PathBuf {
+    let mut config = format!(
+        "[auth]\nsecret = \"{SECRET}\"\n[limits]\nbuyer_requests_per_second = 0\n[cluster]\nsecret = \"{CLUSTER_SECRET}\"\nshards = {SHARDS}\nreplicas = 3\n{extra}"
+    );
+    for node in nodes {
+        config.push_str(&format!("[[nodes]]\nid = \"{}\"\naddress = \"{}\"\n", node.name, node.address));
+    }
+    let config_path = directory.join("cluster.toml");
+    std::fs::write(&config_path, config).unwrap();
+    config_path
 }
 
 /// The hot event of a storm: a venue and an event created through one node, readable through all.
@@ -891,5 +898,65 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
     }
     for node in ["node-a", "node-b", "node-c"] {
         assert!(log_of(node).contains("development secret"), "{node} warns about the development secret");
+    }
+}
+
+/// Regression: three nodes restarted on new ports over their data directories kept calling the
+/// addresses their groups' stored membership recorded, and never elected a catalog leader (every
+/// catalog write answered "no commit within 5 s"), with nothing in the logs naming the mismatch.
+/// The configured addresses win, and each node says which stored address it overrides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
+    let (directory, mut nodes, _) = start_cluster(&NODES).await;
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let event_id = create_hot_event(&nodes, &admin).await;
+    for node in &mut nodes {
+        node.kill();
+        node.address = free_local_address();
+    }
+    let config_path = write_config(directory.path(), &nodes, "");
+    for node in &mut nodes {
+        node.start(&config_path);
+    }
+    for node in &nodes {
+        wait_healthy(node).await;
+    }
+    // A catalog write commits (through a node that is not the first), and the earlier event is
+    // read through every node at its new address.
+    let started = Instant::now();
+    let mut admin_client = AdminServiceClient::new(channel(nodes[2].address));
+    loop {
+        match admin_client.create_venue(authed(&admin, venue_request(1, 5, 0))).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    started.elapsed() < HEALTHY_WAIT_MAX,
+                    "no catalog write after the move: {status:?}\n{}",
+                    nodes[2].log_tail()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    for node in &nodes {
+        // A restarted node re-applies its catalog once it hears the commit point: read until then.
+        let mut catalog = CatalogServiceClient::new(channel(node.address));
+        loop {
+            let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+            match catalog.get_event(request).await {
+                Ok(_) => break,
+                Err(status) => {
+                    assert!(started.elapsed() < HEALTHY_WAIT_MAX, "{}: {status:?}", node.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert!(
+            node.log_lines_with("differs from the one stored in the cluster's membership") >= 1,
+            "{} names the moved addresses: {}",
+            node.name,
+            node.log_tail()
+        );
     }
 }
