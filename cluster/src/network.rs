@@ -121,6 +121,8 @@ pub struct Connections {
     configured: Arc<HashMap<NodeId, (String, String)>>,
     /// Nodes whose stored address differed from the configured one, already logged.
     moved: Arc<Mutex<std::collections::HashSet<(NodeId, String)>>>,
+    /// Calls go over TLS, checked with this, when set (the nodes' ports speak TLS).
+    tls: Option<tonic::transport::ClientTlsConfig>,
     /// Whether each peer answers, for a log that speaks once per change (see [`Connections::note`]).
     peers: Arc<Mutex<HashMap<String, PeerState>>>,
 }
@@ -145,6 +147,12 @@ impl Connections {
     /// Connections whose calls carry `credential`.
     pub fn with_credential(credential: NodeCredential) -> Self {
         Self { credential: Some(credential), ..Self::default() }
+    }
+
+    /// These connections over TLS (`https`), checking peers' certificates with `tls`.
+    pub fn tls(mut self, tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// These connections with every node's configured name and address (by raft id).
@@ -241,10 +249,14 @@ impl Connections {
             Some(channel) => channel.clone(),
             None => {
                 // Lazy: the channel connects on first use and reconnects after failures itself.
-                let channel = Endpoint::from_shared(format!("http://{address}"))?
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))?
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                    .tcp_nodelay(true);
+                if let Some(tls) = &self.tls {
+                    endpoint = endpoint.tls_config(tls.clone())?;
+                }
+                let channel = endpoint.connect_lazy();
                 channels.insert(address.to_string(), channel.clone());
                 channel
             }

@@ -82,25 +82,34 @@ pub struct ClusterNode {
     credential: Option<crate::network::NodeCredential>,
 }
 
+/// How a node talks to its peers (see [`ClusterNode::open_configured`]).
+#[derive(Default)]
+pub struct Peers {
+    /// Carried by its replication calls and required of those it serves (`None`: neither, for
+    /// tests of the groups alone).
+    pub credential: Option<crate::network::NodeCredential>,
+    /// Every node (raft id -> name, address) as configured: a peer is called at that address,
+    /// whatever address a group's stored membership has for it.
+    pub nodes: HashMap<NodeId, (String, String)>,
+    /// Calls over TLS, checked with this, when the nodes' ports speak TLS.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
 impl ClusterNode {
-    /// Opens the node's replication log in `data_dir`; its replication calls carry `credential`
-    /// and its replication service requires it (`None`: neither, for tests of the groups alone),
-    /// and it calls every node of `nodes` (raft id -> name, address: the configuration) at that
-    /// address, whatever address a group's stored membership has for it.
+    /// Opens the node's replication log in `data_dir`, talking to its peers as `peers` says.
     pub fn open_configured(
         name: &str,
         data_dir: &Path,
         config: Arc<openraft::Config>,
-        credential: Option<crate::network::NodeCredential>,
-        nodes: HashMap<NodeId, (String, String)>,
+        peers: Peers,
     ) -> Result<Self, ClusterError> {
         let mut node = Self::open(name, data_dir, config)?;
-        let connections = match &credential {
+        let connections = match &peers.credential {
             Some(credential) => Connections::with_credential(credential.clone()),
             None => Connections::default(),
         };
-        node.connections = connections.configured(nodes);
-        node.credential = credential;
+        node.connections = connections.configured(peers.nodes).tls(peers.tls);
+        node.credential = peers.credential;
         Ok(node)
     }
 

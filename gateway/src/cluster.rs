@@ -175,18 +175,17 @@ impl Cluster {
         .context("cluster placement")?;
         let raft_config = turnstile_cluster::raft_config_with_snapshots(config.cluster.snapshot_interval_entries)
             .context("raft settings")?;
-        let node = ClusterNode::open_configured(
-            &config.node.id,
-            &config.node.data_dir,
-            raft_config,
-            Some(node_credential(config.cluster.secret.as_bytes())?),
-            config
+        let peers = turnstile_cluster::node::Peers {
+            credential: Some(node_credential(config.cluster.secret.as_bytes())?),
+            nodes: config
                 .nodes
                 .iter()
                 .map(|node| (raft_node_id(&node.id), (node.id.clone(), node.address.to_string())))
                 .collect(),
-        )
-        .context("cannot open the replication log")?;
+            tls: config.tls.peer_client()?,
+        };
+        let node = ClusterNode::open_configured(&config.node.id, &config.node.data_dir, raft_config, peers)
+            .context("cannot open the replication log")?;
         let catalog_group = GroupId::from(placement.shard_count());
         let mut groups: Vec<GroupId> =
             placement.shards_of_node(&config.node.id).into_iter().map(GroupId::from).collect();

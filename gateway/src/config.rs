@@ -133,6 +133,29 @@ pub struct TlsConfig {
     /// PEM certificate chain and private key; with both set the gRPC port speaks TLS only.
     pub certificate_file: Option<PathBuf>,
     pub private_key_file: Option<PathBuf>,
+    /// PEM certificate of the CA that signed the other nodes' certificates: in a cluster with TLS
+    /// on, nodes call each other (replication, forwarded calls) over TLS and check the peer's
+    /// certificate against it, for the host of its `[[nodes]]` address (a name or an IP address
+    /// the certificate lists). Required then.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the gRPC port speaks TLS.
+    pub fn is_on(&self) -> bool {
+        self.certificate_file.is_some()
+    }
+
+    /// How this node calls other nodes when TLS is on (`None`: plaintext).
+    pub fn peer_client(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+        if !self.is_on() {
+            return Ok(None);
+        }
+        let Some(ca_file) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read(ca_file)
+            .map_err(|error| anyhow::anyhow!("tls.ca_file: cannot read {}: {error}", ca_file.display()))?;
+        Ok(Some(tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem))))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -311,6 +334,14 @@ impl Config {
                 reason: "set both certificate_file and private_key_file, or neither".into(),
             });
         }
+        if self.is_cluster() && self.tls.is_on() && self.tls.ca_file.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "tls.ca_file",
+                reason: "required in a cluster with TLS on: the CA that signed the nodes' certificates, which \
+                         nodes check each other's against"
+                    .into(),
+            });
+        }
         if !(1..=100_000).contains(&self.limits.streams_per_connection_max) {
             return Err(ConfigError::Invalid {
                 key: "limits.streams_per_connection_max",
@@ -429,6 +460,20 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.forwarding_secret(), Some(&b"the-nodes-own-secret-0123"[..]));
         assert_eq!(Config::default().forwarding_secret(), None, "a single node accepts no forwarded mark");
+    }
+
+    #[test]
+    fn a_cluster_with_tls_needs_the_ca_of_its_nodes() {
+        let base = "[auth]\nsecret = \"a-secret-of-enough-bytes\"\n[node]\nid = \"a\"\n[cluster]\nsecret = \"the-nodes-own-secret-0123\"\n";
+        let tls = "[tls]\ncertificate_file = \"n.crt\"\nprivate_key_file = \"n.key\"\n";
+        let config: Config = toml::from_str(&format!("{base}{tls}{THREE_NODES}")).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("tls.ca_file"), "{error}");
+        let with_ca: Config = toml::from_str(&format!("{base}{tls}ca_file = \"ca.crt\"\n{THREE_NODES}")).unwrap();
+        with_ca.validate().unwrap();
+        let error = with_ca.tls.peer_client().unwrap_err().to_string();
+        assert!(error.starts_with("tls.ca_file: cannot read ca.crt"), "{error}");
+        assert!(Config::default().tls.peer_client().unwrap().is_none(), "plaintext without TLS");
     }
 
     #[test]

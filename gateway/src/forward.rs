@@ -112,6 +112,8 @@ pub struct Forwarding {
     node_id: String,
     /// Keys of the cluster's secret; `None` on a node without one, which accepts no mark.
     keys: Option<(EncodingKey, DecodingKey)>,
+    /// How other nodes are called when their gRPC ports speak TLS.
+    tls: Option<tonic::transport::ClientTlsConfig>,
     validation: Validation,
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -124,6 +126,11 @@ impl Forwarding {
     /// `secret` is the cluster's secret (`cluster.secret`), shared by every node of a cluster and
     /// apart from the buyers' token secret; `None` on a node outside a cluster.
     pub fn new(node_id: &str, secret: Option<&[u8]>) -> Arc<Self> {
+        Self::with_tls(node_id, secret, None)
+    }
+
+    /// Like `new`, calling other nodes over TLS with `tls` when it is set.
+    pub fn with_tls(node_id: &str, secret: Option<&[u8]>, tls: Option<tonic::transport::ClientTlsConfig>) -> Arc<Self> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = STAMP_LEEWAY_SECONDS;
         validation.set_audience(&[STAMP_AUDIENCE]);
@@ -131,6 +138,7 @@ impl Forwarding {
         Arc::new(Self {
             node_id: node_id.to_string(),
             keys: secret.map(|secret| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))),
+            tls,
             validation,
             channels: Mutex::new(HashMap::new()),
         })
@@ -176,11 +184,16 @@ impl Forwarding {
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
+        let invalid = |error: tonic::transport::Error| {
             Status::unavailable(format!(
                 "cannot forward to node '{node}': its address '{address}' is not valid: {error}"
             ))
-        })?;
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).map_err(invalid)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(invalid)?;
+        }
         let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)

@@ -97,7 +97,11 @@ impl Server {
             admission: Arc::new(crate::admission::AdmissionTokens::new(config.auth.secret.as_bytes())),
             anonymous_catalog_reads: config.auth.anonymous_catalog_reads,
             router,
-            forwarding: crate::forward::Forwarding::new(&config.node.id, config.forwarding_secret()),
+            forwarding: crate::forward::Forwarding::with_tls(
+                &config.node.id,
+                config.forwarding_secret(),
+                config.tls.peer_client()?,
+            ),
             // Beside the data directory the engine really uses (the store's), unless configured.
             backup_dir: config.storage.backup_dir_for(
                 engine.store().and_then(|store| store.path().parent()).unwrap_or(&config.node.data_dir),

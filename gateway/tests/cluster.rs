@@ -960,3 +960,105 @@ async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
         );
     }
 }
+
+/// With TLS on, nodes replicate and forward over TLS, checking each other's certificates against
+/// `tls.ca_file`: a catalog write through one node is read through every node (replication), and
+/// holds through every node succeed (two of three forward to the shard's leader). A node whose CA
+/// does not know the others' certificate takes part in nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_with_tls_replicates_and_forwards_over_tls() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let (certificate, key) = (directory.path().join("node.crt"), directory.path().join("node.key"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls_table = format!(
+        "[tls]\ncertificate_file = \"{}\"\nprivate_key_file = \"{}\"\nca_file = \"{}\"\n",
+        certificate.display(),
+        key.display(),
+        certificate.display()
+    );
+    let mut nodes: Vec<Node> = NODES
+        .iter()
+        .map(|name| Node {
+            name,
+            address: free_local_address(),
+            data_dir: directory.path().join(name),
+            log: directory.path().join(format!("{name}.log")),
+            child: None,
+        })
+        .collect();
+    let config_path = write_config(directory.path(), &nodes, &tls_table);
+    for node in &mut nodes {
+        node.start(&config_path);
+    }
+    let tls_channel = |address: SocketAddr| {
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certified.cert.pem()));
+        Endpoint::from_shared(format!("https://{address}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(CALL_TIMEOUT)
+            .connect_lazy()
+    };
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let started = Instant::now();
+    let mut admin_client = AdminServiceClient::new(tls_channel(nodes[1].address));
+    let venue = loop {
+        match admin_client.create_venue(authed(&admin, venue_request(2, 10, 0))).await {
+            Ok(reply) => break reply.into_inner().venue.unwrap(),
+            Err(status) => {
+                assert!(started.elapsed() < HEALTHY_WAIT_MAX, "no catalog write: {status:?}\n{}", nodes[1].log_tail());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let event = event_request(&venue, 10);
+    let event_id = admin_client.create_event(authed(&admin, event)).await.unwrap().into_inner().event.unwrap().event_id;
+    for (number, node) in nodes.iter().enumerate() {
+        let buyer = authenticator.mint(&format!("tls-buyer-{number}"), Role::User, TOKEN_TTL_SECONDS);
+        let mut booking = BookingServiceClient::new(tls_channel(node.address));
+        loop {
+            let request = pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                selection: Some(pb::hold_seats_request::Selection::Seats(pb::SeatList {
+                    seat_ids: vec![format!("S:R0:{}", number + 1)],
+                })),
+                idempotency_key: format!("tls-hold-{number}"),
+                ..Default::default()
+            };
+            match booking.hold_seats(authed(&buyer, request)).await {
+                Ok(_) => break,
+                // The event may not have reached this node, or the shard be electing.
+                Err(status) if started.elapsed() < HEALTHY_WAIT_MAX => {
+                    assert!(matches!(status.code(), Code::NotFound | Code::Unavailable), "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("hold through {}: {status:?}\n{}", node.name, node.log_tail()),
+            }
+        }
+    }
+    // Every node saw the three holds: replication and forwarding both went through.
+    for node in &nodes {
+        let mut catalog = CatalogServiceClient::new(tls_channel(node.address));
+        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+        let event = catalog.get_event(request).await.unwrap().into_inner();
+        let held: u32 = event.availability.iter().map(|availability| availability.held).sum();
+        assert_eq!(held, 3, "{}: {:?}", node.name, event.availability);
+        assert_eq!(node.log_lines_with("peer unreachable"), 0, "{}: {}", node.name, node.log_tail());
+    }
+    // The client commands take the CA from the config when its [tls] is on.
+    let status = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["status", "--node", "node-c", "--config"])
+        .arg(&config_path)
+        .env_remove("TURNSTILE_AUTH_SECRET")
+        .env_remove("TURNSTILE_SERVER")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains("node-c (turnstile"), "{text}");
+}

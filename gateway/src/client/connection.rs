@@ -39,7 +39,8 @@ pub struct Connection {
     /// Configuration file [default: cluster.toml, skipped when missing].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// PEM file of the CA that signed the node's certificate: connect over TLS.
+    /// PEM file of the CA that signed the node's certificate: connect over TLS (default: the
+    /// config's tls.ca_file when its [tls] is on).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Name to verify the node's certificate against (default: the host of the address).
@@ -100,10 +101,12 @@ impl Connection {
             (None, Some(server)) => server.trim().to_string(),
             (None, None) => config.node.listen.to_string(),
         };
-        let (uri, host) = uri_and_host(&address, self.ca.is_some())?;
-        let tls = match &self.ca {
+        // Without --ca, a config whose nodes speak TLS names the CA to check them with.
+        let ca = self.ca.clone().or_else(|| config.tls.ca_file.clone().filter(|_| config.tls.is_on()));
+        let (uri, host) = uri_and_host(&address, ca.is_some())?;
+        let tls = match &ca {
             Some(ca) => {
-                let pem = std::fs::read(ca).with_context(|| format!("--ca: cannot read {}", ca.display()))?;
+                let pem = std::fs::read(ca).with_context(|| format!("CA file: cannot read {}", ca.display()))?;
                 let domain = self.tls_domain.clone().unwrap_or(host);
                 Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(domain))
             }
