@@ -197,7 +197,7 @@ impl Default for Engine {
     }
 }
 
-fn storage_error(error: StoreError) -> Error {
+pub(crate) fn storage_error(error: StoreError) -> Error {
     match error {
         StoreError::Full => Error::LimitExceeded { limit: "storage_queue", reason: error.to_string() },
         other => Error::Unavailable { reason: other.to_string() },
@@ -376,6 +376,17 @@ impl Engine {
                 }
             }
         }
+        // Their waiting rooms too: the next leader goes on from the stored line, and this node,
+        // if it leads again, starts afresh from it rather than from what it had.
+        let queues: Vec<EventId> =
+            self.inner.queues.iter().map(|entry| entry.key().clone()).filter(|event_id| belongs(event_id)).collect();
+        for event_id in queues {
+            if let Some((_, cell)) = self.inner.queues.remove(&event_id) {
+                if let Some(handle) = cell.get() {
+                    handle.actor.stop(None);
+                }
+            }
+        }
         self.inner.recovered.retain(|event_id, _| !belongs(event_id));
     }
 
@@ -462,9 +473,15 @@ impl Engine {
 
     /// Makes catalog writes durable before the change is visible or acknowledged.
     pub(crate) async fn persist(&self, writes: Vec<Write>) -> Result<()> {
+        self.persist_on("", writes).await
+    }
+
+    /// Writes `writes` on `stream` (an event's, or `""` for the catalog) and waits until they
+    /// are durable (in a cluster: committed in the stream's group).
+    pub(crate) async fn persist_on(&self, stream: &str, writes: Vec<Write>) -> Result<()> {
         let Some(journal) = &self.inner.journal else { return Ok(()) };
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        journal.submit("", writes, Box::new(move |result| drop(sender.send(result))));
+        journal.submit(stream, writes, Box::new(move |result| drop(sender.send(result))));
         match receiver.await {
             Ok(result) => result.map(drop).map_err(storage_error),
             Err(_) => Err(Error::Unavailable { reason: "the store stopped".into() }),
@@ -791,6 +808,15 @@ impl Engine {
     // -------------------------------------------------------------------------------------------
     // Routing to event actors
     // -------------------------------------------------------------------------------------------
+
+    /// In a cluster, waits until this node may serve the event (it leads the event's shard and
+    /// has applied its log); at once on a single node.
+    pub(crate) async fn shard_ready(&self, event_id: &EventId) -> Result<()> {
+        match &self.inner.gate {
+            Some(gate) => gate.ready(event_id).await,
+            None => Ok(()),
+        }
+    }
 
     async fn handle(&self, event_id: &EventId) -> Result<EventHandle> {
         let info = self.inner.catalog.event(event_id)?;

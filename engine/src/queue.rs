@@ -13,6 +13,15 @@
 //!
 //! Before an opening time, joiners are collected without a position and put in random order at
 //! the opening; later joiners are first in, first out.
+//!
+//! What defines the line is stored on the event's stream (`QUEUE_LINE_RECORD`, replicated with
+//! the event's shard in a cluster), so a queue actor started anew (a restart, a new shard leader)
+//! goes on with it: whether it opened, how far positions were handed out, how far admission got,
+//! the batches whose passes are live and the passes used. Positions are handed out in blocks
+//! reserved ahead (`POSITIONS_RESERVED`), so a join is not a write; positions of the last block
+//! that nobody got before a restart are admitted like anyone's (their passes go unused). An
+//! admission is stored before its passes are published. A waiting buyer's place is in their queue
+//! token (`WatchQueue`), not in the stored line.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
@@ -93,7 +102,7 @@ impl QueueConfig {
 }
 
 /// Buyers admitted together: positions `first..=last`, whose passes expire together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub first: u64,
     pub last: u64,
@@ -236,10 +245,28 @@ pub struct QueueState {
     sold_out: bool,
     progress: watch::Sender<Progress>,
     ticker: Option<JoinHandle<()>>,
+    /// Positions handed out at most, as stored.
+    reserved: u64,
+    /// The line as last stored (a change is stored before it is published).
+    stored: LineRecord,
 }
 
 /// How often the queue actor admits and publishes.
 const TICK: Duration = Duration::from_millis(100);
+/// Positions reserved (stored) ahead of those handed out: one write per this many joins.
+const POSITIONS_RESERVED: u64 = 64;
+
+/// The line as stored: what a queue actor started anew goes on from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LineRecord {
+    pub opened: bool,
+    /// Positions up to this one may have been handed out.
+    pub reserved: u64,
+    pub admitted_through: u64,
+    pub batches: Vec<Batch>,
+    /// Positions whose pass was used, with the hold's idempotency key.
+    pub used: Vec<(u64, Option<String>)>,
+}
 /// The window of the admission speed estimate.
 const SPEED_WINDOW_MS: u64 = 10_000;
 
@@ -248,7 +275,7 @@ impl QueueState {
         self.hasher.hash_one(buyer.as_str())
     }
 
-    fn join(&mut self, buyer: &BuyerId) -> Result<Place> {
+    async fn join(&mut self, buyer: &BuyerId) -> Result<Place> {
         if !self.config.enabled {
             return Err(Error::Queue {
                 event_id: self.event_id.to_string(),
@@ -272,9 +299,49 @@ impl QueueState {
             self.early.insert(key);
             return Ok(Place { position: 0 });
         }
+        if self.joined + 1 > self.reserved {
+            self.reserved = self.joined + POSITIONS_RESERVED;
+            self.store().await?;
+        }
         self.joined += 1;
         self.places.insert(key, self.joined as u32);
         Ok(Place { position: self.joined })
+    }
+
+    fn line(&self) -> LineRecord {
+        let mut used: Vec<(u64, Option<String>)> =
+            self.used.iter().map(|(position, key)| (*position, key.clone())).collect();
+        used.sort_unstable();
+        LineRecord {
+            opened: self.opened,
+            reserved: self.reserved,
+            admitted_through: self.admitted_through,
+            batches: self.batches.iter().copied().collect(),
+            used,
+        }
+    }
+
+    /// Stores the line if it changed since it was last stored.
+    async fn store(&mut self) -> Result<()> {
+        let line = self.line();
+        if line == self.stored {
+            return Ok(());
+        }
+        let Some(engine) = self.engine.upgrade() else {
+            return Err(Error::Unavailable { reason: "the engine stopped".into() });
+        };
+        engine
+            .persist_on(
+                self.event_id.as_str(),
+                vec![turnstile_storage::Write::Put {
+                    kind: QUEUE_LINE_RECORD.into(),
+                    key: self.event_id.to_string(),
+                    value: postcard::to_stdvec(&line).expect("lines serialize"),
+                }],
+            )
+            .await?;
+        self.stored = line;
+        Ok(())
     }
 
     fn claim(&mut self, position: u64, idempotency_key: Option<String>) -> Result<()> {
@@ -373,6 +440,16 @@ impl QueueState {
         }
         metrics::gauge!("turnstile_queue_waiting", "event" => self.event_id.to_string())
             .set((self.joined - self.admitted_through + self.early.len() as u64) as f64);
+        // Positions drawn at the opening are handed out: reserve them.
+        if self.joined > self.reserved {
+            self.reserved = self.joined + POSITIONS_RESERVED;
+        }
+        // Stored before published: a pass handed out is one a new leader knows of. If storing
+        // fails (this node no longer leads the shard), nothing new is published.
+        if let Err(error) = self.store().await {
+            tracing::debug!(event = %self.event_id, %error, "the waiting room's line was not stored");
+            return;
+        }
         self.publish(seats_per_pass);
     }
 
@@ -433,6 +510,11 @@ impl Actor for QueueActor {
         (arguments, progress): Self::Arguments,
     ) -> std::result::Result<Self::State, ActorProcessingErr> {
         let now_ms = arguments.engine.upgrade().map(|engine| engine.now_ms()).unwrap_or(0);
+        let stored = match arguments.engine.upgrade() {
+            Some(engine) => engine.queue_line(&arguments.event_id)?,
+            None => None,
+        }
+        .unwrap_or_default();
         let mut state = QueueState {
             event_id: arguments.event_id,
             engine: arguments.engine,
@@ -440,17 +522,20 @@ impl Actor for QueueActor {
             hasher: std::collections::hash_map::RandomState::new(),
             places: HashMap::new(),
             early: HashSet::new(),
-            opened: false,
-            joined: 0,
-            admitted_through: 0,
-            batches: VecDeque::new(),
-            used: HashMap::new(),
+            // Every reserved position counts as handed out: some may have been.
+            opened: stored.opened,
+            joined: stored.reserved,
+            admitted_through: stored.admitted_through,
+            batches: stored.batches.iter().copied().collect(),
+            used: stored.used.iter().cloned().collect(),
             credit: 0.0,
             last_tick_ms: now_ms,
             recent: VecDeque::new(),
             sold_out: false,
             progress,
             ticker: None,
+            reserved: stored.reserved,
+            stored,
         };
         state.ticker = Some(myself.send_interval(TICK, || QueueMsg::Tick));
         state.tick().await;
@@ -476,7 +561,7 @@ impl Actor for QueueActor {
     ) -> std::result::Result<(), ActorProcessingErr> {
         match message {
             QueueMsg::Join { buyer, reply } => {
-                let place = state.join(&buyer);
+                let place = state.join(&buyer).await;
                 let _ = reply.send(place);
             }
             QueueMsg::Claim { position, idempotency_key, reply } => {
@@ -573,6 +658,24 @@ impl Engine {
         self.queue_configs().get(event_id).is_some_and(|config| config.enabled)
     }
 
+    /// The event's line as stored (`None` before its waiting room first ran).
+    pub(crate) fn queue_line(&self, event_id: &EventId) -> Result<Option<LineRecord>> {
+        let Some(store) = self.store() else { return Ok(None) };
+        let Some(bytes) = store.record(QUEUE_LINE_RECORD, event_id.as_str()).map_err(crate::engine::storage_error)?
+        else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes).map(Some).map_err(|error| Error::Unavailable {
+            reason: format!("the stored line of '{event_id}' does not decode: {error}"),
+        })
+    }
+
+    /// The progress of the event's line, for a buyer who has a place already (their queue token
+    /// says which): nobody is put in line.
+    pub async fn queue_progress(&self, event_id: &EventId) -> Result<watch::Receiver<Progress>> {
+        Ok(self.queue(event_id).await?.progress)
+    }
+
     /// Puts the buyer in line, or finds their place if they joined before.
     pub async fn join_queue(&self, event_id: &EventId, buyer: &BuyerId) -> Result<(Place, watch::Receiver<Progress>)> {
         let queue = self.queue(event_id).await?;
@@ -607,9 +710,14 @@ impl Engine {
         }
     }
 
-    /// The event's queue actor, started on first use with the stored settings.
+    /// The event's queue actor, started on first use with the stored settings and line (in a
+    /// cluster, once this node leads the event's shard and has applied its log).
     async fn queue(&self, event_id: &EventId) -> Result<QueueHandle> {
         self.catalog().event(event_id)?;
+        if let Some(handle) = self.queues().get(event_id).and_then(|cell| cell.get().cloned()) {
+            return Ok(handle);
+        }
+        self.shard_ready(event_id).await?;
         let cell = self.queues().entry(event_id.clone()).or_default().clone();
         let handle = cell
             .get_or_try_init(|| async {
@@ -661,3 +769,5 @@ impl Engine {
 
 /// Record kind of waiting-room settings in the store.
 pub const QUEUE_RECORD: &str = "queue";
+/// Record kind of a waiting room's line (`LineRecord`), keyed by event id, on the event's stream.
+pub const QUEUE_LINE_RECORD: &str = "queue_line";

@@ -740,6 +740,12 @@ impl NodeApplier {
                 snapshot.records.push((BOOKING_RECORD.to_string(), key, value));
             }
         }
+        // The waiting rooms' lines of the group's events (keyed by event id).
+        for (key, value) in view.records(turnstile_engine::queue::QUEUE_LINE_RECORD)? {
+            if Self::owns_stream(placement, group, &key) {
+                snapshot.records.push((turnstile_engine::queue::QUEUE_LINE_RECORD.to_string(), key, value));
+            }
+        }
         view.for_each_buyer_booking::<StoreError>(|buyer, booked_at_ms, booking_id| {
             if Self::owns_booking(placement, group, booking_id) {
                 snapshot.buyer_index.push((buyer.to_string(), booked_at_ms, booking_id.to_string()));

@@ -149,11 +149,19 @@ impl QueueService for Gateway {
     ) -> Result<Response<Self::WatchQueueStream>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        self.admission.verify_queue_token(&request.get_ref().queue_token, &caller.buyer, &event_id)?;
+        let token = self.admission.verify_queue_token(&request.get_ref().queue_token, &caller.buyer, &event_id)?;
         here_or_forward!(self, Some(&event_id), request, Kind::Stream, QueueServiceClient::watch_queue, |response| {
             self.pipe(response)
         });
-        let (mut place, mut progress) = self.engine.join_queue(&event_id, &caller.buyer).await.map_err(status)?;
+        // The place is the token's: it holds across a restart or a new shard leader, which keep
+        // the line but not who joined it. A token from before the opening (position 0) asks the
+        // line, which draws a place for the buyer at the opening.
+        let (mut place, mut progress) = if token.pos > 0 {
+            let progress = self.engine.queue_progress(&event_id).await.map_err(status)?;
+            (turnstile_engine::queue::Place { position: token.pos }, progress)
+        } else {
+            self.engine.join_queue(&event_id, &caller.buyer).await.map_err(status)?
+        };
         let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_STREAM_BUFFER);
         let gateway = self.clone();
         let mut stopping = self.stopping.clone();

@@ -1062,3 +1062,120 @@ async fn a_cluster_with_tls_replicates_and_forwards_over_tls() {
     assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
     assert!(text.contains("node-c (turnstile"), "{text}");
 }
+
+/// Until one buyer's standing is final (admitted, ...), through the nodes `via` in turn: a stream
+/// cut by a failover is opened again through the next. Every standing seen, in order.
+async fn watch_queue_until_final(
+    nodes: &[Node],
+    via: &[usize],
+    token: &str,
+    event_id: &str,
+    queue_token: &str,
+) -> Vec<pb::QueueStanding> {
+    use turnstile_proto::v1::queue_service_client::QueueServiceClient;
+    let started = Instant::now();
+    let mut standings = Vec::new();
+    for attempt in 0.. {
+        assert!(started.elapsed() < Duration::from_secs(60), "no final standing in 60 s: {standings:?}");
+        let node = &nodes[via[attempt % via.len()]];
+        let mut client = QueueServiceClient::new(channel(node.address));
+        let request = pb::WatchQueueRequest { event_id: event_id.into(), queue_token: queue_token.into() };
+        let mut request = authed(token, request);
+        request.set_timeout(Duration::from_secs(60));
+        let Ok(reply) = client.watch_queue(request).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut stream = reply.into_inner();
+        while let Ok(Some(standing)) = stream.message().await {
+            let state = standing.state;
+            standings.push(standing);
+            if state != pb::QueueState::Waiting as i32 && state != pb::QueueState::NotOpen as i32 {
+                return standings;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unreachable!()
+}
+
+/// Regression: a waiting room's line lived only in memory on the shard leader: after a failover
+/// buyers had to rejoin at the end and passes handed out were refused. Now buyers in line before a
+/// leader kill keep their places (and are admitted in that order) and a buyer admitted before it
+/// holds with their pass after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_room_survives_a_leader_kill() {
+    use turnstile_proto::v1::queue_service_client::QueueServiceClient;
+    let (_directory, mut nodes, _) = start_cluster(&NODES).await;
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let event_id = create_hot_event(&nodes, &admin).await;
+    let mut admin_client = AdminServiceClient::new(channel(nodes[0].address));
+    let configure = pb::ConfigureQueueRequest {
+        event_id: event_id.clone(),
+        enabled: true,
+        admission_rate_per_second: 1,
+        seats_per_pass: 1,
+        ..Default::default()
+    };
+    admin_client.configure_queue(authed(&admin, configure)).await.unwrap();
+
+    let buyers: Vec<String> =
+        (0..4).map(|number| authenticator.mint(&format!("q-{number}"), Role::User, TOKEN_TTL_SECONDS)).collect();
+    let mut queue_tokens = Vec::new();
+    for (number, token) in buyers.iter().enumerate() {
+        let mut client = QueueServiceClient::new(channel(nodes[number % nodes.len()].address));
+        let request = authed(token, pb::JoinQueueRequest { event_id: event_id.clone() });
+        let joined = client.join_queue(request).await.unwrap().into_inner();
+        assert_eq!(joined.standing.unwrap().position, number as u64 + 1);
+        queue_tokens.push(joined.queue_token);
+    }
+    let first = watch_queue_until_final(&nodes, &[0, 1, 2], &buyers[0], &event_id, &queue_tokens[0]).await;
+    let last = first.last().unwrap();
+    assert_eq!(last.state, pb::QueueState::Admitted as i32, "{first:?}");
+    let pass = last.admission_pass.clone();
+
+    let leader = leader_of_event(&nodes, &admin, None).await.expect("some node runs the event");
+    nodes[leader].kill();
+    let live: Vec<usize> = (0..nodes.len()).filter(|&position| position != leader).collect();
+
+    // The pass admitted before the kill holds after it, through a survivor.
+    let started = Instant::now();
+    let mut booking = BookingServiceClient::new(channel(nodes[live[0]].address));
+    loop {
+        let request = pb::HoldSeatsRequest {
+            event_id: event_id.clone(),
+            idempotency_key: "queued-hold-0".into(),
+            selection: Some(pb::hold_seats_request::Selection::Seats(pb::SeatList { seat_ids: vec!["S:R0:1".into()] })),
+            admission_pass: pass.clone(),
+        };
+        match booking.hold_seats(authed(&buyers[0], request)).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    started.elapsed() < HEALTHY_WAIT_MAX
+                        && matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled),
+                    "the pass from before the kill: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    // The others keep their places and are admitted in order.
+    let mut admitted_at = Vec::new();
+    for number in 1..buyers.len() {
+        let standings = watch_queue_until_final(&nodes, &live, &buyers[number], &event_id, &queue_tokens[number]).await;
+        assert!(
+            standings.iter().all(|standing| standing.position == number as u64 + 1),
+            "buyer {number}: {standings:?}"
+        );
+        assert_eq!(standings.last().unwrap().state, pb::QueueState::Admitted as i32, "buyer {number}: {standings:?}");
+        admitted_at.push(standings.last().unwrap().pass_expires_at.unwrap().seconds);
+    }
+    assert!(admitted_at.windows(2).all(|pair| pair[0] <= pair[1]), "admitted in order: {admitted_at:?}");
+    let mut client = QueueServiceClient::new(channel(nodes[live[1]].address));
+    let newcomer = authenticator.mint("q-new", Role::User, TOKEN_TTL_SECONDS);
+    let joined =
+        client.join_queue(authed(&newcomer, pb::JoinQueueRequest { event_id: event_id.clone() })).await.unwrap();
+    assert!(joined.into_inner().standing.unwrap().position > 4, "no place is handed out twice");
+}

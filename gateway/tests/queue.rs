@@ -426,3 +426,39 @@ async fn a_later_opening_of_a_line_that_opened_already_is_refused() {
     assert_eq!(state(&standing), pb::QueueState::NotOpen, "{standing:?}");
     server.stop().await;
 }
+
+/// The line outlives its actor: after a restart, an admitted buyer holds with their pass (once),
+/// a buyer who was waiting watches from the place their token names and is admitted in turn, and
+/// a newcomer gets a place behind everyone who had one (no position is handed out twice).
+#[tokio::test]
+async fn the_line_survives_a_restart_with_its_places_and_passes() {
+    let server = TestServer::start().await;
+    let event_id = create_event(&server, 1, 10, 0, 2).await;
+    configure(&server, &event_id, 1, 1).await;
+    let mut tokens = Vec::new();
+    for buyer in ["ann", "bob", "cat"] {
+        let joined = join(&server, buyer, &event_id).await;
+        tokens.push(joined.queue_token);
+    }
+    let admitted = watch_until_final(&server, "ann", &event_id, &tokens[0]).await;
+    let last = admitted.last().unwrap();
+    assert_eq!((state(last), last.position), (pb::QueueState::Admitted, 1));
+    let pass = last.admission_pass.clone();
+
+    let server = server.restart_with(|_| {}).await;
+    let held = hold(&server, "ann", &event_id, best("S", 1), &pass, "ann-1").await.expect("the pass still admits");
+    assert_eq!(held.tickets.len(), 1);
+    let again = hold(&server, "ann", &event_id, best("S", 1), &pass, "ann-2").await.unwrap_err();
+    assert_eq!(again.code(), Code::PermissionDenied, "the pass was used: {again:?}");
+
+    // bob (2) then cat (3): their places are their tokens', and admission goes on in order.
+    let bob = watch_until_final(&server, "bob", &event_id, &tokens[1]).await;
+    assert!(bob.iter().all(|standing| standing.position == 2), "{bob:?}");
+    assert_eq!(state(bob.last().unwrap()), pb::QueueState::Admitted);
+    let cat = watch_until_final(&server, "cat", &event_id, &tokens[2]).await;
+    assert!(cat.iter().all(|standing| standing.position == 3), "{cat:?}");
+    assert_eq!(state(cat.last().unwrap()), pb::QueueState::Admitted);
+    let newcomer = join(&server, "dan", &event_id).await.standing.unwrap();
+    assert!(newcomer.position > 3, "no place is handed out twice: {newcomer:?}");
+    server.stop().await;
+}
