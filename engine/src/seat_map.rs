@@ -69,6 +69,9 @@ pub struct SeatMap {
     /// `(first seat, section, row)` of every row, ordered by first seat, to find a seat's row by
     /// binary search instead of storing a section per seat.
     row_starts: Vec<(u32, u16, u32)>,
+    /// Identifies the layout: xxh3 of the sections as the admin gave them (postcard), the same on
+    /// every node and build. Clients cache the layout by it.
+    pub layout_version: u64,
 }
 
 /// Where a reserved seat sits.
@@ -126,6 +129,7 @@ impl SeatMap {
             section_by_label: HashMap::new(),
             seat_count: 0,
             row_starts: Vec::new(),
+            layout_version: 0,
         })
     }
 
@@ -234,7 +238,9 @@ impl SeatMap {
                 row_by_label,
             });
         }
-        Ok(Self { sections: layouts, section_by_label, seat_count: next_seat, row_starts })
+        let layout_version =
+            xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(sections).expect("section specs serialize"));
+        Ok(Self { sections: layouts, section_by_label, seat_count: next_seat, row_starts, layout_version })
     }
 
     pub fn section_index(&self, section_id: &str) -> Option<u16> {

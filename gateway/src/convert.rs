@@ -107,12 +107,21 @@ pub fn price_levels(levels: Vec<pb::PriceLevel>) -> Result<(String, Vec<PriceLev
     Ok((currency.unwrap_or_default(), converted))
 }
 
-pub fn venue(venue: &Venue) -> pb::Venue {
+/// The venue without its layout (`sections` empty), with the layout's version.
+pub fn venue_summary(venue: &Venue) -> pb::Venue {
     pb::Venue {
         venue_id: venue.venue_id.to_string(),
         name: venue.name.clone(),
         city: venue.city.clone(),
         address: venue.address.clone(),
+        sections: Vec::new(),
+        capacity: venue.seat_map.capacity(),
+        layout_version: format!("{:016x}", venue.seat_map.layout_version),
+    }
+}
+
+pub fn venue(venue: &Venue) -> pb::Venue {
+    pb::Venue {
         sections: venue
             .seat_map
             .specs()
@@ -128,7 +137,7 @@ pub fn venue(venue: &Venue) -> pb::Venue {
                 general_admission_capacity: section.general_admission_capacity,
             })
             .collect(),
-        capacity: venue.seat_map.capacity(),
+        ..venue_summary(venue)
     }
 }
 
@@ -199,11 +208,12 @@ fn seat_status(status: SeatStatus) -> pb::SeatStatus {
     }
 }
 
-pub fn event_details(details: &EventDetails) -> pb::GetEventResponse {
+/// GetEvent's answer; the venue's layout only when `include_layout`.
+pub fn event_details(details: &EventDetails, include_layout: bool) -> pb::GetEventResponse {
     let overview = &details.overview;
     pb::GetEventResponse {
         event: Some(event(&details.info, Some(overview))),
-        venue: Some(venue(&details.venue)),
+        venue: Some(if include_layout { venue(&details.venue) } else { venue_summary(&details.venue) }),
         performers: details.performers.iter().map(|performer| self::performer(performer)).collect(),
         availability: overview.availability.iter().map(|row| availability(row, &overview.terms.currency)).collect(),
         seats: seat_states(overview.seats.iter().flatten()),

@@ -313,7 +313,7 @@ impl Worker {
                 self.window.lock().expect("window lock").record("search", started, &result);
             } else {
                 let started = Instant::now();
-                let result = catalog.get_event(pb::GetEventRequest { event_id, include_seats: false }).await;
+                let result = catalog.get_event(pb::GetEventRequest { event_id, ..Default::default() }).await;
                 tally.record("view", started, &result);
                 self.window.lock().expect("window lock").record("view", started, &result);
             }

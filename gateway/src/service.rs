@@ -150,7 +150,7 @@ impl CatalogService for Gateway {
             here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, CatalogServiceClient::get_event)
                 .into_inner();
         let details = self.engine.event_details(&event_id, request.include_seats).await.map_err(status)?;
-        Ok(Response::new(convert::event_details(&details)))
+        Ok(Response::new(convert::event_details(&details, request.include_layout)))
     }
 
     async fn search_events(
@@ -645,7 +645,7 @@ impl AdminService for Gateway {
                 .into_inner();
         let rules = request.rules.map(convert::pricing_rules);
         let details = self.engine.set_pricing(&event_id, rules).await.map_err(status)?;
-        let response = convert::event_details(&details);
+        let response = convert::event_details(&details, false);
         Ok(Response::new(pb::SetPricingResponse { availability: response.availability }))
     }
 

@@ -117,7 +117,11 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
                     server,
                     who,
                     owner,
-                    pb::GetEventRequest { event_id: fixture.event_id.clone(), include_seats: false },
+                    pb::GetEventRequest {
+                        event_id: fixture.event_id.clone(),
+                        include_seats: false,
+                        ..Default::default()
+                    },
                 ))
                 .await,
         ),

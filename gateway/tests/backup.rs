@@ -125,7 +125,7 @@ async fn a_backup_restores_into_a_node_that_serves_the_same_bookings() {
     let error = booking_client.get_hold(authed(&ann, pb::GetHoldRequest { hold_id: later.hold_id })).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound, "the hold placed after the backup is not restored");
     let view = turnstile_proto::v1::catalog_service_client::CatalogServiceClient::new(channel)
-        .get_event(pb::GetEventRequest { event_id, include_seats: false })
+        .get_event(pb::GetEventRequest { event_id, include_seats: false, ..Default::default() })
         .await
         .unwrap()
         .into_inner();

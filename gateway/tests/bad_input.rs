@@ -173,7 +173,7 @@ async fn get_event(server: &TestServer, event_id: &str) -> Result<pb::GetEventRe
         .catalog()
         .get_event(authed(
             &server.admin_token(),
-            pb::GetEventRequest { event_id: event_id.into(), include_seats: true },
+            pb::GetEventRequest { event_id: event_id.into(), include_seats: true, ..Default::default() },
         ))
         .await
         .map(|response| response.into_inner())
@@ -800,7 +800,10 @@ async fn bad_tokens_are_unauthenticated_with_a_reason() {
         assert_rejected(
             server
                 .catalog()
-                .get_event(authed(token, pb::GetEventRequest { event_id: event_id.clone(), include_seats: false }))
+                .get_event(authed(
+                    token,
+                    pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() },
+                ))
                 .await,
             Code::Unauthenticated,
             &[reason],
@@ -1347,7 +1350,7 @@ async fn malformed_request_bytes_are_invalid_in_every_rpc() {
     // The same path with well-formed bytes works: the codec decodes what it should.
     let good = {
         use prost::Message as _;
-        pb::GetEventRequest { event_id: event_id.clone(), include_seats: false }.encode_to_vec()
+        pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() }.encode_to_vec()
     };
     raw_call(&server, "/turnstile.v1.CatalogService/GetEvent", &good).await.unwrap();
     assert_eq!(snapshot(&server, &event_id).await, before);

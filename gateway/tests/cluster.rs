@@ -356,7 +356,8 @@ async fn create_hot_event(nodes: &[Node], admin: &str) -> String {
         let mut catalog = CatalogServiceClient::new(channel(node.address));
         let started = Instant::now();
         loop {
-            let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+            let request =
+                pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() };
             if catalog.get_event(request).await.is_ok() {
                 break;
             }
@@ -591,7 +592,7 @@ async fn check_bookings(nodes: &[Node], ledger: &Ledger, tokens: &HashMap<String
     }
     let mut catalog = CatalogServiceClient::new(channel(nodes[0].address));
     let view = catalog
-        .get_event(pb::GetEventRequest { event_id: event_id.to_string(), include_seats: true })
+        .get_event(pb::GetEventRequest { event_id: event_id.to_string(), include_seats: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -831,7 +832,7 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
         .event_id;
     let mut catalog = CatalogServiceClient::new(channel(addresses[2]));
     loop {
-        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() };
         match catalog.get_event(request).await {
             Ok(_) => break,
             Err(status) => {
@@ -943,7 +944,8 @@ async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
         // A restarted node re-applies its catalog once it hears the commit point: read until then.
         let mut catalog = CatalogServiceClient::new(channel(node.address));
         loop {
-            let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+            let request =
+                pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() };
             match catalog.get_event(request).await {
                 Ok(_) => break,
                 Err(status) => {
@@ -1044,7 +1046,7 @@ async fn a_cluster_with_tls_replicates_and_forwards_over_tls() {
     // Every node saw the three holds: replication and forwarding both went through.
     for node in &nodes {
         let mut catalog = CatalogServiceClient::new(tls_channel(node.address));
-        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+        let request = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() };
         let event = catalog.get_event(request).await.unwrap().into_inner();
         let held: u32 = event.availability.iter().map(|availability| availability.held).sum();
         assert_eq!(held, 3, "{}: {:?}", node.name, event.availability);

@@ -180,7 +180,7 @@ async fn dynamic_prices_move_with_sell_through_and_holds_keep_theirs() {
     let early = hold(&server, "ann", &event_id, &["S:R0:1", "S:R0:2", "S:R0:3", "S:R0:4"]).await;
     assert_eq!(early.total.as_ref().unwrap().amount_minor, 4 * 2_500);
     // 4 of 20 sold: the 20% step applies to the next buyer, and GetEvent shows it.
-    let view = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false };
+    let view = pb::GetEventRequest { event_id: event_id.clone(), include_seats: false, ..Default::default() };
     let event = server.catalog().get_event(view.clone()).await.unwrap().into_inner();
     assert_eq!(event.availability[0].price.as_ref().unwrap().amount_minor, 3_500);
     let late = hold(&server, "bob", &event_id, &["S:R1:1"]).await;

@@ -1523,7 +1523,7 @@ async fn observe(
     let catalog = CatalogServiceClient::new(channel);
     let event = read_with_retries("GetEvent", retries, || {
         let mut catalog = catalog.clone();
-        let request = pb::GetEventRequest { event_id: event_id.to_string(), include_seats: true };
+        let request = pb::GetEventRequest { event_id: event_id.to_string(), include_seats: true, ..Default::default() };
         async move { catalog.get_event(request).await }
     })
     .await

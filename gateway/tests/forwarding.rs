@@ -167,7 +167,8 @@ async fn calls_through_one_node_are_served_by_the_leader() {
     assert_eq!(again.unwrap().into_inner().hold.unwrap().hold_id, hold.hold_id);
 
     // Reads through A see B's inventory.
-    let request = authed(&alice, pb::GetEventRequest { event_id: event_id.clone(), include_seats: true });
+    let request =
+        authed(&alice, pb::GetEventRequest { event_id: event_id.clone(), include_seats: true, ..Default::default() });
     let event = within(a.catalog().get_event(request)).await.unwrap().into_inner();
     let held: Vec<&str> = event
         .seats
@@ -300,7 +301,8 @@ async fn the_leaders_refusals_come_back_unchanged() {
     same_status(&through_a, &direct);
 
     // An unknown event: B's NOT_FOUND.
-    let unknown = || pb::GetEventRequest { event_id: "evt_00000000000000aa".into(), include_seats: false };
+    let unknown =
+        || pb::GetEventRequest { event_id: "evt_00000000000000aa".into(), include_seats: false, ..Default::default() };
     let through_a = a.catalog().get_event(authed(&alice, unknown())).await.unwrap_err();
     let direct = b.catalog().get_event(authed(&alice, unknown())).await.unwrap_err();
     assert_eq!(through_a.code(), Code::NotFound);
@@ -385,7 +387,12 @@ async fn a_forwarded_call_is_never_forwarded_again() {
         Server::start_with_router(&config, engine, b_listener, forward_to("node-a", &a.address)).await.unwrap();
     let b_channel = Channel::from_shared(format!("http://{b_address}")).unwrap().connect().await.unwrap();
     let alice = token("alice");
-    let get = || authed(&alice, pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false });
+    let get = || {
+        authed(
+            &alice,
+            pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false, ..Default::default() },
+        )
+    };
 
     // Sent straight to B with A's mark: refused at once as not the leader, with the retry hint.
     let mut marked = get();

@@ -39,7 +39,7 @@ async fn view_hold_confirm_list_and_cancel() {
     // View without a token: anonymous catalog reads are allowed.
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -91,7 +91,7 @@ async fn view_hold_confirm_list_and_cancel() {
 
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -175,7 +175,7 @@ async fn view_hold_confirm_list_and_cancel() {
     assert_eq!(listed.bookings[0].status, pb::BookingStatus::Cancelled as i32);
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: false })
+        .get_event(pb::GetEventRequest { event_id: event.event_id.clone(), include_seats: false, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -359,5 +359,48 @@ async fn health_checking_and_reflection_answer() {
         panic!("no file for grpc.health.v1.Health: {response:?}")
     };
     assert!(!files.file_descriptor_proto.is_empty());
+    server.stop().await;
+}
+
+/// GetEvent leaves the venue's layout out unless asked: the venue comes as a summary with a
+/// layout version that is the same for the same layout (clients cache the layout by it) and
+/// differs for another; `include_layout` brings the sections, rows and seat labels.
+#[tokio::test]
+async fn get_event_sends_the_layout_only_when_asked() {
+    use prost::Message as _;
+    let server = TestServer::start().await;
+    let big = create_event(&server, 20, 30, 100, 4).await;
+    let same_layout = create_event(&server, 20, 30, 100, 4).await;
+    let other_layout = create_event(&server, 2, 3, 0, 4).await;
+    let get = |event_id: &str, include_layout: bool| pb::GetEventRequest {
+        event_id: event_id.into(),
+        include_layout,
+        ..Default::default()
+    };
+    let summary = server.catalog().get_event(get(&big, false)).await.unwrap().into_inner();
+    let venue = summary.venue.clone().unwrap();
+    assert!(venue.sections.is_empty(), "no layout unless asked");
+    assert_eq!(venue.capacity, 20 * 30 + 100);
+    assert_eq!(venue.layout_version.len(), 16, "{venue:?}");
+    assert!(!summary.availability.is_empty(), "availability is always there");
+
+    let full = server.catalog().get_event(get(&big, true)).await.unwrap().into_inner();
+    let full_venue = full.venue.clone().unwrap();
+    assert_eq!(full_venue.layout_version, venue.layout_version);
+    let labels: usize =
+        full_venue.sections.iter().flat_map(|section| &section.rows).map(|row| row.seat_labels.len()).sum();
+    assert_eq!(labels, 20 * 30, "every seat label with the layout");
+    assert!(
+        summary.encoded_len() * 5 < full.encoded_len(),
+        "the summary is a fraction of the whole: {} against {} bytes",
+        summary.encoded_len(),
+        full.encoded_len()
+    );
+
+    let same = server.catalog().get_event(get(&same_layout, false)).await.unwrap().into_inner().venue.unwrap();
+    assert_ne!(same.venue_id, venue.venue_id);
+    assert_eq!(same.layout_version, venue.layout_version, "the same layout, the same version");
+    let other = server.catalog().get_event(get(&other_layout, false)).await.unwrap().into_inner().venue.unwrap();
+    assert_ne!(other.layout_version, venue.layout_version);
     server.stop().await;
 }

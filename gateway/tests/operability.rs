@@ -143,7 +143,11 @@ async fn the_grpc_port_speaks_tls_when_a_certificate_is_configured() {
         .await
         .unwrap();
     let error = turnstile_proto::v1::catalog_service_client::CatalogServiceClient::new(channel)
-        .get_event(pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false })
+        .get_event(pb::GetEventRequest {
+            event_id: "evt_0000000000000001".into(),
+            include_seats: false,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound, "the call went through TLS to the service: {error:?}");
@@ -156,7 +160,11 @@ async fn the_grpc_port_speaks_tls_when_a_certificate_is_configured() {
         .await;
     if let Ok(plain) = plain {
         let result = turnstile_proto::v1::catalog_service_client::CatalogServiceClient::new(plain)
-            .get_event(pb::GetEventRequest { event_id: "evt_0000000000000001".into(), include_seats: false })
+            .get_event(pb::GetEventRequest {
+                event_id: "evt_0000000000000001".into(),
+                include_seats: false,
+                ..Default::default()
+            })
             .await;
         assert!(
             result.is_err_and(|error| error.code() != Code::NotFound),

@@ -148,7 +148,7 @@ async fn two_hundred_buyers_race_for_a_thousand_seats() {
     // GetEvent's counts match the seats, and the booked seats are exactly the acknowledged ones.
     let view = server
         .catalog()
-        .get_event(pb::GetEventRequest { event_id: event_id.clone(), include_seats: true })
+        .get_event(pb::GetEventRequest { event_id: event_id.clone(), include_seats: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -39,7 +39,7 @@ impl Mirror {
     async fn truth(server: &TestServer, event_id: &str) -> Self {
         let response = server
             .catalog()
-            .get_event(pb::GetEventRequest { event_id: event_id.into(), include_seats: true })
+            .get_event(pb::GetEventRequest { event_id: event_id.into(), include_seats: true, ..Default::default() })
             .await
             .unwrap()
             .into_inner();

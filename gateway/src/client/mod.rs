@@ -469,7 +469,8 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
 async fn view(args: ViewArgs) -> anyhow::Result<()> {
     let target = args.connection.target(Identity::Optional)?;
     let mut client = CatalogServiceClient::new(target.connect().await?);
-    let request = pb::GetEventRequest { event_id: args.event_id, include_seats: args.seats };
+    let request =
+        pb::GetEventRequest { event_id: args.event_id, include_seats: args.seats, include_layout: args.seats };
     let response = client.get_event(target.request(request)).await?.into_inner();
     let view = output::EventView::from_pb(response, args.seats);
     print_plain(&args.output, &view, || view.text())
