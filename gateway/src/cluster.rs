@@ -106,6 +106,61 @@ struct LeadershipChanges {
 /// How often, at most, a line about leadership changes is logged.
 const LEADERSHIP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a node waits for the catalog group to report its membership at start.
+const MEMBERSHIP_REPORT_WAIT: Duration = Duration::from_secs(10);
+
+/// The catalog group has every node of the cluster: if its stored membership and the
+/// configuration's [[nodes]] name different nodes, say so. The stored membership wins (the groups
+/// run with the members they were formed with): the node list cannot be changed by editing the
+/// configuration.
+async fn report_membership_difference(cluster: std::sync::Weak<Cluster>) {
+    let (raft, names, catalog_group) = {
+        let Some(cluster) = cluster.upgrade() else { return };
+        let Some(raft) = cluster.node.group(cluster.catalog_group) else { return };
+        (raft, cluster.names.clone(), cluster.catalog_group)
+    };
+    // The group reports its membership once its core has loaded it; on a cluster's first start
+    // there is none until it is formed, and then it is the configuration's.
+    let mut metrics = raft.metrics();
+    let stored = tokio::time::timeout(MEMBERSHIP_REPORT_WAIT, async {
+        loop {
+            let nodes: std::collections::BTreeMap<NodeId, String> = metrics
+                .borrow_and_update()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect();
+            if !nodes.is_empty() {
+                return Some(nodes);
+            }
+            if metrics.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(stored) = stored else { return };
+    let only_configured: Vec<&str> =
+        names.iter().filter(|(id, _)| !stored.contains_key(id)).map(|(_, name)| name.as_str()).collect();
+    let only_stored: Vec<String> = stored
+        .iter()
+        .filter(|(id, _)| !names.contains_key(id))
+        .map(|(id, address)| format!("raft id {id} at {address}"))
+        .collect();
+    if !only_configured.is_empty() || !only_stored.is_empty() {
+        tracing::warn!(
+            group = catalog_group,
+            configured_not_members = ?only_configured,
+            members_not_configured = ?only_stored,
+            "the configuration's [[nodes]] and the cluster's stored membership differ; the stored membership \
+             wins (a cluster's node list is fixed once it has started)"
+        );
+    }
+}
+
 /// Logs, at most once per `LEADERSHIP_LOG_INTERVAL`, the leadership changes gathered since, and
 /// (once each) the groups whose raft stopped on a fatal error (openraft's own log is off by
 /// default: it speaks per failed call to a peer).
@@ -249,6 +304,7 @@ impl Cluster {
             }
         }
         tokio::spawn(log_leadership(Arc::downgrade(self)));
+        tokio::spawn(report_membership_difference(Arc::downgrade(self)));
         tracing::info!(node = %self.name, groups = self.proposals.len(), "cluster groups started");
         Ok(())
     }

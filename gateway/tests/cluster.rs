@@ -1181,3 +1181,45 @@ async fn a_waiting_room_survives_a_leader_kill() {
         client.join_queue(authed(&newcomer, pb::JoinQueueRequest { event_id: event_id.clone() })).await.unwrap();
     assert!(joined.into_inner().standing.unwrap().position > 4, "no place is handed out twice");
 }
+
+/// The node list of the configuration and the cluster's stored membership must not disagree
+/// silently: restarted with a config that lists a node the cluster never had, every node says so
+/// (and that the stored membership wins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_node_list_that_differs_from_the_membership_is_reported() {
+    let (directory, mut nodes, _) = start_cluster(&NODES).await;
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    create_hot_event(&nodes, &admin).await;
+    for node in &mut nodes {
+        node.kill();
+    }
+    let stranger = Node {
+        name: "node-d",
+        address: free_local_address(),
+        data_dir: directory.path().join("node-d"),
+        log: directory.path().join("node-d.log"),
+        child: None,
+    };
+    let mut listed: Vec<Node> = nodes
+        .iter()
+        .map(|node| Node {
+            name: node.name,
+            address: node.address,
+            data_dir: node.data_dir.clone(),
+            log: node.log.clone(),
+            child: None,
+        })
+        .collect();
+    listed.push(stranger);
+    let config_path = write_config(directory.path(), &listed, "");
+    for node in &mut nodes {
+        node.start(&config_path);
+    }
+    for node in &nodes {
+        wait_for_log(node, "stored membership differ", 0, HEALTHY_WAIT_MAX).await;
+        let text = std::fs::read_to_string(&node.log).unwrap();
+        let line = text.lines().find(|line| line.contains("stored membership differ")).unwrap();
+        assert!(line.contains("node-d") && line.contains("wins"), "{}: {line}", node.name);
+    }
+}
