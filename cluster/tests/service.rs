@@ -10,31 +10,46 @@ use turnstile_cluster::network::proto::RaftRequest;
 use turnstile_cluster::{start_group, CommandJournal, Connections, Groups, RaftService};
 use turnstile_storage::RaftLog;
 
-#[tokio::test]
-async fn misrouted_unknown_and_undecodable_messages_are_refused() {
-    let node = 11;
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
+/// A node `node` running group 5 alone, its replication service on 127.0.0.1 (requiring
+/// `credential` if set): the group, a connected client, and what stops the server.
+async fn serve(
+    node: u64,
+    dir: &std::path::Path,
+    credential: Option<turnstile_cluster::network::NodeCredential>,
+) -> (
+    turnstile_cluster::Raft,
+    RaftClient<tonic::transport::Channel>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    let log = Arc::new(RaftLog::open(&dir.join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
     let groups = Groups::default();
     let config = turnstile_cluster::raft_config().unwrap();
     let raft =
         start_group(node, 5, config, log, CommandJournal::new(10), Connections::default(), &groups).await.unwrap();
     assert_eq!(groups.ids(), vec![5]);
-
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(RaftService::new(node, groups).into_server())
+            .add_service(RaftService::new(node, groups).requiring(credential).into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stopped.await;
             }),
     );
-    let mut client = tokio::time::timeout(Duration::from_secs(10), RaftClient::connect(format!("http://{address}")))
+    let client = tokio::time::timeout(Duration::from_secs(10), RaftClient::connect(format!("http://{address}")))
         .await
         .expect("connected in time")
         .unwrap();
+    (raft, client, stop, server)
+}
+
+#[tokio::test]
+async fn misrouted_unknown_and_undecodable_messages_are_refused() {
+    let node = 11;
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, mut client, stop, server) = serve(node, dir.path(), None).await;
 
     let status = client.vote(RaftRequest { group: 5, target: 12, body: Vec::new() }).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -65,26 +80,8 @@ async fn calls_without_the_cluster_credential_are_refused() {
     use turnstile_cluster::network::{NodeCredential, CREDENTIAL_HEADER};
     let node = 21;
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(RaftLog::open(&dir.path().join(turnstile_storage::RAFT_DATABASE_FILE)).unwrap());
-    let groups = Groups::default();
-    let config = turnstile_cluster::raft_config().unwrap();
-    let raft =
-        start_group(node, 5, config, log, CommandJournal::new(10), Connections::default(), &groups).await.unwrap();
     let credential = NodeCredential::new("proof-of-the-cluster-secret").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(RaftService::new(node, groups).requiring(Some(credential)).into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            }),
-    );
-    let mut client = tokio::time::timeout(Duration::from_secs(10), RaftClient::connect(format!("http://{address}")))
-        .await
-        .expect("connected in time")
-        .unwrap();
+    let (raft, mut client, stop, server) = serve(node, dir.path(), Some(credential)).await;
     let with = |value: Option<&str>| {
         let mut request = tonic::Request::new(RaftRequest { group: 6, target: node, body: Vec::new() });
         if let Some(value) = value {

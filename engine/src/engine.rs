@@ -367,26 +367,26 @@ impl Engine {
     /// This node no longer leads the shard whose events `belongs` picks: stops their actors and
     /// forgets what it had rebuilt. Their requests go to the new leader.
     pub async fn release_events(&self, belongs: &(dyn Fn(&EventId) -> bool + Sync)) {
-        let events: Vec<EventId> =
-            self.inner.actors.iter().map(|entry| entry.key().clone()).filter(|event_id| belongs(event_id)).collect();
-        for event_id in events {
-            if let Some((_, cell)) = self.inner.actors.remove(&event_id) {
-                if let Some(handle) = cell.get() {
-                    handle.actor.stop(None);
+        /// Removes the actors of the events `belongs` picks from `actors` and stops them.
+        fn stop<H, M: ractor::Message>(
+            actors: &DashMap<EventId, Arc<OnceCell<H>>>,
+            belongs: &(dyn Fn(&EventId) -> bool + Sync),
+            actor: impl Fn(&H) -> &ActorRef<M>,
+        ) {
+            let picked: Vec<EventId> =
+                actors.iter().map(|entry| entry.key().clone()).filter(|event_id| belongs(event_id)).collect();
+            for event_id in picked {
+                if let Some((_, cell)) = actors.remove(&event_id) {
+                    if let Some(handle) = cell.get() {
+                        actor(handle).stop(None);
+                    }
                 }
             }
         }
+        stop(&self.inner.actors, belongs, |handle| &handle.actor);
         // Their waiting rooms too: the next leader goes on from the stored line, and this node,
         // if it leads again, starts afresh from it rather than from what it had.
-        let queues: Vec<EventId> =
-            self.inner.queues.iter().map(|entry| entry.key().clone()).filter(|event_id| belongs(event_id)).collect();
-        for event_id in queues {
-            if let Some((_, cell)) = self.inner.queues.remove(&event_id) {
-                if let Some(handle) = cell.get() {
-                    handle.actor.stop(None);
-                }
-            }
-        }
+        stop(&self.inner.queues, belongs, |handle| &handle.actor);
         self.inner.recovered.retain(|event_id, _| !belongs(event_id));
     }
 

@@ -82,6 +82,17 @@ struct Node {
 }
 
 impl Node {
+    /// A node not started yet, its data and log in `directory`, on a free port.
+    fn new(directory: &Path, name: &'static str) -> Self {
+        Node {
+            name,
+            address: free_local_address(),
+            data_dir: directory.join(name),
+            log: directory.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
     fn start(&mut self, config: &Path) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
@@ -311,16 +322,7 @@ async fn start_cluster(names: &[&'static str]) -> (tempfile::TempDir, Vec<Node>,
 /// The same, with `extra` at the end of the config's `[cluster]` table (it may open more tables).
 async fn start_cluster_with(names: &[&'static str], extra: &str) -> (tempfile::TempDir, Vec<Node>, PathBuf) {
     let directory = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|name| Node {
-            name,
-            address: free_local_address(),
-            data_dir: directory.path().join(name),
-            log: directory.path().join(format!("{name}.log")),
-            child: None,
-        })
-        .collect();
+    let mut nodes: Vec<Node> = names.iter().map(|name| Node::new(directory.path(), name)).collect();
     let config_path = write_config(directory.path(), &nodes, extra);
     for node in &mut nodes {
         node.start(&config_path);
@@ -981,16 +983,7 @@ async fn a_cluster_with_tls_replicates_and_forwards_over_tls() {
         key.display(),
         certificate.display()
     );
-    let mut nodes: Vec<Node> = NODES
-        .iter()
-        .map(|name| Node {
-            name,
-            address: free_local_address(),
-            data_dir: directory.path().join(name),
-            log: directory.path().join(format!("{name}.log")),
-            child: None,
-        })
-        .collect();
+    let mut nodes: Vec<Node> = NODES.iter().map(|name| Node::new(directory.path(), name)).collect();
     let config_path = write_config(directory.path(), &nodes, &tls_table);
     for node in &mut nodes {
         node.start(&config_path);
@@ -1194,24 +1187,15 @@ async fn a_configured_node_list_that_differs_from_the_membership_is_reported() {
     for node in &mut nodes {
         node.kill();
     }
-    let stranger = Node {
-        name: "node-d",
-        address: free_local_address(),
-        data_dir: directory.path().join("node-d"),
-        log: directory.path().join("node-d.log"),
-        child: None,
-    };
     let mut listed: Vec<Node> = nodes
         .iter()
-        .map(|node| Node {
-            name: node.name,
-            address: node.address,
-            data_dir: node.data_dir.clone(),
-            log: node.log.clone(),
-            child: None,
+        .map(|node| {
+            let mut listed = Node::new(directory.path(), node.name);
+            listed.address = node.address;
+            listed
         })
         .collect();
-    listed.push(stranger);
+    listed.push(Node::new(directory.path(), "node-d"));
     let config_path = write_config(directory.path(), &listed, "");
     for node in &mut nodes {
         node.start(&config_path);
