@@ -264,12 +264,14 @@ impl Config {
     /// Makes this config that of node `id` of its `[[nodes]]` (`serve --node ID`): its id, its
     /// address, and its data directory, from the node's entry (`data_dir`), else from `[node]`
     /// when that section is this node's, else `data/ID`. Returns where the directory came from.
-    pub fn select_node(&mut self, id: &str) -> Result<&'static str, ConfigError> {
+    /// With `data_dir_given` (`--data-dir`), the directory is the caller's and is left alone.
+    pub fn select_node(&mut self, id: &str, data_dir_given: bool) -> Result<&'static str, ConfigError> {
         let entry = self.nodes.iter().find(|entry| entry.id == id).ok_or_else(|| ConfigError::Invalid {
             key: "--node",
             reason: format!("'{id}' is not one of the [[nodes]] of the config"),
         })?;
         let (data_dir, source) = match &entry.data_dir {
+            _ if data_dir_given => (self.node.data_dir.clone(), "--data-dir"),
             Some(dir) => (dir.clone(), "[[nodes]] data_dir"),
             None if self.node.data_dir_given && self.node.id == id => (self.node.data_dir.clone(), "node.data_dir"),
             None if self.node.data_dir_given => {
@@ -430,19 +432,23 @@ mod tests {
     fn selecting_a_node_honours_the_configured_data_directory() {
         let (_directory, path) = written(THREE_NODES);
         let mut config = Config::read(&path).unwrap();
-        assert_eq!(config.select_node("a").unwrap(), "[[nodes]] data_dir");
+        assert_eq!(config.select_node("a", false).unwrap(), "[[nodes]] data_dir");
         assert_eq!((config.node.data_dir.to_str().unwrap(), config.node.listen.port()), ("/srv/a", 7001));
         let mut config = Config::read(&path).unwrap();
-        assert_eq!(config.select_node("b").unwrap(), "the default, data/ID");
+        assert_eq!(config.select_node("b", false).unwrap(), "the default, data/ID");
         assert_eq!((config.node.id.as_str(), config.node.data_dir.to_str().unwrap()), ("b", "data/b"));
-        assert!(Config::read(&path).unwrap().select_node("z").unwrap_err().to_string().contains("'z'"));
+        assert!(Config::read(&path).unwrap().select_node("z", false).unwrap_err().to_string().contains("'z'"));
 
         let (_directory, path) = written(&format!("[node]\nid = \"b\"\ndata_dir = \"/var/lib/b\"\n{THREE_NODES}"));
         let mut config = Config::read(&path).unwrap();
-        assert_eq!(config.select_node("b").unwrap(), "node.data_dir");
+        assert_eq!(config.select_node("b", false).unwrap(), "node.data_dir");
         assert_eq!(config.node.data_dir.to_str().unwrap(), "/var/lib/b");
-        let error = Config::read(&path).unwrap().select_node("c").unwrap_err().to_string();
+        let error = Config::read(&path).unwrap().select_node("c", false).unwrap_err().to_string();
         assert!(error.starts_with("node.data_dir") && error.contains("/var/lib/b") && error.contains("'b'"), "{error}");
+        // With --data-dir the directory is the command line's: nothing to refuse.
+        let mut config = Config::read(&path).unwrap();
+        assert_eq!(config.select_node("c", true).unwrap(), "--data-dir");
+        assert_eq!(config.node.listen.port(), 7003);
     }
 
     /// A cluster needs its own secret for what nodes send each other, apart from the buyers'.

@@ -206,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = Config::read_or_default(&config_path, config_path.as_os_str() == DEFAULT_CONFIG)?;
             let mut data_dir_source = if config.node.data_dir_given { "node.data_dir" } else { "the default" };
             if let Some(node) = node {
-                data_dir_source = config.select_node(&node)?;
+                data_dir_source = config.select_node(&node, data_dir.is_some())?;
             }
             if let Some(listen) = listen {
                 config.node.listen = listen;
