@@ -190,8 +190,13 @@ impl Connections {
     /// when a peer stops answering, reminds with a doubling wait while it stays down, and says
     /// when it answers again, instead of a line per failed call.
     fn note(&self, address: &str, outcome: Result<(), &str>) {
-        let now = std::time::Instant::now();
         let mut peers = self.peers.lock().expect("peers");
+        // The common case, a call to a peer that answers, costs a lookup and nothing else.
+        let known_reachable = peers.get(address).is_none_or(|state| state.reachable);
+        if known_reachable && outcome.is_ok() {
+            return;
+        }
+        let now = std::time::Instant::now();
         let state = peers.entry(address.to_string()).or_insert_with(|| PeerState {
             reachable: true,
             since: now,
