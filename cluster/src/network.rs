@@ -176,6 +176,12 @@ impl Connections {
         configured.clone()
     }
 
+    /// Whether the peer at `address` answered its last call, and since when that has been so
+    /// (`None`: never called).
+    pub fn peer_state(&self, address: &str) -> Option<(bool, std::time::Instant)> {
+        self.peers.lock().expect("peers").get(address).map(|state| (state.reachable, state.since))
+    }
+
     /// `message` as a request, with this node's credential.
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);

@@ -156,6 +156,12 @@ impl ClusterNode {
         self.groups.get(group)
     }
 
+    /// Whether the peer at `address` answered this node's last replication call, and since when
+    /// (`None`: not called yet).
+    pub fn peer_state(&self, address: &str) -> Option<(bool, std::time::Instant)> {
+        self.connections.peer_state(address)
+    }
+
     /// Proposes `command` to `group` from this node whether or not it leads the group: proposed
     /// here when it does, otherwise sent to the leader (`Propose`), following "not the leader"
     /// answers and waiting out elections (and a group this node is still starting), all within `timeout`.

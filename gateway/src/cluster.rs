@@ -43,7 +43,7 @@ use turnstile_storage::raft_log::ENTRY_BYTES_MAX;
 use turnstile_storage::{CheckpointFiller, Committed, Done, Store, StoreError, StoreView, Write};
 
 use crate::config::Config;
-use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, Route};
+use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, PeerView, Route};
 
 /// Jobs waiting to be proposed to one group; a full queue refuses new jobs (the caller retries).
 const PROPOSALS_QUEUED_MAX: usize = 4_096;
@@ -1103,25 +1103,44 @@ impl EventRouter for Cluster {
         for group in mine.iter().map(|&shard| GroupId::from(shard)).chain([self.catalog_group]) {
             let Some(raft) = self.node.group(group) else { continue };
             let metrics = raft.metrics().borrow().clone();
+            let last_log_index = metrics.last_log_index.unwrap_or(0);
+            let replication_lag = metrics
+                .replication
+                .as_ref()
+                .and_then(|replication| {
+                    replication
+                        .values()
+                        .map(|matched| last_log_index.saturating_sub(matched.map_or(0, |log_id| log_id.index)))
+                        .max()
+                })
+                .unwrap_or(0);
             groups.push(GroupView {
                 name: if group == self.catalog_group { "catalog".into() } else { format!("shard {group}") },
                 leader: metrics.current_leader.and_then(|leader| self.names.get(&leader).cloned()),
-                last_log_index: metrics.last_log_index.unwrap_or(0),
+                last_log_index,
                 last_applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+                replication_lag,
             });
         }
-        let mut peers: Vec<(String, String, u32)> = self
+        let mut peers: Vec<PeerView> = self
             .addresses
             .iter()
             .filter(|(node, _)| **node != self.name)
             .map(|(node, address)| {
                 let theirs = self.placement.shards_of_node(node);
                 // The catalog group has every node.
-                let shared = 1 + mine.iter().filter(|shard| theirs.contains(shard)).count() as u32;
-                (node.clone(), address.clone(), shared)
+                let groups_shared = 1 + mine.iter().filter(|shard| theirs.contains(shard)).count() as u32;
+                let (reachable, since) = self.node.peer_state(address).unwrap_or((true, std::time::Instant::now()));
+                PeerView {
+                    node: node.clone(),
+                    address: address.clone(),
+                    groups_shared,
+                    reachable,
+                    unreachable_for: if reachable { Duration::ZERO } else { since.elapsed() },
+                }
             })
             .collect();
-        peers.sort();
+        peers.sort_by(|a, b| a.node.cmp(&b.node));
         ClusterView { groups, peers }
     }
 }

@@ -154,6 +154,9 @@ enum Command {
         #[command(flatten)]
         connection: turnstile::client::Connection,
     },
+    /// Operate a cluster from the outside.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Install a backup as the database of a data directory. The node must be stopped and the
     /// directory must not have a database yet.
     Restore {
@@ -190,6 +193,21 @@ enum Command {
 /// Runs the command; a failure is one line on stderr (`error: CODE: message` for a gRPC answer,
 /// else the causes joined by ": ", no backtrace, no cause said twice) and the exit status of its
 /// class (docs/CLI.md).
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Ask every node of the config's [[nodes]] for its status: which nodes answer and which peers
+    /// each cannot reach, and for every shard and the catalog the leader and its replication lag.
+    Status {
+        /// Configuration file listing the nodes (and the secret and TLS settings to reach them);
+        /// without it, cluster.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for each node's answer, in seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_seconds: u64,
+    },
+}
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -335,6 +353,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let role = if admin { Role::Admin } else { Role::User };
             println!("{}", Authenticator::new(config.auth.secret.as_bytes()).mint(&user, role, ttl_seconds));
             Ok(())
+        }
+        Command::Cluster(ClusterCommand::Status { config, timeout_seconds }) => {
+            let loaded = turnstile::client::connection::load_config(config.as_deref())?;
+            anyhow::ensure!(
+                !loaded.nodes.is_empty(),
+                "the config lists no [[nodes]]: give the cluster's config with --config"
+            );
+            let timeout = std::time::Duration::from_secs(timeout_seconds.max(1));
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
+                let mut answers = Vec::new();
+                for node in &loaded.nodes {
+                    let connection = turnstile::client::Connection {
+                        node: Some(node.id.clone()),
+                        config: config.clone(),
+                        ..Default::default()
+                    };
+                    let answer = async {
+                        let target = connection.target(Identity::Admin { subject: "turnstile-cluster" })?;
+                        let mut client = AdminServiceClient::new(target.connect().await?);
+                        let status = client
+                            .get_node_status(target.request(turnstile_proto::v1::GetNodeStatusRequest {}))
+                            .await?;
+                        anyhow::Ok(status.into_inner())
+                    };
+                    let answer = match tokio::time::timeout(timeout, answer).await {
+                        Ok(Ok(status)) => Ok(status),
+                        Ok(Err(error)) => {
+                            Err(turnstile::client::describe(&error).trim_start_matches("error: ").to_string())
+                        }
+                        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+                    };
+                    answers.push((node.id.clone(), node.address.to_string(), answer));
+                }
+                print!("{}", turnstile::status::render_cluster(&answers));
+                Ok(())
+            })
         }
         Command::Client(command) => std::process::exit(turnstile::client::run(command)),
     }

@@ -40,8 +40,21 @@ pub trait EventRouter: Send + Sync + 'static {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
     pub groups: Vec<GroupView>,
-    /// Every other node: id, gRPC address, and the groups it shares with this node.
-    pub peers: Vec<(String, String, u32)>,
+    /// Every other node.
+    pub peers: Vec<PeerView>,
+}
+
+/// Another node as this one sees it.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    pub node: String,
+    pub address: String,
+    /// Replication groups it shares with this node.
+    pub groups_shared: u32,
+    /// Whether it answered this node's last replication call (true before any call), and for how
+    /// long it has not.
+    pub reachable: bool,
+    pub unreachable_for: std::time::Duration,
 }
 
 /// One replication group as a node sees it.
@@ -53,6 +66,8 @@ pub struct GroupView {
     pub leader: Option<String>,
     pub last_log_index: u64,
     pub last_applied_index: u64,
+    /// For a group this node leads: entries the furthest-behind replica lacks.
+    pub replication_lag: u64,
 }
 
 /// The nodes a buyer's bookings are gathered from (see [`EventRouter::booking_holders`]).

@@ -597,12 +597,19 @@ impl AdminService for Gateway {
                     leader_node_id: group.leader.unwrap_or_default(),
                     last_log_index: group.last_log_index,
                     last_applied_index: group.last_applied_index,
+                    replication_lag: group.replication_lag,
                 })
                 .collect();
             response.peers = view
                 .peers
                 .into_iter()
-                .map(|(node_id, address, groups_shared)| pb::PeerStatus { node_id, address, groups_shared })
+                .map(|peer| pb::PeerStatus {
+                    node_id: peer.node,
+                    address: peer.address,
+                    groups_shared: peer.groups_shared,
+                    reachable: peer.reachable,
+                    unreachable_seconds: peer.unreachable_for.as_secs(),
+                })
                 .collect();
         }
         if let Some(store) = self.engine.store() {

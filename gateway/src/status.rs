@@ -25,6 +25,75 @@ fn bytes(count: u64) -> String {
     format!("{:.1} MiB", count as f64 / MIB)
 }
 
+fn peer_state(peer: &pb::PeerStatus) -> String {
+    if peer.reachable {
+        "reachable".into()
+    } else {
+        format!("unreachable for {}", humantime::format_duration(Duration::from_secs(peer.unreachable_seconds)))
+    }
+}
+
+/// `turnstile cluster status`: every configured node's answer (or why there was none), as a
+/// table of nodes and a table of replication groups, each with the leader the nodes name and the
+/// lag its leader reports.
+pub fn render_cluster(nodes: &[(String, String, Result<pb::GetNodeStatusResponse, String>)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<6} {:<10} {:>6}  PEERS NOT ANSWERING",
+        "NODE", "ADDRESS", "STATE", "VERSION", "LEADS"
+    );
+    let mut groups: std::collections::BTreeMap<String, Vec<(&str, &pb::GroupStatus)>> = Default::default();
+    for (node, address, answer) in nodes {
+        match answer {
+            Ok(status) => {
+                let leads = status.groups.iter().filter(|group| group.leader_node_id == status.node_id).count();
+                let silent: Vec<String> =
+                    status.peers.iter().filter(|peer| !peer.reachable).map(|peer| peer.node_id.clone()).collect();
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:<24} {:<6} {:<10} {:>6}  {}",
+                    node,
+                    address,
+                    "up",
+                    status.version,
+                    leads,
+                    if silent.is_empty() { "-".to_string() } else { silent.join(", ") }
+                );
+                for group in &status.groups {
+                    groups.entry(group.group.clone()).or_default().push((node.as_str(), group));
+                }
+            }
+            Err(reason) => {
+                let _ = writeln!(out, "{:<16} {:<24} {:<6} {:<10} {:>6}  {}", node, address, "down", "-", "-", reason);
+            }
+        }
+    }
+    let order =
+        |name: &str| name.strip_prefix("shard ").and_then(|number| number.parse::<u64>().ok()).unwrap_or(u64::MAX);
+    let mut names: Vec<&String> = groups.keys().collect();
+    names.sort_by_key(|name| (order(name), (*name).clone()));
+    let _ = writeln!(out, "\n{:<12} {:<16} {:>8}  REPLICAS ANSWERING (APPLIED)", "GROUP", "LEADER", "LAG");
+    for name in names {
+        let seen = &groups[name];
+        // The leader the answering replicas name; a disagreement shows as "a | b".
+        let mut leaders: Vec<&str> =
+            seen.iter().map(|(_, group)| group.leader_node_id.as_str()).filter(|leader| !leader.is_empty()).collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        let leader = if leaders.is_empty() { "(electing)".to_string() } else { leaders.join(" | ") };
+        let lag = seen
+            .iter()
+            .find(|(node, group)| group.leader_node_id == *node)
+            .map(|(_, group)| group.replication_lag.to_string())
+            .unwrap_or_else(|| "-".into());
+        let replicas: Vec<String> =
+            seen.iter().map(|(node, group)| format!("{node} ({})", group.last_applied_index)).collect();
+        let _ = writeln!(out, "{:<12} {:<16} {:>8}  {}", name, leader, lag, replicas.join(", "));
+    }
+    out
+}
+
 /// The status as aligned lines, times in UTC with how long ago they were.
 pub fn render(status: &pb::GetNodeStatusResponse, now: SystemTime) -> String {
     let mut out = String::new();
@@ -66,18 +135,27 @@ pub fn render(status: &pb::GetNodeStatusResponse, now: SystemTime) -> String {
                 status.peers.len()
             ),
         );
-        let _ = writeln!(out, "\n{:<12} {:<16} {:>12} {:>12}", "GROUP", "LEADER", "LAST INDEX", "APPLIED");
+        let _ = writeln!(out, "\n{:<12} {:<16} {:>12} {:>12} {:>8}", "GROUP", "LEADER", "LAST INDEX", "APPLIED", "LAG");
         for group in &status.groups {
             let leader = if group.leader_node_id.is_empty() { "(electing)" } else { group.leader_node_id.as_str() };
+            let lag =
+                if group.leader_node_id == status.node_id { group.replication_lag.to_string() } else { "-".into() };
             let _ = writeln!(
                 out,
-                "{:<12} {:<16} {:>12} {:>12}",
-                group.group, leader, group.last_log_index, group.last_applied_index
+                "{:<12} {:<16} {:>12} {:>12} {:>8}",
+                group.group, leader, group.last_log_index, group.last_applied_index, lag
             );
         }
-        let _ = writeln!(out, "\n{:<16} {:<24} {:>13}", "PEER", "ADDRESS", "GROUPS SHARED");
+        let _ = writeln!(out, "\n{:<16} {:<24} {:>13}  STATE", "PEER", "ADDRESS", "GROUPS SHARED");
         for peer in &status.peers {
-            let _ = writeln!(out, "{:<16} {:<24} {:>13}", peer.node_id, peer.address, peer.groups_shared);
+            let _ = writeln!(
+                out,
+                "{:<16} {:<24} {:>13}  {}",
+                peer.node_id,
+                peer.address,
+                peer.groups_shared,
+                peer_state(peer)
+            );
         }
     }
     out
@@ -104,6 +182,8 @@ mod tests {
                 node_id: "node-b".into(),
                 address: "127.0.0.1:50052".into(),
                 groups_shared: 2,
+                reachable: false,
+                unreachable_seconds: 75,
             }],
             ..Default::default()
         };
@@ -114,5 +194,32 @@ mod tests {
         assert!(text.contains("2 groups here, 1 led by this node, 1 electing; 1 peers"), "{text}");
         assert!(text.contains("(electing)") && text.contains("node-b") && text.contains("127.0.0.1:50052"), "{text}");
         assert!(text.contains("last checkpoint    none since start"), "{text}");
+        assert!(text.contains("unreachable for 1m 15s"), "{text}");
+
+        let other = pb::GetNodeStatusResponse {
+            node_id: "node-b".into(),
+            version: "0.1.0".into(),
+            groups: vec![pb::GroupStatus {
+                group: "shard 3".into(),
+                leader_node_id: "node-a".into(),
+                last_applied_index: 40,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut led = status.clone();
+        led.groups[0].replication_lag = 7;
+        led.groups[0].last_applied_index = 42;
+        let cluster = render_cluster(&[
+            ("node-a".into(), "127.0.0.1:50051".into(), Ok(led)),
+            ("node-b".into(), "127.0.0.1:50052".into(), Ok(other)),
+            ("node-c".into(), "127.0.0.1:50053".into(), Err("connection refused".into())),
+        ]);
+        let row = |prefix: &str| cluster.lines().find(|line| line.starts_with(prefix)).unwrap_or_default().to_string();
+        assert!(row("node-a").contains(" up ") && row("node-a").ends_with("node-b"), "{cluster}");
+        assert!(row("node-c").contains(" down ") && row("node-c").ends_with("connection refused"), "{cluster}");
+        let shard = row("shard 3");
+        assert!(shard.contains("node-a") && shard.contains(" 7 ") && shard.contains("node-b (40)"), "{cluster}");
+        assert!(row("catalog").contains("(electing)"), "{cluster}");
     }
 }

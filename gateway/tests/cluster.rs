@@ -858,6 +858,27 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
     assert!(peers.contains("node-a") && peers.contains("node-c") && !peers.contains("node-b"), "{text}");
     assert!(peers.contains(&addresses[0].to_string()), "{text}");
 
+    // `turnstile cluster status` asks every node: all up, the catalog has a leader.
+    let cluster_status = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+            .args(["cluster", "status", "--config"])
+            .arg(copy.join("node-a.toml"))
+            .env_remove("TURNSTILE_AUTH_SECRET")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+        text
+    };
+    let row =
+        |text: &str, prefix: &str| text.lines().find(|line| line.starts_with(prefix)).unwrap_or_default().to_string();
+    let text = cluster_status();
+    for node in ["node-a", "node-b", "node-c"] {
+        assert!(row(&text, node).contains(" up "), "{node}: {text}");
+    }
+    assert!(!row(&text, "catalog").contains("(electing)") && !row(&text, "catalog").is_empty(), "{text}");
+    assert_eq!(text.lines().filter(|line| line.starts_with("shard ")).count(), 64, "every shard listed: {text}");
+
     // One node killed: each survivor's log says so once, not per failed call (openraft retries
     // a peer that is down hundreds of times a second), and the shards' leadership moves in a
     // line or two: at most 20 lines in 10 s at level info.
@@ -877,6 +898,12 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
             added.join("\n")
         );
         assert!(added.iter().any(|line| line.contains("peer unreachable")), "{node}: {}", added.join("\n"));
+    }
+    // The cluster's status says node-c is down and the survivors cannot reach it.
+    let text = cluster_status();
+    assert!(row(&text, "node-c").contains(" down "), "{text}");
+    for node in ["node-a", "node-b"] {
+        assert!(row(&text, node).contains(" up ") && row(&text, node).ends_with("node-c"), "{node}: {text}");
     }
 
     let terminated = Command::new("kill").args(["-TERM", &script.id().to_string()]).status().unwrap();
