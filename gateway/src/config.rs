@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The configuration file every command reads unless told otherwise (a missing one means the
+/// defaults: see `Config::read_optional`).
+pub const DEFAULT_PATH: &str = "cluster.toml";
 /// Environment variable that overrides `auth.secret`.
 pub const AUTH_SECRET_ENV: &str = "TURNSTILE_AUTH_SECRET";
 /// Environment variable that overrides `cluster.secret`.
@@ -259,6 +262,15 @@ impl Config {
             return Ok(config);
         }
         Self::read(path)
+    }
+
+    /// `path` if given (it must exist), else `cluster.toml` if there is one, else the defaults;
+    /// with the environment applied, not validated: what every command reads.
+    pub fn read_optional(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => Self::read(path),
+            None => Self::read_or_default(Path::new(DEFAULT_PATH), true),
+        }
     }
 
     /// Makes this config that of node `id` of its `[[nodes]]` (`serve --node ID`): its id, its

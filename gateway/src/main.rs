@@ -39,9 +39,6 @@ fn log_filter(key: &str, spec: &str) -> anyhow::Result<EnvFilter> {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use turnstile_proto::v1::CreateBackupRequest;
 
-/// The configuration file commands read unless told otherwise.
-const DEFAULT_CONFIG: &str = "cluster.toml";
-
 #[derive(Parser)]
 #[command(name = "turnstile", version, about = "Seat-inventory engine for live-event ticketing")]
 struct Cli {
@@ -53,11 +50,11 @@ struct Cli {
 enum Command {
     /// Run a node.
     Serve {
-        /// Configuration file; a missing cluster.toml in the working directory means every
-        /// default (one node on 127.0.0.1:50051, data in data/node-1) with the secret from
-        /// TURNSTILE_AUTH_SECRET.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
+        /// Configuration file [default: cluster.toml; when that is missing, every default (one
+        /// node on 127.0.0.1:50051, data in data/node-1) with the secret from
+        /// TURNSTILE_AUTH_SECRET].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Address of the gRPC port (overrides node.listen).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -221,7 +218,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config: config_path, listen, data_dir, node, metrics_listen, demo } => {
-            let mut config = Config::read_or_default(&config_path, config_path.as_os_str() == DEFAULT_CONFIG)?;
+            let mut config = Config::read_optional(config_path.as_deref())?;
             let mut data_dir_source = if config.node.data_dir_given { "node.data_dir" } else { "the default" };
             if let Some(node) = node {
                 data_dir_source = config.select_node(&node, data_dir.is_some())?;
@@ -256,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
             tracing::info!(
                 version = env!("CARGO_PKG_VERSION"),
-                config = %config_path.display(),
+                config = %config_path.as_deref().unwrap_or(std::path::Path::new(turnstile::config::DEFAULT_PATH)).display(),
                 data_dir = %config.node.data_dir.display(),
                 data_dir_from = data_dir_source,
                 "starting"
@@ -299,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             keep_events,
         } => {
-            let config = turnstile::client::connection::load_config(config.as_deref())?;
+            let config = Config::read_optional(config.as_deref())?;
             config.validate()?;
             let options = turnstile::loadgen::BenchOptions {
                 server: server.unwrap_or(config.node.listen),
@@ -348,14 +345,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { user, admin, ttl_seconds, config } => {
-            let config = turnstile::client::connection::load_config(config.as_deref())?;
+            let config = Config::read_optional(config.as_deref())?;
             config.validate()?;
             let role = if admin { Role::Admin } else { Role::User };
             println!("{}", Authenticator::new(config.auth.secret.as_bytes()).mint(&user, role, ttl_seconds));
             Ok(())
         }
         Command::Cluster(ClusterCommand::Status { config, timeout_seconds }) => {
-            let loaded = turnstile::client::connection::load_config(config.as_deref())?;
+            let loaded = Config::read_optional(config.as_deref())?;
             anyhow::ensure!(
                 !loaded.nodes.is_empty(),
                 "the config lists no [[nodes]]: give the cluster's config with --config"

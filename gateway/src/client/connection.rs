@@ -13,10 +13,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use crate::auth::{Authenticator, Role};
 use crate::config::{Config, AUTH_SECRET_ENV};
 
-/// The config file a client reads when `--config` is not given. Unlike an explicit `--config`, it
-/// may be missing: the defaults and the environment apply then, so a client command works from
-/// any directory.
-pub const CONFIG_FILE_DEFAULT: &str = "cluster.toml";
 /// Environment variables the connection options read (documented in docs/CLI.md).
 pub const SERVER_ENV: &str = "TURNSTILE_SERVER";
 pub const TOKEN_ENV: &str = "TURNSTILE_TOKEN";
@@ -80,7 +76,7 @@ impl Connection {
     /// The config: `--config` (which must exist), else `cluster.toml` if present, else the
     /// defaults; the environment (TURNSTILE_AUTH_SECRET) applies to each.
     pub fn config(&self) -> anyhow::Result<Config> {
-        load_config(self.config.as_deref())
+        Ok(Config::read_optional(self.config.as_deref())?)
     }
 
     /// Resolves the address, TLS settings and token. No network work happens here.
@@ -117,7 +113,7 @@ impl Connection {
     }
 
     fn config_name(&self) -> String {
-        self.config.as_deref().unwrap_or(Path::new(CONFIG_FILE_DEFAULT)).display().to_string()
+        self.config.as_deref().unwrap_or(Path::new(crate::config::DEFAULT_PATH)).display().to_string()
     }
 
     fn token_for(&self, config: &Config, identity: Identity) -> anyhow::Result<Option<String>> {
@@ -146,16 +142,6 @@ impl Connection {
         }
         Ok(Some(Authenticator::new(secret).mint(subject, role, MINTED_TOKEN_TTL_SECONDS)))
     }
-}
-
-/// Reads `path`, or `cluster.toml` when it is `None` and that file exists, or takes the defaults.
-/// The environment applies in every case. Not validated: a client needs only the addresses and
-/// the secret, and a missing secret is reported when a token has to be minted.
-pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    Ok(match path {
-        Some(path) => Config::read(path)?,
-        None => Config::read_or_default(Path::new(CONFIG_FILE_DEFAULT), true)?,
-    })
 }
 
 /// `HOST:PORT` (or a full `http://` / `https://` URI) as a URI, and the host for TLS name checks.
