@@ -36,7 +36,7 @@ pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 /// tonic's size check. The check runs before a response starts, so the code is in the headers (a
 /// trailers-only response), never in a stream's trailers.
 #[derive(Clone, Copy, Default)]
-pub struct SizeLimitCodeLayer;
+pub struct StatusCodeLayer;
 
 /// `grpc-status` of OUT_OF_RANGE as it travels, compared without formatting it per response.
 const OUT_OF_RANGE: &[u8] = b"11";
@@ -47,20 +47,20 @@ const _: () = assert!(Code::Internal as i32 == 13);
 const DECODE_FAILED: &[u8] = b"failed%20to%20decode%20Protobuf%20message";
 const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
 
-impl<S> tower::Layer<S> for SizeLimitCodeLayer {
-    type Service = SizeLimitCode<S>;
+impl<S> tower::Layer<S> for StatusCodeLayer {
+    type Service = StatusCodeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SizeLimitCode { inner }
+        StatusCodeService { inner }
     }
 }
 
 #[derive(Clone)]
-pub struct SizeLimitCode<S> {
+pub struct StatusCodeService<S> {
     inner: S,
 }
 
-impl<S, B, ResponseBody> tower::Service<http::Request<B>> for SizeLimitCode<S>
+impl<S, B, ResponseBody> tower::Service<http::Request<B>> for StatusCodeService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<ResponseBody>>,
     S::Future: Send + 'static,

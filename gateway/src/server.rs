@@ -139,7 +139,7 @@ impl Server {
         }
         let router = builder
             .layer(crate::metrics::RpcMetricsLayer)
-            .layer(crate::error::SizeLimitCodeLayer)
+            .layer(crate::error::StatusCodeLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

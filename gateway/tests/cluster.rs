@@ -994,8 +994,7 @@ async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
 
 /// With TLS on, nodes replicate and forward over TLS, checking each other's certificates against
 /// `tls.ca_file`: a catalog write through one node is read through every node (replication), and
-/// holds through every node succeed (two of three forward to the shard's leader). A node whose CA
-/// does not know the others' certificate takes part in nothing.
+/// holds through every node succeed (two of three forward to the shard's leader).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_with_tls_replicates_and_forwards_over_tls() {
     use tonic::transport::{Certificate, ClientTlsConfig};
