@@ -32,6 +32,7 @@ pub struct Claims {
     pub exp: u64,
 }
 
+#[derive(Clone)]
 pub struct Authenticator {
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,

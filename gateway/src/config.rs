@@ -25,6 +25,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
+    pub http: HttpConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
@@ -128,6 +129,23 @@ pub struct LimitsConfig {
 pub struct MetricsConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`); absent turns it off.
     pub listen: Option<SocketAddr>,
+}
+
+/// JSON over HTTP, server-sent events, grpc-web and the seat-map page, on the gRPC port.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve them at all (gRPC is served either way).
+    pub enabled: bool,
+    /// Origins whose browser pages may call the API (CORS), such as "https://tickets.example.com";
+    /// "*" allows every origin. Empty: same-origin only (the node's own page).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { enabled: true, cors_allowed_origins: Vec::new() }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -341,6 +359,18 @@ impl Config {
                 key: "limits.request_bytes_max",
                 reason: "must be between 1 KiB and 64 MiB".into(),
             });
+        }
+        for origin in &self.http.cors_allowed_origins {
+            let valid = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && http::HeaderValue::from_str(origin).is_ok());
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key: "http.cors_allowed_origins",
+                    reason: format!("{origin:?} is not an origin such as \"https://tickets.example.com\" (or \"*\")"),
+                });
+            }
         }
         if self.tls.certificate_file.is_some() != self.tls.private_key_file.is_some() {
             return Err(ConfigError::Invalid {

@@ -13,6 +13,7 @@
 //! - [`rate`]: rate limits per buyer and per client address;
 //! - [`routing`]: where an event's requests are served (this node, or its shard leader);
 //! - [`forward`]: sends an event's requests to its shard leader and returns the answer;
+//! - [`http`]: JSON over HTTP, server-sent events and the seat-map page, beside gRPC on its port;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
 //! - [`client`]: the client commands (view, search, hold, confirm, ...) and their connection options;
 //! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
@@ -29,6 +30,7 @@ pub mod convert;
 pub mod demo;
 pub mod error;
 pub mod forward;
+pub mod http;
 pub mod loadgen;
 pub mod metrics;
 pub mod rate;

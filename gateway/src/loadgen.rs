@@ -45,6 +45,10 @@ pub struct BenchOptions {
     /// engine, no disk, no token. It measures what a unary call through this server and this
     /// load generator costs on the machine: the most calls per second any request could reach.
     pub health_only: bool,
+    /// Every call is a view of an event (GetEvent without seats or layout) and nothing else:
+    /// over gRPC, or with `view_transport` HTTP as `GET /v1/events/{id}` answered in JSON.
+    pub views_only: bool,
+    pub view_transport: ViewTransport,
     pub events: usize,
     /// Hold TTL of the events the bench creates (0: the server's default).
     pub hold_ttl_seconds: u32,
@@ -55,6 +59,15 @@ pub struct BenchOptions {
     /// Leave the events the run created (otherwise they are cancelled at the end, which takes
     /// them out of search and releases their holds).
     pub keep_events: bool,
+}
+
+/// How `views_only` reads an event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ViewTransport {
+    #[default]
+    Grpc,
+    /// HTTP/1.1 with keep-alive, one connection per worker, the answer parsed as JSON.
+    HttpJson,
 }
 
 /// Percentiles of one operation, in microseconds.
@@ -86,6 +99,8 @@ pub struct BenchSummary {
     pub hot_event: bool,
     pub hold_only: bool,
     pub health_only: bool,
+    pub views_only: bool,
+    pub view_transport: ViewTransport,
     pub events: usize,
     pub operations: BTreeMap<String, OperationSummary>,
     pub errors_by_code: BTreeMap<String, u64>,
@@ -96,7 +111,7 @@ pub struct BenchSummary {
     pub windows: Vec<WindowSummary>,
 }
 
-const OPERATIONS: [&str; 6] = ["hold", "confirm", "release", "view", "search", "health"];
+const OPERATIONS: [&str; 7] = ["hold", "confirm", "release", "view", "view_http", "search", "health"];
 
 fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant digits.
@@ -235,7 +250,14 @@ impl Worker {
         let mut booking = BookingServiceClient::new(self.channel.clone());
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         // Signed inside the measured time, so only when writes use them.
-        let uses_tokens = !(self.options.health_only || self.options.hold_only);
+        let uses_tokens = !(self.options.health_only || self.options.hold_only || self.options.views_only);
+        let http = (self.options.view_transport == ViewTransport::HttpJson).then(|| {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build::<_, http_body_util::Empty<bytes::Bytes>>(connector)
+        });
         let tokens: Vec<String> = if uses_tokens {
             (0..BUYERS_PER_WORKER)
                 .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
@@ -258,6 +280,20 @@ impl Worker {
             } else {
                 self.event_ids[rng.random_range(0..self.event_ids.len())].clone()
             };
+            if let Some(http) = &http {
+                let started = Instant::now();
+                let result = view_over_http(http, self.options.server, &event_id).await;
+                tally.record("view_http", started, &result);
+                self.window.lock().expect("window lock").record("view_http", started, &result);
+                continue;
+            }
+            if self.options.views_only {
+                let started = Instant::now();
+                let result = catalog.get_event(pb::GetEventRequest { event_id, ..Default::default() }).await;
+                tally.record("view", started, &result);
+                self.window.lock().expect("window lock").record("view", started, &result);
+                continue;
+            }
             if rng.random_range(0..=self.options.reads_per_write) == 0 {
                 // Hold-only holds stay live until they expire, so each takes a buyer of its own and
                 // no buyer reaches the live-holds-per-buyer bound.
@@ -320,6 +356,34 @@ impl Worker {
         }
         tally
     }
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// `GET /v1/events/{id}`, the answer read whole and parsed as JSON (a client reads what it asks
+/// for, as the gRPC client decodes its protobuf). A status other than 200 counts as that error.
+async fn view_over_http(client: &HttpClient, server: std::net::SocketAddr, event_id: &str) -> Result<(), tonic::Status> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = format!("http://{server}/v1/events/{event_id}")
+        .parse()
+        .map_err(|error| tonic::Status::invalid_argument(format!("{error}")))?;
+    let response = client.get(uri).await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?
+        .to_bytes();
+    if status != http::StatusCode::OK {
+        return Err(tonic::Status::unknown(format!("HTTP {status}")));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+        .map_err(|error| tonic::Status::internal(format!("the answer is not JSON: {error}")))?;
+    Ok(())
 }
 
 fn summarize(latencies: &Histogram<u64>, errors: u64, seconds: f64) -> OperationSummary {
@@ -462,14 +526,49 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         hot_event: options.hot_event,
         hold_only: options.hold_only,
         health_only: options.health_only,
+        views_only: options.views_only,
+        view_transport: options.view_transport,
         events,
         writes_per_second: count(&["hold", "confirm", "release"]),
-        reads_per_second: count(&["view", "search"]),
+        reads_per_second: count(&["view", "view_http", "search"]),
         operations,
         errors_by_code: total.errors_by_code,
         events_cancelled,
         windows,
     })
+}
+
+/// `bench --http`: the same view load over gRPC and then over HTTP with JSON, in one run.
+#[derive(Debug, Serialize)]
+pub struct HttpComparison {
+    pub grpc: BenchSummary,
+    pub http: BenchSummary,
+    /// JSON views per second over gRPC views per second.
+    pub ratio: f64,
+}
+
+/// The target of the HTTP/JSON work: a JSON view at least this share of a gRPC view's rate.
+pub const HTTP_VIEW_RATIO_TARGET: f64 = 0.7;
+
+pub async fn compare_http(options: BenchOptions, authenticator: Authenticator) -> anyhow::Result<HttpComparison> {
+    let grpc_options = BenchOptions { views_only: true, view_transport: ViewTransport::Grpc, ..options.clone() };
+    let grpc = run(grpc_options, authenticator.clone()).await?;
+    let http_options = BenchOptions { views_only: true, view_transport: ViewTransport::HttpJson, ..options };
+    let http = run(http_options, authenticator).await?;
+    let ratio = if grpc.reads_per_second > 0.0 { http.reads_per_second / grpc.reads_per_second } else { 0.0 };
+    Ok(HttpComparison { grpc, http, ratio })
+}
+
+pub fn render_comparison(comparison: &HttpComparison) -> String {
+    format!(
+        "{}\n{}\nJSON views {:.0}/s over gRPC views {:.0}/s: {:.2}x (target >= {HTTP_VIEW_RATIO_TARGET}x: {})\n",
+        render(&comparison.grpc),
+        render(&comparison.http),
+        comparison.http.reads_per_second,
+        comparison.grpc.reads_per_second,
+        comparison.ratio,
+        if comparison.ratio >= HTTP_VIEW_RATIO_TARGET { "PASS" } else { "MISS" }
+    )
 }
 
 /// The summary as a table for a terminal.
@@ -482,7 +581,12 @@ pub fn render(summary: &BenchSummary) -> String {
         summary.events,
         if summary.hot_event { " (hot event)" } else { "" },
         if summary.hold_only { ", holds only" } else { "" },
-        if summary.health_only { ", health checks only (the gRPC floor)" } else { "" }
+        match (summary.health_only, summary.views_only, summary.view_transport) {
+            (true, _, _) => ", health checks only (the gRPC floor)",
+            (false, true, ViewTransport::Grpc) => ", views only (gRPC GetEvent)",
+            (false, true, ViewTransport::HttpJson) => ", views only (GET /v1/events/{id}, JSON over HTTP/1.1)",
+            _ => "",
+        }
     );
     text.push_str("operation      count    errors      per s    p50 us    p90 us    p99 us  p99.9 us    max us\n");
     for (operation, row) in &summary.operations {

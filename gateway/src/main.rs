@@ -118,6 +118,11 @@ enum Command {
         /// through this server and this generator costs here, the ceiling of any request's rate.
         #[arg(long, conflicts_with = "hold_only")]
         health_only: bool,
+        /// JSON over HTTP against gRPC, in one run: views only (GetEvent without seats), first over
+        /// gRPC, then as `GET /v1/events/{id}` over HTTP/1.1 (one keep-alive connection per
+        /// worker), each for --duration-seconds at --concurrency; prints both and their ratio.
+        #[arg(long, conflicts_with_all = ["hold_only", "health_only"])]
+        http: bool,
         /// Events to spread the load over (without --hot-event).
         #[arg(long, default_value_t = 16)]
         events: usize,
@@ -287,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hot_event,
             hold_only,
             health_only,
+            http,
             events,
             hold_ttl_seconds,
             connections,
@@ -308,6 +314,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hot_event,
                 hold_only,
                 health_only,
+                views_only: false,
+                view_transport: turnstile::loadgen::ViewTransport::Grpc,
                 events,
                 hold_ttl_seconds,
                 connections,
@@ -318,6 +326,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let authenticator = Authenticator::new(config.auth.secret.as_bytes());
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+                if http {
+                    let comparison = turnstile::loadgen::compare_http(options, authenticator).await?;
+                    print!("{}", turnstile::loadgen::render_comparison(&comparison));
+                    if let Some(path) = json {
+                        std::fs::write(&path, serde_json::to_string_pretty(&comparison)?)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                    }
+                    return Ok(());
+                }
                 let summary = turnstile::loadgen::run(options, authenticator).await?;
                 print!("{}", turnstile::loadgen::render(&summary));
                 if let Some(path) = json {

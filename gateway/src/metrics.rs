@@ -176,6 +176,14 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // JSON and the page are timed by their own routes (`turnstile_http_seconds`).
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/grpc"));
+        if !grpc {
+            return Box::pin(self.inner.call(request));
+        }
         // "/turnstile.v1.BookingService/HoldSeats" -> "BookingService/HoldSeats"
         let method = request.uri().path().rsplit_once('.').map(|(_, method)| method).unwrap_or("unknown").to_string();
         let started = Instant::now();

@@ -125,8 +125,12 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let mut builder =
-            tonic::transport::Server::builder().max_concurrent_streams(Some(config.limits.streams_per_connection_max));
+        // JSON over HTTP, server-sent events and the page share the port with gRPC: HTTP/1.1 is
+        // accepted beside HTTP/2, and grpc-web is translated for browser gRPC clients.
+        let http = config.http.enabled.then(|| crate::http::router(gateway.clone(), config));
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(config.limits.streams_per_connection_max))
+            .accept_http1(http.is_some());
         if let (Some(certificate_file), Some(private_key_file)) =
             (&config.tls.certificate_file, &config.tls.private_key_file)
         {
@@ -137,17 +141,26 @@ impl Server {
             builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
             tracing::info!(certificate = %certificate_file.display(), "gRPC port speaks TLS");
         }
-        let router = builder
-            .layer(crate::metrics::RpcMetricsLayer)
-            .layer(crate::error::StatusCodeLayer)
-            .add_service(health_service)
+        let mut routes = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CatalogServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(BookingServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
             .add_service(QueueServiceServer::new(gateway.clone()).max_decoding_message_size(request_bytes_max))
-            .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max))
-            .add_optional_service(replication);
+            .add_service(AdminServiceServer::new(gateway).max_decoding_message_size(request_bytes_max));
+        if let Some(replication) = replication {
+            routes = routes.add_service(replication);
+        }
+        if let Some(http) = http {
+            // grpc-web for the gRPC services only: tonic-web refuses any other HTTP/1.1 request.
+            let grpc = routes.into_axum_router().layer(tonic_web::GrpcWebLayer::new());
+            routes = tonic::service::Routes::from(grpc.merge(http));
+        }
+        let router = builder
+            .layer(tower::util::option_layer(crate::http::cors(config)))
+            .layer(crate::metrics::RpcMetricsLayer)
+            .layer(crate::error::StatusCodeLayer)
+            .add_routes(routes.prepare());
 
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         // No Nagle: small responses must not wait for the client's delayed ACK (a 40 ms stall).
@@ -155,7 +168,7 @@ impl Server {
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = shutdown_signal.await;
         }));
-        tracing::info!(%local_addr, node = %config.node.id, "serving gRPC");
+        tracing::info!(%local_addr, node = %config.node.id, http = config.http.enabled, "serving gRPC");
         Ok(Self { local_addr, engine, shutdown, stopping, task, indexer })
     }
 

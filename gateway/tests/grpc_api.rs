@@ -1,6 +1,8 @@
 //! The booking flow end to end over real gRPC on 127.0.0.1, plus health checking and reflection.
 
 mod common;
+// JSON over HTTP, server-sent events, grpc-web and the page: the same server, another protocol.
+mod http_api;
 
 use common::*;
 use tonic::Code;
