@@ -44,11 +44,15 @@ impl Node {
     /// Starts a node with `extra_config` appended to a config holding the secret, and waits
     /// (bounded) until its log says where it serves.
     fn start(extra_config: &str) -> Self {
+        Self::start_with_secret(SECRET, extra_config)
+    }
+
+    fn start_with_secret(secret: &str, extra_config: &str) -> Self {
         let directory = tempfile::Builder::new().prefix("turnstile-cli-").tempdir().expect("a temporary directory");
         let config_path = directory.path().join("node.toml");
         std::fs::write(
             &config_path,
-            format!("[auth]\nsecret = \"{SECRET}\"\n\n[log]\nlevel = \"info\"\n\n{extra_config}"),
+            format!("[auth]\nsecret = \"{secret}\"\n\n[log]\nlevel = \"info\"\n\n{extra_config}"),
         )
         .expect("the config is written");
         let log_path = directory.path().join("node.log");
@@ -286,6 +290,38 @@ fn the_readme_quickstart_runs_as_written() {
     // The waiting room block: two seats of 102 held with the admission pass.
     let sale = json(node.client(&["view", "evt_00000000000000e2", "--json"]).finish());
     assert_eq!(section(&sale, "102")["held"], 2, "{sale}");
+}
+
+/// The README's curl calls, run as written with `bash -euo pipefail` against a fresh demo node with
+/// the shipped development secret (as `serve --demo` with the shipped cluster.toml has): the only
+/// change is the node's address. Afterwards bob has the booking the calls made.
+#[test]
+fn the_readme_http_calls_run_as_written() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md is readable");
+    let marker = "<!-- http-quickstart -->";
+    let after = &readme[readme.find(marker).expect("the README marks its HTTP block") + marker.len()..];
+    let start = after.find("```sh\n").expect("a ```sh block follows the marker") + "```sh\n".len();
+    let block = &after[start..start + after[start..].find("```").expect("the block is closed")];
+    assert!(block.contains("curl") && block.contains("localhost:50051"), "{block}");
+
+    let secret = turnstile::config::DEVELOPMENT_SECRET;
+    let node = Node::start_with_secret(secret, "");
+    let script = block.replace("localhost:50051", &node.address.to_string());
+    let mut bash = Command::new("bash");
+    bash.args(["-euo", "pipefail", "-x", "-c", &script]).current_dir(workspace_root());
+    let stdout = succeeded(run_within(bash, QUICKSTART_WAIT_MAX));
+    assert!(stdout.contains(r#""name":"Midnight Lanterns: Harbour Lights Tour""#), "search and view: {stdout}");
+    assert!(stdout.contains(r#""paymentReference":"psp-43""#), "the confirmation: {stdout}");
+
+    let mut bookings = client_command(&["bookings", "--json", "--user", "bob"]);
+    bookings.arg("--server").arg(node.address.to_string()).env("TURNSTILE_AUTH_SECRET", secret);
+    let bookings = json(bookings.finish());
+    let bookings = bookings["bookings"].as_array().expect("bookings is a list");
+    assert_eq!(bookings.len(), 1, "{bookings:?}");
+    let seats: Vec<&str> =
+        bookings[0]["tickets"].as_array().unwrap().iter().map(|ticket| ticket["seat_id"].as_str().unwrap()).collect();
+    assert_eq!(seats, ["103:C:7", "103:C:8"]);
+    assert_eq!(bookings[0]["status"], "confirmed");
 }
 
 /// Runs a command built by [`Node::client`] or [`client_command`] within the test's bound.
