@@ -15,7 +15,8 @@
 #   4. Turnstile (release build, fresh data dir per run), `turnstile bench` at CONCURRENCY:
 #      (a) write-only holds + releases, (e) holds alone, (f) health checks alone (the gRPC floor:
 #      no engine, disk or token), (b) hold + confirm on one hot event, (c) 100 reads per write,
-#      (d) supplementary: write-only workers beside as many read-only workers, at the same time;
+#      (d) supplementary: write-only workers beside as many read-only workers, at the same time,
+#      (g) holds alone on the client crate's booking stream (`--stream`);
 #   5. prints the figures, the ratios against the targets and PASS/MISS, and writes them to
 #      OUT_DIR/results.{md,json}.
 #
@@ -393,6 +394,10 @@ ts_run ts_a a-writes "$RUN_SECONDS" --reads-per-write 0 --confirm-percent 0
 # (e) durable holds alone, the like-for-like run against Redis's SET NX EX: one durable command
 # per hold, each by a buyer of its own, left to expire (the bench events' TTL outlasts the run).
 ts_run ts_e e-hold-only "$RUN_SECONDS" --reads-per-write 0 --hold-only
+
+# (g) the same holds on the booking stream of the client crate (BookingService.Book): every
+# worker's holds share one stream, each with its own buyer's token and an idempotency key.
+ts_run ts_g g-stream-hold-only "$RUN_SECONDS" --reads-per-write 0 --hold-only --stream
 
 # (f) the gRPC floor: standard health checks alone, through the same server, connections and load
 # generator, with no engine, disk or token behind them. No request can go faster than this here;

@@ -2,6 +2,8 @@
 //! `nbf` (not before), when present, is honoured.
 //! The site's backend mints them; `turnstile token` mints one for development.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -32,11 +34,24 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// Tokens verified recently, kept until they expire: a buyer's backend sends the same token with
+/// every call of a purchase, and a stream may carry one per message.
+const VERIFIED_TOKENS_MAX: usize = 65_536;
+
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    exp: u64,
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
     validation: Validation,
+    /// Verified tokens by their text, until their `exp` (with the same leeway as a verification).
+    /// Only a token that verified is kept, so a forged one is checked on every call.
+    verified: Arc<Mutex<lru::LruCache<Box<str>, Verified>>>,
 }
 
 fn unix_seconds() -> u64 {
@@ -54,6 +69,9 @@ impl Authenticator {
             encoding_key: EncodingKey::from_secret(secret),
             decoding_key: DecodingKey::from_secret(secret),
             validation,
+            verified: Arc::new(Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(VERIFIED_TOKENS_MAX).expect("a non-zero bound"),
+            ))),
         }
     }
 
@@ -76,7 +94,14 @@ impl Authenticator {
         let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
             return Err(Status::unauthenticated("authorization header must be 'Bearer <token>'"));
         };
-        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding_key, &self.validation)
+        let token = token.trim();
+        let now = unix_seconds();
+        if let Some(verified) = self.verified.lock().expect("token cache lock").get(token) {
+            if now <= verified.exp + CLOCK_LEEWAY_SECONDS {
+                return Ok(Some(verified.caller.clone()));
+            }
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding_key, &self.validation)
             .map_err(|error| {
                 Status::unauthenticated(match error.kind() {
                     ErrorKind::ExpiredSignature => "token has expired".to_string(),
@@ -94,7 +119,11 @@ impl Authenticator {
         if claims.sub.is_empty() || claims.sub.len() > SUBJECT_LENGTH_MAX {
             return Err(Status::unauthenticated(format!("token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes")));
         }
-        Ok(Some(Caller { buyer: BuyerId::new(claims.sub), admin: claims.role == Role::Admin }))
+        let caller = Caller { buyer: BuyerId::new(claims.sub), admin: claims.role == Role::Admin };
+        // Verified now, `nbf` included: it stays valid until `exp`.
+        let verified = Verified { caller: caller.clone(), exp: claims.exp };
+        self.verified.lock().expect("token cache lock").put(token.into(), verified);
+        Ok(Some(caller))
     }
 
     /// A caller is required.
@@ -111,5 +140,40 @@ impl Authenticator {
             return Err(Status::permission_denied("this call needs a token with role 'admin'"));
         }
         Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(token: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        metadata
+    }
+
+    #[test]
+    fn a_verified_token_is_kept_until_it_expires_and_a_bad_one_never() {
+        let authenticator = Authenticator::new(b"unit-test-secret-0123456789abcdef");
+        let token = authenticator.mint("ann", Role::User, 60);
+        let caller = authenticator.require_caller(&bearer(&token)).unwrap();
+        assert_eq!(caller.buyer.as_str(), "ann");
+        assert_eq!(authenticator.verified.lock().unwrap().len(), 1);
+        assert_eq!(authenticator.require_caller(&bearer(&token)).unwrap(), caller);
+
+        // Forged: refused every time, never kept.
+        let forged = Authenticator::new(b"another-secret-0123456789abcdefgh").mint("ann", Role::Admin, 60);
+        for _ in 0..2 {
+            assert!(authenticator.require_caller(&bearer(&forged)).is_err());
+        }
+        assert_eq!(authenticator.verified.lock().unwrap().len(), 1);
+
+        // A kept token whose `exp` has passed is verified again, and refused.
+        let expired = authenticator.mint_claims(&Claims { sub: "bob".into(), role: Role::User, exp: unix_seconds() - 60 });
+        let stale = Verified { caller: Caller { buyer: BuyerId::new("bob"), admin: false }, exp: unix_seconds() - 60 };
+        authenticator.verified.lock().unwrap().put(expired.as_str().into(), stale);
+        let error = authenticator.require_caller(&bearer(&expired)).unwrap_err();
+        assert_eq!(error.message(), "token has expired");
     }
 }

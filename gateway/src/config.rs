@@ -122,6 +122,9 @@ pub struct LimitsConfig {
     pub address_requests_burst: u32,
     /// Concurrent HTTP/2 streams per client connection.
     pub streams_per_connection_max: u32,
+    /// Requests of one `BookingService.Book` stream in flight at once; more are answered
+    /// RESOURCE_EXHAUSTED.
+    pub stream_requests_in_flight_max: u32,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -222,6 +225,7 @@ impl Default for LimitsConfig {
             address_requests_per_second: 0,
             address_requests_burst: 10_000,
             streams_per_connection_max: 1_024,
+            stream_requests_in_flight_max: 1_024,
         }
     }
 }
@@ -384,6 +388,12 @@ impl Config {
                 reason: "required in a cluster with TLS on: the CA that signed the nodes' certificates, which \
                          nodes check each other's against"
                     .into(),
+            });
+        }
+        if !(1..=65_536).contains(&self.limits.stream_requests_in_flight_max) {
+            return Err(ConfigError::Invalid {
+                key: "limits.stream_requests_in_flight_max",
+                reason: "must be between 1 and 65536".into(),
             });
         }
         if !(1..=100_000).contains(&self.limits.streams_per_connection_max) {

@@ -8,6 +8,7 @@
 //! - [`tickets`]: ticket codes on bookings, redemption at the door, sales reports;
 //! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
 //! - [`service`]: the Catalog, Booking and Admin services over the engine;
+//! - [`stream`]: `BookingService.Book`, many buyers' booking calls on one stream;
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes (and tonic's size limit);
 //! - [`rate`]: rate limits per buyer and per client address;
@@ -39,5 +40,6 @@ pub mod search;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod stream;
 pub mod tickets;
 pub mod waiting_room;

@@ -1,4 +1,6 @@
-//! `turnstile bench`: a load generator over gRPC.
+//! `turnstile bench`: a load generator over gRPC, through the `turnstile-client` crate (its pool of
+//! connections, and with `--stream` its booking stream), so its figures are what a user of the
+//! crate gets.
 //!
 //! It creates its own venue and events through the admin API, then runs `concurrency` workers for
 //! a fixed duration. Each worker picks an operation at random: a write (HoldSeats of one place,
@@ -49,6 +51,9 @@ pub struct BenchOptions {
     /// over gRPC, or with `view_transport` HTTP as `GET /v1/events/{id}` answered in JSON.
     pub views_only: bool,
     pub view_transport: ViewTransport,
+    /// Holds, confirmations and releases go through the client crate's booking stream (one
+    /// `BookingService.Book` stream that every worker's calls share) instead of unary calls.
+    pub stream: bool,
     pub events: usize,
     /// Hold TTL of the events the bench creates (0: the server's default).
     pub hold_ttl_seconds: u32,
@@ -101,6 +106,7 @@ pub struct BenchSummary {
     pub health_only: bool,
     pub views_only: bool,
     pub view_transport: ViewTransport,
+    pub stream: bool,
     pub events: usize,
     pub operations: BTreeMap<String, OperationSummary>,
     pub errors_by_code: BTreeMap<String, u64>,
@@ -235,6 +241,8 @@ struct Worker {
     /// window's end (uncontended but for that moment), so every window counts what happened in it.
     window: std::sync::Arc<std::sync::Mutex<Tally>>,
     channel: Channel,
+    /// The booking stream, with `--stream`.
+    stream: Option<turnstile_client::BookingStream>,
     event_ids: Vec<String>,
     authenticator: std::sync::Arc<Authenticator>,
     options: BenchOptions,
@@ -316,7 +324,10 @@ impl Worker {
                     })),
                     ..Default::default()
                 };
-                let result = booking.hold_seats(authed(token, request)).await;
+                let result = match &self.stream {
+                    Some(stream) => stream.hold(token, request).await.map(tonic::Response::new),
+                    None => booking.hold_seats(authed(token, request)).await,
+                };
                 tally.record("hold", started, &result);
                 self.window.lock().expect("window lock").record("hold", started, &result);
                 if self.options.hold_only {
@@ -331,12 +342,18 @@ impl Worker {
                         payment_reference: format!("bench-{}-{writes}", self.index),
                         idempotency_key: String::new(),
                     };
-                    let result = booking.confirm_hold(authed(token, request)).await;
+                    let result = match &self.stream {
+                        Some(stream) => stream.confirm(token, request).await.map(tonic::Response::new),
+                        None => booking.confirm_hold(authed(token, request)).await,
+                    };
                     tally.record("confirm", started, &result);
                     self.window.lock().expect("window lock").record("confirm", started, &result);
                 } else {
-                    let result =
-                        booking.release_hold(authed(token, pb::ReleaseHoldRequest { hold_id: hold.hold_id })).await;
+                    let request = pb::ReleaseHoldRequest { hold_id: hold.hold_id };
+                    let result = match &self.stream {
+                        Some(stream) => stream.release(token, request).await.map(tonic::Response::new),
+                        None => booking.release_hold(authed(token, request)).await,
+                    };
                     tally.record("release", started, &result);
                     self.window.lock().expect("window lock").record("release", started, &result);
                 }
@@ -412,14 +429,12 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
     anyhow::ensure!(options.events > 0, "--events must be at least 1");
     let authenticator = std::sync::Arc::new(authenticator);
     let admin = authenticator.mint("bench-admin", Role::Admin, 86_400);
-    let mut channels = Vec::new();
-    for _ in 0..options.connections.max(1) {
-        let channel = Channel::from_shared(format!("http://{}", options.server))?
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach the node at {}", options.server))?;
-        channels.push(channel);
-    }
+    let client = turnstile_client::Client::builder(format!("http://{}", options.server))
+        .connections(options.connections.max(1))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the node at {}", options.server))?;
+    let channels: Vec<Channel> = (0..options.connections.max(1)).map(|_| client.channel()).collect();
     let events = if options.health_only {
         0
     } else if options.hot_event {
@@ -444,6 +459,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
             index,
             window,
             channel: channels[index % channels.len()].clone(),
+            stream: options.stream.then(|| client.stream().clone()),
             event_ids: event_ids.clone(),
             authenticator: authenticator.clone(),
             options: options.clone(),
@@ -528,6 +544,7 @@ pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow:
         health_only: options.health_only,
         views_only: options.views_only,
         view_transport: options.view_transport,
+        stream: options.stream,
         events,
         writes_per_second: count(&["hold", "confirm", "release"]),
         reads_per_second: count(&["view", "view_http", "search"]),
@@ -580,7 +597,12 @@ pub fn render(summary: &BenchSummary) -> String {
         summary.reads_per_write,
         summary.events,
         if summary.hot_event { " (hot event)" } else { "" },
-        if summary.hold_only { ", holds only" } else { "" },
+        match (summary.hold_only, summary.stream) {
+            (true, true) => ", holds only, on the booking stream",
+            (true, false) => ", holds only",
+            (false, true) => ", writes on the booking stream",
+            (false, false) => "",
+        },
         match (summary.health_only, summary.views_only, summary.view_transport) {
             (true, _, _) => ", health checks only (the gRPC floor)",
             (false, true, ViewTransport::Grpc) => ", views only (gRPC GetEvent)",

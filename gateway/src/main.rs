@@ -123,6 +123,10 @@ enum Command {
         /// worker), each for --duration-seconds at --concurrency; prints both and their ratio.
         #[arg(long, conflicts_with_all = ["hold_only", "health_only"])]
         http: bool,
+        /// Holds, confirmations and releases go through the client crate's booking stream (one
+        /// BookingService.Book stream shared by every worker) instead of unary calls.
+        #[arg(long, conflicts_with_all = ["health_only", "http"])]
+        stream: bool,
         /// Events to spread the load over (without --hot-event).
         #[arg(long, default_value_t = 16)]
         events: usize,
@@ -293,6 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hold_only,
             health_only,
             http,
+            stream,
             events,
             hold_ttl_seconds,
             connections,
@@ -316,6 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 health_only,
                 views_only: false,
                 view_transport: turnstile::loadgen::ViewTransport::Grpc,
+                stream,
                 events,
                 hold_ttl_seconds,
                 connections,

@@ -24,6 +24,7 @@ const COMMIT_JOBS_BUCKETS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 12
 const DESCRIPTIONS: &[(&str, &str)] = &[
     ("turnstile_build_info", "Always 1; the labels name the version and build profile of this binary."),
     ("turnstile_rpc_seconds", "Time to answer a gRPC call, by method and status code."),
+    ("turnstile_http_seconds", "Time to answer an HTTP request (JSON, events, the page), by route, method and status."),
     ("turnstile_event_request_seconds", "Time an event actor takes for a request, by kind."),
     ("turnstile_holds_placed_total", "Holds placed."),
     ("turnstile_holds_confirmed_total", "Holds confirmed into bookings."),

@@ -103,6 +103,7 @@ impl Server {
                 config.tls.peer_client()?,
             ),
             // Beside the data directory the engine really uses (the store's), unless configured.
+            stream_requests_in_flight_max: config.limits.stream_requests_in_flight_max as usize,
             backup_dir: config.storage.backup_dir_for(
                 engine.store().and_then(|store| store.path().parent()).unwrap_or(&config.node.data_dir),
             ),

@@ -50,6 +50,8 @@ pub struct Gateway {
     pub forwarding: Arc<Forwarding>,
     /// Where backups go (`[storage] backup_dir`); created when the first backup is taken.
     pub backup_dir: std::path::PathBuf,
+    /// Requests of one `Book` stream in flight at once (`limits.stream_requests_in_flight_max`).
+    pub stream_requests_in_flight_max: usize,
 }
 
 /// What `GetNodeStatus` says about the node itself.
@@ -299,6 +301,15 @@ impl BookingService for Gateway {
             self.engine.place_hold(caller, &event_id, selection, idempotency_key).await.map_err(status)?
         };
         Ok(Response::new(pb::HoldSeatsResponse { hold: Some(convert::hold(&hold)) }))
+    }
+
+    type BookStream = crate::stream::BookStream;
+
+    async fn book(
+        &self,
+        request: Request<tonic::Streaming<pb::BookRequest>>,
+    ) -> Result<Response<Self::BookStream>, Status> {
+        Ok(Response::new(crate::stream::serve(self.clone(), request)))
     }
 
     async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::GetHoldResponse>, Status> {

@@ -107,6 +107,24 @@ async fn fresh_booking(server: &TestServer, fixture: &Fixture, owner: &str) -> p
     server.booking().confirm_hold(authed(&server.token(owner), request)).await.unwrap().into_inner().booking.unwrap()
 }
 
+/// One request on a `Book` stream, its buyer named by the message's token (none for `Nobody`,
+/// and the stream itself carries no authorization); returns the answer's code and message.
+async fn on_stream(server: &TestServer, who: Who, owner: &str, call: pb::book_request::Call) -> (Code, String) {
+    let token = request(server, who, owner, ())
+        .metadata()
+        .get("authorization")
+        .map(|value| value.to_str().unwrap().trim_start_matches("Bearer ").to_string())
+        .unwrap_or_default();
+    let message = pb::BookRequest { request_id: 7, token, call: Some(call) };
+    let mut answers = server.booking().book(tokio_stream::iter(vec![message])).await.unwrap().into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    assert_eq!(answer.request_id, 7);
+    match answer.result.expect("a result") {
+        pb::book_response::Result::Error(error) => (Code::from(error.code), error.message),
+        _ => (Code::Ok, String::new()),
+    }
+}
+
 /// Runs one RPC as `who` against fresh resources; returns its code and message.
 async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner: &str) -> (Code, String) {
     match rpc {
@@ -139,6 +157,40 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
         }
         "ListBookings" => {
             code(server.booking().list_bookings(request(server, who, owner, pb::ListBookingsRequest::default())).await)
+        }
+        "Book/Hold" => {
+            let message = pb::HoldSeatsRequest {
+                event_id: fixture.event_id.clone(),
+                selection: best("S", 1),
+                ..Default::default()
+            };
+            on_stream(server, who, owner, pb::book_request::Call::Hold(message)).await
+        }
+        "Book/GetHold" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            let message = pb::GetHoldRequest { hold_id: hold.hold_id };
+            on_stream(server, who, owner, pb::book_request::Call::GetHold(message)).await
+        }
+        "Book/Release" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            let message = pb::ReleaseHoldRequest { hold_id: hold.hold_id };
+            on_stream(server, who, owner, pb::book_request::Call::Release(message)).await
+        }
+        "Book/Confirm" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            let message =
+                pb::ConfirmHoldRequest { hold_id: hold.hold_id, payment_reference: "p".into(), ..Default::default() };
+            on_stream(server, who, owner, pb::book_request::Call::Confirm(message)).await
+        }
+        "Book/Extend" => {
+            let hold = fresh_hold(server, fixture, owner).await;
+            let message = pb::ExtendHoldRequest { hold_id: hold.hold_id };
+            on_stream(server, who, owner, pb::book_request::Call::Extend(message)).await
+        }
+        "Book/Cancel" => {
+            let booking = fresh_booking(server, fixture, owner).await;
+            let message = pb::CancelBookingRequest { booking_id: booking.booking_id };
+            on_stream(server, who, owner, pb::book_request::Call::Cancel(message)).await
         }
         "GetHold" => {
             let hold = fresh_hold(server, fixture, owner).await;
@@ -410,6 +462,13 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("RedeemTicket", "admin"),
         ("GetEventReport", "admin"),
         ("SetPricing", "admin"),
+        // The same calls as messages of a Book stream, each with its own token.
+        ("Book/Hold", "self"),
+        ("Book/GetHold", "owned"),
+        ("Book/Release", "owned"),
+        ("Book/Confirm", "owner_only"),
+        ("Book/Extend", "owner_only"),
+        ("Book/Cancel", "owned"),
     ];
     let mut failures = Vec::new();
     for (case, (rpc, class)) in matrix.iter().enumerate() {

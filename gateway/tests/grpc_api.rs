@@ -3,6 +3,8 @@
 mod common;
 // JSON over HTTP, server-sent events, grpc-web and the page: the same server, another protocol.
 mod http_api;
+// BookingService.Book and the Rust client crate over it.
+mod stream_api;
 
 use common::*;
 use tonic::Code;

@@ -1,6 +1,7 @@
 //! The live seat-map page in headless Chromium: the page shows a seat available, a hold made
-//! through the API turns it held on the page without a reload (over server-sent events), and a
-//! screenshot is saved. The browser is driven by `gateway/tests/browser/seatmap.mjs` (Node.js and
+//! through the API turns it held on the page without a reload (over server-sent events); then the
+//! page itself, with the buyer's token typed in, holds a clicked seat and confirms it into a
+//! booking; a screenshot is saved. The browser is driven by `gateway/tests/browser/seatmap.mjs` (Node.js and
 //! playwright-core, installed by `.ci/run` with Debian's chromium).
 //!
 //! Without Chromium, Node.js or the script's packages the test says what is missing and passes,
@@ -46,6 +47,7 @@ async fn the_seat_map_page_shows_a_hold_made_through_the_api_live() {
     let event_id = create_event_over_http(&http, &server.admin_token(), 2, 6).await;
     let ann = server.token("ann");
     let seat = "S:B:3";
+    let clicked = "S:A:5";
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seatmap.png");
     let _ = std::fs::remove_file(&screenshot);
 
@@ -57,6 +59,7 @@ async fn the_seat_map_page_shows_a_hold_made_through_the_api_live() {
         .env("EVENT_ID", &event_id)
         .env("TOKEN", &ann)
         .env("SEAT_ID", seat)
+        .env("SEAT2_ID", clicked)
         .env("SCREENSHOT", &screenshot)
         .env("CHROMIUM", &chromium);
     // The script bounds every wait and has a watchdog of its own (two minutes).
@@ -85,6 +88,34 @@ async fn the_seat_map_page_shows_a_hold_made_through_the_api_live() {
         .unwrap();
     assert_eq!(hold.tickets[0].seat_id, seat);
     assert_eq!(hold.status, pb::HoldStatus::Active as i32);
+
+    // The page's own hold of the clicked seat, confirmed into a booking.
+    assert_eq!(result["booked"], true, "{result}");
+    assert_eq!(result["clickedSeat"], clicked);
+    let page_hold_id = result["pageHoldId"].as_str().unwrap().to_string();
+    assert_ne!(result["holdId"], result["pageHoldId"]);
+    let page_hold = server
+        .booking()
+        .get_hold(authed(&ann, pb::GetHoldRequest { hold_id: page_hold_id.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    assert_eq!(page_hold.tickets.len(), 1);
+    assert_eq!(page_hold.tickets[0].seat_id, clicked);
+    assert_eq!(page_hold.status, pb::HoldStatus::Confirmed as i32);
+    assert_eq!(page_hold.booking_id, result["bookingId"].as_str().unwrap());
+    let booking = server
+        .booking()
+        .get_booking(authed(&ann, pb::GetBookingRequest { booking_id: page_hold.booking_id.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .booking
+        .unwrap();
+    assert_eq!((booking.buyer_id.as_str(), booking.hold_id.as_str()), ("ann", page_hold_id.as_str()));
+    assert_eq!(booking.status, pb::BookingStatus::Confirmed as i32);
 
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1_000, "a PNG screenshot");
