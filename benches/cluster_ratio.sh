@@ -90,7 +90,8 @@ die() { log "error: $*"; exit 1; }
 fig() { printf '%s=%s\n' "$1" "$2" >>"$FIGURES"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # Compiler and linker processes of other builds on the machine (they share the two cores).
-busy() { pgrep -c -x 'rustc|cargo|cc1|cc1plus|ld|ld.lld|mold|clang' || true; }
+# Other builds running (pgrep -x refuses a pattern over 15 characters, so match the names here).
+busy() { ps -eo comm= | grep -c -x -E 'rustc|cargo|cc1|cc1plus|ld|ld.lld|mold|clang' || true; }
 now_ns() { date +%s%N; }
 
 [[ $MODE == ratio || $MODE == storm ]] || die "MODE must be ratio or storm"
