@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: a release node under steady load for a long time; reports memory growth and p99 drift.
-# Not part of CI (gateway/tests/soak.rs is the short version there).
+# Not part of CI (gateway/tests/it/soak.rs is the short version there).
 #
 #   benches/soak.sh                       # 30 minutes
 #   TURNSTILE_SOAK_SECONDS=300 benches/soak.sh

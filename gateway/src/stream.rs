@@ -57,9 +57,14 @@ pub fn serve(gateway: Gateway, request: Request<tonic::Streaming<pb::BookRequest
                 // The client is done sending; the answers in flight still go out, and the
                 // stream ends when the last is sent.
                 Ok(None) => break,
-                // The stream broke: the requests in flight finish (what they change is durable
-                // and their idempotency keys answer a retry), their answers have no one to go to.
-                Err(_) => break,
+                // A message that does not decode ends the stream with its status (INVALID_ARGUMENT
+                // from the codec); a broken stream ends it too. The requests in flight finish
+                // (what they change is durable and their idempotency keys answer a retry), but
+                // their answers have no one to go to.
+                Err(status) => {
+                    let _ = sender.send(Err(status)).await;
+                    break;
+                }
             };
             let request_id = request.request_id;
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {

@@ -1,7 +1,7 @@
 //! Beyond plain holds, over gRPC: extending a hold, paying without expiring mid-payment, and a
 //! late confirm that books the same seats again.
 
-mod common;
+use crate::common;
 
 use common::{authed, create_event, seats, TestServer};
 use tonic::Code;

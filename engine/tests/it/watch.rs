@@ -1,7 +1,7 @@
 //! Watching an event's seat map through the engine: every change in version order, resumption
 //! from a version, snapshots when a watcher is too far behind or too slow, and what a restart keeps.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -27,7 +27,7 @@
 //! Deterministic by default; `TURNSTILE_FAULT_SEED=<n>` changes the tearing seeds. A failure
 //! names the fault, the sync it hit and the seed.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -2,7 +2,7 @@
 //! whose deadline passed while the engine was down are expired, and checkpoints let the log be
 //! purged without changing what recovery rebuilds.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! token not valid yet, wrong signature, the buyer who owns the resource, another buyer, an admin),
 //! over real gRPC.
 
-mod common;
+use crate::common;
 
 use common::*;
 use tonic::{Code, Request, Status};

@@ -1,7 +1,7 @@
 //! SearchEvents over real gRPC: typos, freshness after create, update and cancel, availability in
 //! results, bad input, and a rebuild when the index directory is deleted.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The waitlist through the event actor: places that come back go to waiting buyers in line
 //! order even while new buyers hammer the same section, and the waitlist survives a restart.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

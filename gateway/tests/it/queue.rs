@@ -1,7 +1,7 @@
 //! The waiting room over gRPC: buyers join a line, are admitted in order with a signed pass that
 //! HoldSeats requires and accepts once, and learn when the event sells out.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

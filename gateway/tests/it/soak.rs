@@ -2,7 +2,7 @@
 //! checking what must hold however long it runs. The 30-minute soak with its memory and p99
 //! figures is `benches/soak.sh` (docs/SOAK.md). `TURNSTILE_SOAK_TEST_SECONDS` lengthens this one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
         hot_event: false,
         hold_only: false,
         health_only: false,
+        views_only: false,
+        view_transport: turnstile::loadgen::ViewTransport::Grpc,
+        stream: false,
         events: 4,
         hold_ttl_seconds: 0,
         connections: 2,
@@ -115,6 +118,46 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
     assert_eq!(node_status(&server).await.live_holds, holds, "every hold the generator counted is live on the node");
     assert_eq!(summary.events_cancelled, 0, "--keep-events keeps them");
     assert_eq!(bench_events_found(&server).await, 1, "the kept event is found");
+    server.stop().await;
+}
+
+/// `--stream`: the same holds through the client crate's booking stream, every one counted live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_load_holds_through_the_booking_stream() {
+    let server = TestServer::start().await;
+    let options = BenchOptions {
+        reads_per_write: 0,
+        search: false,
+        hot_event: true,
+        hold_only: true,
+        stream: true,
+        events: 1,
+        window: Duration::from_secs(1),
+        keep_events: true,
+        ..options(&server, Duration::from_secs(2), 12)
+    };
+    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(summary.errors_by_code.is_empty(), "errors on the stream: {:?}", summary.errors_by_code);
+    assert!(summary.stream);
+    let holds = summary.operations["hold"].count;
+    assert!(holds > 8 * 10, "the load ran: {holds} holds");
+    assert_eq!(node_status(&server).await.live_holds, holds, "every hold counted is live on the node");
+    server.stop().await;
+}
+
+/// `--http`: views over gRPC, then the same as JSON over HTTP, with their ratio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_comparison_views_over_both_transports() {
+    let server = TestServer::start().await;
+    let options = BenchOptions { window: Duration::from_secs(1), ..options(&server, Duration::from_secs(1), 13) };
+    let comparison = loadgen::compare_http(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    assert!(comparison.grpc.errors_by_code.is_empty() && comparison.http.errors_by_code.is_empty());
+    assert!(comparison.grpc.operations["view"].count > 0);
+    assert!(comparison.http.operations["view_http"].count > 0);
+    assert!(!comparison.grpc.operations.contains_key("hold") && !comparison.http.operations.contains_key("search"));
+    let ratio = comparison.http.reads_per_second / comparison.grpc.reads_per_second;
+    assert!((comparison.ratio - ratio).abs() < 1e-9);
+    assert!(loadgen::render_comparison(&comparison).contains("JSON views"));
     server.stop().await;
 }
 

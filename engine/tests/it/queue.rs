@@ -1,7 +1,7 @@
 //! The waiting room on a paused clock: the opening draw, automatic admission following the
 //! inventory, and passes that expire unused freeing their slot.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

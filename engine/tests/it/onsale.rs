@@ -6,9 +6,9 @@
 //! CI runs a small crowd. The full simulation of the waiting-room issue (1M buyers, 50k seats):
 //!
 //! TURNSTILE_ONSALE_BUYERS=1000000 TURNSTILE_ONSALE_SEATS=50000 \
-//!     cargo test --release -p turnstile-engine --test onsale -- --nocapture
+//!     cargo test --release -p turnstile-engine --test it onsale:: -- --nocapture
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,7 +13,7 @@
 //!
 //! TURNSTILE_CLUSTER_KILLS sets the number of kill cycles (default 3).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 //!
 //! The seed is printed; rerun with TURNSTILE_TEST_SEED=<seed> to replay the same choices.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,7 +1,7 @@
 //! CatalogService.WatchEvent over gRPC: a snapshot, then every change with its version; a client
 //! that reconnects with the last version it saw receives exactly what it missed.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

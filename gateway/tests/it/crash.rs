@@ -23,7 +23,7 @@
 //! samples; the interleaving of the buyers and the exact instant of each kill still vary.
 //! `docs/DURABILITY.md` has the commands and the figures measured.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;

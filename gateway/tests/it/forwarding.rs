@@ -3,7 +3,7 @@
 //! unchanged; a forwarded call is never forwarded again, an unreachable leader is reported in
 //! bounded time, and a write whose outcome is unknown is not sent twice.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! message that names what was wrong (the field path, the id or the bound), and a rejected request
 //! changes nothing.
 
-mod common;
+use crate::common;
 
 use std::fmt::Debug;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,6 @@
 //! The booking flow end to end over real gRPC on 127.0.0.1, plus health checking and reflection.
 
-mod common;
+use crate::common;
 // JSON over HTTP, server-sent events, grpc-web and the page: the same server, another protocol.
 mod http_api;
 // BookingService.Book and the Rust client crate over it.

@@ -1,7 +1,7 @@
 //! The event actor on a paused tokio clock: expiry is driven by its one timer, at the deadline and
 //! not before, and re-armed as holds come and go.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Online backup over gRPC while the node serves, restore into a fresh data directory, and a node
 //! started on the restored directory serving exactly what was backed up.
 
-mod common;
+use crate::common;
 
 use common::*;
 use tonic::Code;

@@ -1,0 +1,5 @@
+//! The crate's integration tests in one binary: each file a module (one link instead of one
+//! per file). Tests that measure the process itself keep a binary of their own.
+
+mod checkpoints;
+mod store;
