@@ -210,9 +210,8 @@ pub struct EventState {
 /// few dozen bytes, so without this a hot event would rewrite its whole state every
 /// `checkpoint_commands` commands. With it, checkpoints write at most this many bytes per byte
 /// of log, and recovery replays at most an eighth of a state's worth of log after loading the
-/// state: replaying a byte of log costs about ten times loading a byte of checkpoint (about 2 µs
-/// per command of ~27 bytes against ~8 ns per byte encoded or decoded), so the replay takes
-/// about as long again as loading the checkpoint.
+/// state: replaying a byte of log costs several times loading a byte of checkpoint (measured in
+/// docs/DURABILITY.md), so the replay takes about as long again as loading the checkpoint.
 pub const CHECKPOINT_BYTES_PER_LOG_BYTE: u64 = 8;
 
 /// Snapshots waiting for the checkpoint thread before an actor serializes its own inline.

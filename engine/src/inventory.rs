@@ -22,8 +22,8 @@ use crate::limits;
 use crate::seat_map::{validate_label, validate_name, SeatMap};
 
 /// The inventory's persistent hash maps, hashed with foldhash (seeded at random per map) rather
-/// than SipHash: a hold looks up or inserts in several of them, and SipHash was 2 to 3% of a
-/// hold's CPU without the log. Keys are ids the engine minted or the token named, and idempotency
+/// than SipHash: a hold looks up or inserts in several of them, and SipHash showed in a hold's
+/// profile (docs/PERFORMANCE_HISTORY.md). Keys are ids the engine minted or the token named, and idempotency
 /// keys.
 type SharedMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 

@@ -5,13 +5,12 @@
 //! All are HS256 JWTs under the node's secret, each with its own audience, so none can stand in
 //! for another or for a bearer token (which carries a role and no audience).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use turnstile_engine::ids::{BuyerId, EventId};
+
+use crate::token::{self, unix_ms, ErrorKind, Keys};
 
 const QUEUE_AUDIENCE: &str = "turnstile-queue";
 const PASS_AUDIENCE: &str = "turnstile-pass";
@@ -53,38 +52,24 @@ pub struct TicketClaims {
 }
 
 pub struct AdmissionTokens {
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
+    keys: Keys,
     queue_validation: Validation,
     pass_validation: Validation,
     ticket_validation: Validation,
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
-}
-
 fn validation(audience: &str) -> Validation {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 0;
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-    validation
+    token::validation(Some(audience), &["exp", "sub", "aud"], 0)
 }
 
 impl AdmissionTokens {
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            encoding_key: EncodingKey::from_secret(secret),
-            decoding_key: DecodingKey::from_secret(secret),
+            keys: Keys::new(secret),
             queue_validation: validation(QUEUE_AUDIENCE),
             pass_validation: validation(PASS_AUDIENCE),
-            ticket_validation: {
-                let mut validation = validation(TICKET_AUDIENCE);
-                validation.validate_exp = false;
-                validation.set_required_spec_claims(&["aud"]);
-                validation
-            },
+            // A ticket code does not expire: the booking's state says whether it admits.
+            ticket_validation: token::validation(Some(TICKET_AUDIENCE), &["aud"], 0),
         }
     }
 
@@ -98,14 +83,11 @@ impl AdmissionTokens {
         if code.len() > TOKEN_LENGTH_MAX {
             return None;
         }
-        jsonwebtoken::decode::<TicketClaims>(code, &self.decoding_key, &self.ticket_validation)
-            .ok()
-            .map(|data| data.claims)
+        self.keys.verify::<TicketClaims>(code, &self.ticket_validation).ok()
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding_key)
-            .expect("HS256 encoding of plain claims cannot fail")
+        self.keys.sign(claims)
     }
 
     pub fn queue_token(&self, buyer: &BuyerId, event_id: &EventId, position: u64) -> String {
@@ -171,7 +153,7 @@ impl AdmissionTokens {
         if token.len() > TOKEN_LENGTH_MAX {
             return Err(Status::invalid_argument(format!("{field}: longer than {TOKEN_LENGTH_MAX} bytes")));
         }
-        jsonwebtoken::decode::<T>(token, &self.decoding_key, validation).map(|data| data.claims).map_err(|error| {
+        self.keys.verify::<T>(token, validation).map_err(|error| {
             Status::permission_denied(match error.kind() {
                 ErrorKind::ExpiredSignature => format!("{field}: has expired"),
                 ErrorKind::InvalidSignature => format!("{field}: signature is invalid (forged or from another node)"),

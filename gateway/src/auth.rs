@@ -4,15 +4,15 @@
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 use turnstile_engine::ids::BuyerId;
 use turnstile_engine::inventory::Caller;
+
+use crate::token::{self, unix_seconds, ErrorKind, Keys};
 
 /// Longest accepted `sub` claim.
 const SUBJECT_LENGTH_MAX: usize = 128;
@@ -46,28 +46,20 @@ struct Verified {
 
 #[derive(Clone)]
 pub struct Authenticator {
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     /// Verified tokens by their text, until their `exp` (with the same leeway as a verification).
     /// Only a token that verified is kept, so a forged one is checked on every call.
     verified: Arc<Mutex<lru::LruCache<Box<str>, Verified>>>,
 }
 
-fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
-}
-
 impl Authenticator {
     pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = CLOCK_LEEWAY_SECONDS;
+        let mut validation = token::validation(None, &["exp", "sub"], CLOCK_LEEWAY_SECONDS);
         // jsonwebtoken checks `nbf` only when asked; a token not valid yet must not act.
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
-            encoding_key: EncodingKey::from_secret(secret),
-            decoding_key: DecodingKey::from_secret(secret),
+            keys: Keys::new(secret),
             validation,
             verified: Arc::new(Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(VERIFIED_TOKENS_MAX).expect("a non-zero bound"),
@@ -80,8 +72,7 @@ impl Authenticator {
     }
 
     pub fn mint_claims(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding_key)
-            .expect("HS256 encoding of plain claims cannot fail")
+        self.keys.sign(claims)
     }
 
     /// The caller named by the request's bearer token; `None` when there is no token at all.
@@ -101,7 +92,9 @@ impl Authenticator {
                 return Ok(Some(verified.caller.clone()));
             }
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding_key, &self.validation)
+        let claims = self
+            .keys
+            .verify::<Claims>(token, &self.validation)
             .map_err(|error| {
                 Status::unauthenticated(match error.kind() {
                     ErrorKind::ExpiredSignature => "token has expired".to_string(),
@@ -114,8 +107,7 @@ impl Authenticator {
                     ErrorKind::Json(_) => "token claims must be sub, role (user or admin) and exp".to_string(),
                     _ => format!("token is malformed: {error}"),
                 })
-            })?
-            .claims;
+            })?;
         if claims.sub.is_empty() || claims.sub.len() > SUBJECT_LENGTH_MAX {
             return Err(Status::unauthenticated(format!("token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes")));
         }

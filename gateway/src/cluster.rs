@@ -206,11 +206,7 @@ fn node_credential(secret: &[u8]) -> anyhow::Result<turnstile_cluster::network::
     struct Claims {
         aud: &'static str,
     }
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &Claims { aud: "turnstile-cluster-node" },
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )?;
+    let token = crate::token::Keys::new(secret).sign(&Claims { aud: "turnstile-cluster-node" });
     turnstile_cluster::network::NodeCredential::new(&token).map_err(|error| anyhow::anyhow!(error))
 }
 

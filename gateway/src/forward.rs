@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,6 +21,7 @@ use tonic::{Extensions, Request, Response, Status, Streaming};
 use turnstile_engine::ids::EventId;
 
 use crate::routing::Route;
+use crate::token::{self, unix_seconds, Keys};
 use crate::service::Gateway;
 
 /// Metadata a forwarded call carries: a token signed with the cluster's secret (`cluster.secret`,
@@ -111,15 +112,11 @@ pub(crate) enum Routed<Req, Resp> {
 pub struct Forwarding {
     node_id: String,
     /// Keys of the cluster's secret; `None` on a node without one, which accepts no mark.
-    keys: Option<(EncodingKey, DecodingKey)>,
+    keys: Option<Keys>,
     /// How other nodes are called when their gRPC ports speak TLS.
     tls: Option<tonic::transport::ClientTlsConfig>,
     validation: Validation,
     channels: Mutex<HashMap<String, Channel>>,
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
 }
 
 impl Forwarding {
@@ -131,13 +128,10 @@ impl Forwarding {
 
     /// Like `new`, calling other nodes over TLS with `tls` when it is set.
     pub fn with_tls(node_id: &str, secret: Option<&[u8]>, tls: Option<tonic::transport::ClientTlsConfig>) -> Arc<Self> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = STAMP_LEEWAY_SECONDS;
-        validation.set_audience(&[STAMP_AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "aud"]);
+        let validation = token::validation(Some(STAMP_AUDIENCE), &["exp", "aud"], STAMP_LEEWAY_SECONDS);
         Arc::new(Self {
             node_id: node_id.to_string(),
-            keys: secret.map(|secret| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))),
+            keys: secret.map(Keys::new),
             tls,
             validation,
             channels: Mutex::new(HashMap::new()),
@@ -151,12 +145,11 @@ impl Forwarding {
             aud: STAMP_AUDIENCE.into(),
             exp: unix_seconds() + STAMP_TTL_SECONDS,
         };
-        let Some((encoding_key, _)) = &self.keys else {
+        let Some(keys) = &self.keys else {
             // Only a cluster node forwards, and a cluster node has a secret (config validation).
             return String::new();
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding_key)
-            .expect("HS256 encoding of plain claims cannot fail")
+        keys.sign(&claims)
     }
 
     /// The node that forwarded this call, if it carries a mark; a mark that is not valid (not
@@ -169,12 +162,12 @@ impl Forwarding {
         if value.len() > STAMP_LENGTH_MAX {
             return Err(refuse("too long"));
         }
-        let Some((_, decoding_key)) = &self.keys else {
+        let Some(keys) = &self.keys else {
             return Err(refuse("this node is in no cluster"));
         };
-        let claims = jsonwebtoken::decode::<StampClaims>(value, decoding_key, &self.validation)
-            .map_err(|error| refuse(&format!("not a valid mark ({error})")))?
-            .claims;
+        let claims = keys
+            .verify::<StampClaims>(value, &self.validation)
+            .map_err(|error| refuse(&format!("not a valid mark ({error})")))?;
         Ok(Some(claims.node))
     }
 

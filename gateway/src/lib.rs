@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: `cluster.toml`, strict and validated;
-//! - [`auth`]: HS256 bearer tokens (buyer or admin);
+//! - [`token`]: every signed token (HS256 JWTs): keys, signing, checking, the clock;
+//! - [`auth`]: buyers' and admins' bearer tokens;
 //! - [`cluster`]: a node of a cluster: replicated journal, applier, leadership, routing;
 //! - [`admission`]: the waiting room's signed queue tokens and admission passes;
 //! - [`tickets`]: ticket codes on bookings, redemption at the door, sales reports;
@@ -42,4 +43,5 @@ pub mod service;
 pub mod status;
 pub mod stream;
 pub mod tickets;
+pub mod token;
 pub mod waiting_room;

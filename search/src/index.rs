@@ -129,7 +129,7 @@ fn index_settings() -> IndexSettings {
         sort_by_field: Some(IndexSortByField { field: "starts_at".into(), order: Order::Asc }),
         // The store holds only each event's id (about 30 bytes). Uncompressed small blocks make
         // reading a hit's id a short read and parse; the id as a fast column cost a compressed
-        // dictionary block decoded per hit (about 15 µs, most of a simple query's time).
+        // dictionary block decoded per hit, most of a simple query's time (docs/SEARCH.md).
         docstore_compression: Compressor::None,
         docstore_blocksize: 2048,
         ..IndexSettings::default()

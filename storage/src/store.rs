@@ -281,6 +281,9 @@ struct LogCursor {
 
 impl LogCursor {
     fn mark_appended(&mut self, stream: &str, index: u64) {
+        // The log's indexes are contiguous: a gap or a repeat would break recovery's replay and
+        // every reader that walks the log, so it stops the writer in release builds too.
+        assert_eq!(index, self.last_index + 1, "log index {index} does not follow {}", self.last_index);
         self.last_index = index;
         match self.last_index_by_stream.get_mut(stream) {
             Some(last) => *last = index,
@@ -1161,6 +1164,8 @@ impl Writer {
             return;
         }
         let job_count = pending.len() as u64;
+        // Every job that waits for an answer gets exactly one (checked below, in release builds).
+        let awaiting_answers = pending.iter().filter(|job| job.done.is_some()).count();
         let mut next_index = self.cursor.last_index;
         // What the group did to the log, in order: an append after a checkpoint of the same
         // stream in the same group is not covered by that checkpoint.
@@ -1240,6 +1245,7 @@ impl Writer {
                     }
                 }
                 let mut entries = 0u64;
+                let mut answers = 0usize;
                 for change in log_changes.drain(..) {
                     match change {
                         LogChange::Appended(position, index) => {
@@ -1261,6 +1267,7 @@ impl Writer {
                             } else {
                                 job.done.take().map(|done| (done, job.committed.clone()))
                             };
+                            answers += usize::from(done.is_some());
                             self.queue_checkpoint(PendingCheckpoint {
                                 stream: job.stream.clone(),
                                 index,
@@ -1292,9 +1299,11 @@ impl Writer {
                 }
                 for job in pending.drain(..) {
                     if let Some(done) = job.done {
+                        answers += 1;
                         done(Ok(job.committed));
                     }
                 }
+                assert_eq!(answers, awaiting_answers, "a commit answers each of its jobs once (or hands it to its checkpoint)");
             }
             Err(error) => {
                 let error = self.shared.io(error);
