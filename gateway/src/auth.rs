@@ -92,22 +92,19 @@ impl Authenticator {
                 return Ok(Some(verified.caller.clone()));
             }
         }
-        let claims = self
-            .keys
-            .verify::<Claims>(token, &self.validation)
-            .map_err(|error| {
-                Status::unauthenticated(match error.kind() {
-                    ErrorKind::ExpiredSignature => "token has expired".to_string(),
-                    ErrorKind::ImmatureSignature => "token is not valid yet (its 'nbf' is in the future)".to_string(),
-                    ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
-                    ErrorKind::InvalidAlgorithm => "token must be signed with HS256".to_string(),
-                    ErrorKind::MissingRequiredClaim(claim) => {
-                        format!("token lacks the '{claim}' claim")
-                    }
-                    ErrorKind::Json(_) => "token claims must be sub, role (user or admin) and exp".to_string(),
-                    _ => format!("token is malformed: {error}"),
-                })
-            })?;
+        let claims = self.keys.verify::<Claims>(token, &self.validation).map_err(|error| {
+            Status::unauthenticated(match error.kind() {
+                ErrorKind::ExpiredSignature => "token has expired".to_string(),
+                ErrorKind::ImmatureSignature => "token is not valid yet (its 'nbf' is in the future)".to_string(),
+                ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
+                ErrorKind::InvalidAlgorithm => "token must be signed with HS256".to_string(),
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    format!("token lacks the '{claim}' claim")
+                }
+                ErrorKind::Json(_) => "token claims must be sub, role (user or admin) and exp".to_string(),
+                _ => format!("token is malformed: {error}"),
+            })
+        })?;
         if claims.sub.is_empty() || claims.sub.len() > SUBJECT_LENGTH_MAX {
             return Err(Status::unauthenticated(format!("token 'sub' must be 1 to {SUBJECT_LENGTH_MAX} bytes")));
         }
@@ -162,7 +159,8 @@ mod tests {
         assert_eq!(authenticator.verified.lock().unwrap().len(), 1);
 
         // A kept token whose `exp` has passed is verified again, and refused.
-        let expired = authenticator.mint_claims(&Claims { sub: "bob".into(), role: Role::User, exp: unix_seconds() - 60 });
+        let expired =
+            authenticator.mint_claims(&Claims { sub: "bob".into(), role: Role::User, exp: unix_seconds() - 60 });
         let stale = Verified { caller: Caller { buyer: BuyerId::new("bob"), admin: false }, exp: unix_seconds() - 60 };
         authenticator.verified.lock().unwrap().put(expired.as_str().into(), stale);
         let error = authenticator.require_caller(&bearer(&expired)).unwrap_err();

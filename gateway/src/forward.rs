@@ -21,8 +21,8 @@ use tonic::{Extensions, Request, Response, Status, Streaming};
 use turnstile_engine::ids::EventId;
 
 use crate::routing::Route;
-use crate::token::{self, unix_seconds, Keys};
 use crate::service::Gateway;
+use crate::token::{self, unix_seconds, Keys};
 
 /// Metadata a forwarded call carries: a token signed with the cluster's secret (`cluster.secret`,
 /// never the buyers' `auth.secret`) naming the node that forwarded it. A node that receives it does not rate-limit the call again and never
@@ -495,28 +495,22 @@ pub(crate) const fn response_bytes_max() -> usize {
     RESPONSE_BYTES_MAX
 }
 
-/// Serves the call here, or returns (from the enclosing handler) the leader's answer, passed
-/// through `$wrap` (a stream is piped). Evaluates to the request when it is served here.
-macro_rules! here_or_forward {
-    ($gateway:expr, $event_id:expr, $request:expr, $kind:expr, $client:ident :: $method:ident) => {
-        $crate::forward::here_or_forward!($gateway, $event_id, $request, $kind, $client::$method, |response| response)
-    };
-    ($gateway:expr, $event_id:expr, $request:expr, $kind:expr, $client:ident :: $method:ident, $wrap:expr) => {
-        match $gateway
-            .route($event_id, $request, $kind, |channel, request| async move {
-                $crate::forward::client!($client, channel).$method(request).await
-            })
-            .await?
-        {
-            $crate::forward::Routed::Here(request) => request,
-            $crate::forward::Routed::There(response) => {
-                #[allow(clippy::redundant_closure_call)]
-                return Ok($wrap(response));
-            }
-        }
+/// The call that sends a request to another node: `forward_call!(BookingServiceClient::hold_seats)`
+/// is the closure `Gateway::route` takes, calling that method on a client of the leader's channel.
+/// A handler then serves the request itself or returns the leader's answer:
+///
+/// ```ignore
+/// let request = match self.route(Some(&event_id), request, kind, forward_call!(Client::method)).await? {
+///     Routed::Here(request) => request,
+///     Routed::There(response) => return Ok(response),
+/// };
+/// ```
+macro_rules! forward_call {
+    ($client:ident :: $method:ident) => {
+        |channel, request| async move { $crate::forward::client!($client, channel).$method(request).await }
     };
 }
-pub(crate) use here_or_forward;
+pub(crate) use forward_call;
 
 #[cfg(test)]
 mod tests {

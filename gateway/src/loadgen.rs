@@ -382,19 +382,19 @@ type HttpClient = hyper_util::client::legacy::Client<
 
 /// `GET /v1/events/{id}`, the answer read whole and parsed as JSON (a client reads what it asks
 /// for, as the gRPC client decodes its protobuf). A status other than 200 counts as that error.
-async fn view_over_http(client: &HttpClient, server: std::net::SocketAddr, event_id: &str) -> Result<(), tonic::Status> {
+async fn view_over_http(
+    client: &HttpClient,
+    server: std::net::SocketAddr,
+    event_id: &str,
+) -> Result<(), tonic::Status> {
     use http_body_util::BodyExt;
     let uri: http::Uri = format!("http://{server}/v1/events/{event_id}")
         .parse()
         .map_err(|error| tonic::Status::invalid_argument(format!("{error}")))?;
     let response = client.get(uri).await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
     let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|error| tonic::Status::unavailable(error.to_string()))?
-        .to_bytes();
+    let body =
+        response.into_body().collect().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?.to_bytes();
     if status != http::StatusCode::OK {
         return Err(tonic::Status::unknown(format!("HTTP {status}")));
     }

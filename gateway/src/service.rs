@@ -26,7 +26,7 @@ use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
 use crate::auth::Authenticator;
 use crate::convert;
 use crate::error::{invalid, status};
-use crate::forward::{here_or_forward, Forwarding, Kind};
+use crate::forward::{forward_call, Forwarding, Kind, Routed};
 use crate::rate::RateLimits;
 
 /// Shared by the three services.
@@ -148,9 +148,14 @@ impl CatalogService for Gateway {
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
         self.check_catalog_reader(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        let request =
-            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, CatalogServiceClient::get_event)
-                .into_inner();
+        let request = match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(CatalogServiceClient::get_event))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let details = self.engine.event_details(&event_id, request.include_seats).await.map_err(status)?;
         Ok(Response::new(convert::event_details(&details, request.include_layout)))
     }
@@ -172,14 +177,13 @@ impl CatalogService for Gateway {
     ) -> Result<Response<Self::WatchEventStream>, Status> {
         self.check_catalog_reader(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        let request = here_or_forward!(
-            self,
-            Some(&event_id),
-            request,
-            Kind::Stream,
-            CatalogServiceClient::watch_event,
-            |response| self.pipe(response)
-        )
+        let request = match self
+            .route(Some(&event_id), request, Kind::Stream, forward_call!(CatalogServiceClient::watch_event))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(self.pipe(response)),
+        }
         .into_inner();
         let (mut watch, permit) = self.engine.watch_event(&event_id, request.after_version).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel(WATCH_STREAM_BUFFER);
@@ -286,7 +290,11 @@ impl BookingService for Gateway {
         // A hold with an idempotency key answers its first result when sent again.
         let kind = if request.get_ref().idempotency_key.is_empty() { Kind::Once } else { Kind::Repeatable };
         let request =
-            here_or_forward!(self, Some(&event_id), request, kind, BookingServiceClient::hold_seats).into_inner();
+            match self.route(Some(&event_id), request, kind, forward_call!(BookingServiceClient::hold_seats)).await? {
+                Routed::Here(request) => request,
+                Routed::There(response) => return Ok(response),
+            }
+            .into_inner();
         let selection = match request.selection {
             Some(pb::hold_seats_request::Selection::Seats(list)) => Selection::Seats(list.seat_ids),
             Some(pb::hold_seats_request::Selection::BestAvailable(best)) => {
@@ -315,7 +323,18 @@ impl BookingService for Gateway {
     async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::GetHoldResponse>, Status> {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
-        here_or_forward!(self, hold_id.event_id().as_ref(), request, Kind::Repeatable, BookingServiceClient::get_hold);
+        match self
+            .route(
+                hold_id.event_id().as_ref(),
+                request,
+                Kind::Repeatable,
+                forward_call!(BookingServiceClient::get_hold),
+            )
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let hold = self.engine.get_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::GetHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -327,13 +346,18 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         // Releasing again answers the first release.
-        here_or_forward!(
-            self,
-            hold_id.event_id().as_ref(),
-            request,
-            Kind::Repeatable,
-            BookingServiceClient::release_hold
-        );
+        match self
+            .route(
+                hold_id.event_id().as_ref(),
+                request,
+                Kind::Repeatable,
+                forward_call!(BookingServiceClient::release_hold),
+            )
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let hold = self.engine.release_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::ReleaseHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -345,9 +369,14 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         let kind = if request.get_ref().idempotency_key.is_empty() { Kind::Once } else { Kind::Repeatable };
-        let request =
-            here_or_forward!(self, hold_id.event_id().as_ref(), request, kind, BookingServiceClient::confirm_hold)
-                .into_inner();
+        let request = match self
+            .route(hold_id.event_id().as_ref(), request, kind, forward_call!(BookingServiceClient::confirm_hold))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let booking = self
             .engine
             .confirm_hold(caller, &hold_id, request.payment_reference, convert::optional_key(request.idempotency_key))
@@ -363,7 +392,13 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         // Each extension moves the deadline again (at most twice): never sent twice.
-        here_or_forward!(self, hold_id.event_id().as_ref(), request, Kind::Once, BookingServiceClient::extend_hold);
+        match self
+            .route(hold_id.event_id().as_ref(), request, Kind::Once, forward_call!(BookingServiceClient::extend_hold))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let hold = self.engine.extend_hold(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::ExtendHoldResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -375,13 +410,18 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let hold_id = HoldId::new(convert::id("hold_id", &request.get_ref().hold_id)?);
         // Saying it again changes nothing.
-        here_or_forward!(
-            self,
-            hold_id.event_id().as_ref(),
-            request,
-            Kind::Repeatable,
-            BookingServiceClient::start_payment
-        );
+        match self
+            .route(
+                hold_id.event_id().as_ref(),
+                request,
+                Kind::Repeatable,
+                forward_call!(BookingServiceClient::start_payment),
+            )
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let hold = self.engine.start_payment(caller, &hold_id).await.map_err(status)?;
         Ok(Response::new(pb::StartPaymentResponse { hold: Some(convert::hold(&hold)) }))
     }
@@ -393,9 +433,14 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         // Joining again keeps the place.
-        let request =
-            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::join_waitlist)
-                .into_inner();
+        let request = match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(BookingServiceClient::join_waitlist))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let section_id = (!request.section_id.is_empty()).then_some(request.section_id);
         let view = self
             .engine
@@ -411,7 +456,13 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::WaitlistStatus>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::get_waitlist_status);
+        match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(BookingServiceClient::get_waitlist_status))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let view = self.engine.waitlist_status(caller.clone(), &event_id).await.map_err(status)?;
         Ok(Response::new(self.waitlist_status(caller, view).await?))
     }
@@ -422,7 +473,13 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::WaitlistStatus>, Status> {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, BookingServiceClient::leave_waitlist);
+        match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(BookingServiceClient::leave_waitlist))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let view = self.engine.leave_waitlist(caller.clone(), &event_id).await.map_err(status)?;
         Ok(Response::new(self.waitlist_status(caller, view).await?))
     }
@@ -433,13 +490,18 @@ impl BookingService for Gateway {
     ) -> Result<Response<pb::GetBookingResponse>, Status> {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
-        here_or_forward!(
-            self,
-            booking_id.event_id().as_ref(),
-            request,
-            Kind::Repeatable,
-            BookingServiceClient::get_booking
-        );
+        match self
+            .route(
+                booking_id.event_id().as_ref(),
+                request,
+                Kind::Repeatable,
+                forward_call!(BookingServiceClient::get_booking),
+            )
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let booking = self.engine.get_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::GetBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
@@ -471,13 +533,18 @@ impl BookingService for Gateway {
         let caller = self.buyer(&request)?;
         let booking_id = BookingId::new(convert::id("booking_id", &request.get_ref().booking_id)?);
         // Cancelling again answers the first cancellation.
-        here_or_forward!(
-            self,
-            booking_id.event_id().as_ref(),
-            request,
-            Kind::Repeatable,
-            BookingServiceClient::cancel_booking
-        );
+        match self
+            .route(
+                booking_id.event_id().as_ref(),
+                request,
+                Kind::Repeatable,
+                forward_call!(BookingServiceClient::cancel_booking),
+            )
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let booking = self.engine.cancel_booking(caller, &booking_id).await.map_err(status)?;
         Ok(Response::new(pb::CancelBookingResponse { booking: Some(self.booking_message(&booking)) }))
     }
@@ -545,9 +612,14 @@ impl AdminService for Gateway {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         // It sets fields to values: sending it again changes nothing more.
-        let request =
-            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::update_event)
-                .into_inner();
+        let request = match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(AdminServiceClient::update_event))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let update = EventUpdate {
             name: request.name,
             description: request.description,
@@ -569,7 +641,10 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::CancelEventResponse>, Status> {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        here_or_forward!(self, Some(&event_id), request, Kind::Once, AdminServiceClient::cancel_event);
+        match self.route(Some(&event_id), request, Kind::Once, forward_call!(AdminServiceClient::cancel_event)).await? {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let (details, holds_released, bookings_cancelled) =
             self.engine.cancel_event(&event_id).await.map_err(status)?;
         Ok(Response::new(pb::CancelEventResponse {
@@ -644,8 +719,14 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::ConfigureQueueResponse>, Status> {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        let request = here_or_forward!(self, Some(&event_id), request, Kind::Once, AdminServiceClient::configure_queue)
-            .into_inner();
+        let request = match self
+            .route(Some(&event_id), request, Kind::Once, forward_call!(AdminServiceClient::configure_queue))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let config = crate::waiting_room::config(&request)?;
         let progress = self.engine.configure_queue(&event_id, config.clone()).await.map_err(status)?;
         Ok(Response::new(crate::waiting_room::configured(&event_id, &config, &progress)))
@@ -658,9 +739,14 @@ impl AdminService for Gateway {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         // It replaces the rules: sending it again changes nothing more.
-        let request =
-            here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::set_pricing)
-                .into_inner();
+        let request = match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(AdminServiceClient::set_pricing))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        }
+        .into_inner();
         let rules = request.rules.map(convert::pricing_rules);
         let details = self.engine.set_pricing(&event_id, rules).await.map_err(status)?;
         let response = convert::event_details(&details, false);
@@ -679,7 +765,13 @@ impl AdminService for Gateway {
             .verify_ticket_code(request.get_ref().code.trim())
             .and_then(|claims| BookingId::new(claims.bkg).event_id());
         // A second redemption answers ALREADY_USED: never sent twice.
-        let request = here_or_forward!(self, event_id.as_ref(), request, Kind::Once, AdminServiceClient::redeem_ticket);
+        let request = match self
+            .route(event_id.as_ref(), request, Kind::Once, forward_call!(AdminServiceClient::redeem_ticket))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         Ok(Response::new(self.redeem(&request.get_ref().code).await?))
     }
 
@@ -689,7 +781,13 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::GetEventReportResponse>, Status> {
         self.admin(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
-        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, AdminServiceClient::get_event_report);
+        match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(AdminServiceClient::get_event_report))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         Ok(Response::new(self.report(&event_id).await?))
     }
 

@@ -91,7 +91,10 @@ pub fn serve(gateway: Gateway, request: Request<tonic::Streaming<pb::BookRequest
 fn failed(request_id: u64, status: &Status) -> pb::BookResponse {
     pb::BookResponse {
         request_id,
-        result: Some(Answer::Error(pb::CallError { code: status.code() as i32, message: status.message().to_string() })),
+        result: Some(Answer::Error(pb::CallError {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+        })),
     }
 }
 

@@ -14,7 +14,7 @@ use turnstile_proto::v1::queue_service_server::QueueService;
 
 use crate::convert;
 use crate::error::status;
-use crate::forward::{here_or_forward, Kind};
+use crate::forward::{forward_call, Kind, Routed};
 use crate::service::Gateway;
 
 /// Least time between two WAITING updates of one stream: positions move continuously and
@@ -132,7 +132,13 @@ impl QueueService for Gateway {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         // The line lives beside the event's actor, on the leader. Joining again keeps the place.
-        here_or_forward!(self, Some(&event_id), request, Kind::Repeatable, QueueServiceClient::join_queue);
+        match self
+            .route(Some(&event_id), request, Kind::Repeatable, forward_call!(QueueServiceClient::join_queue))
+            .await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(response),
+        };
         let (place, progress) = self.engine.join_queue(&event_id, &caller.buyer).await.map_err(status)?;
         let standing = self.standing(&caller.buyer, &event_id, place.position, &progress.borrow());
         Ok(Response::new(pb::JoinQueueResponse {
@@ -150,9 +156,11 @@ impl QueueService for Gateway {
         let caller = self.buyer(&request)?;
         let event_id = EventId::new(convert::id("event_id", &request.get_ref().event_id)?);
         let token = self.admission.verify_queue_token(&request.get_ref().queue_token, &caller.buyer, &event_id)?;
-        here_or_forward!(self, Some(&event_id), request, Kind::Stream, QueueServiceClient::watch_queue, |response| {
-            self.pipe(response)
-        });
+        match self.route(Some(&event_id), request, Kind::Stream, forward_call!(QueueServiceClient::watch_queue)).await?
+        {
+            Routed::Here(request) => request,
+            Routed::There(response) => return Ok(self.pipe(response)),
+        };
         // The place is the token's: it holds across a restart or a new shard leader, which keep
         // the line but not who joined it. A token from before the opening (position 0) asks the
         // line, which draws a place for the buyer at the opening.

@@ -14,9 +14,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use tonic::{Code, Status};
 use turnstile_proto::json;
 use turnstile_proto::v1 as pb;
@@ -125,9 +125,13 @@ pub fn router(gateway: Gateway, config: &Config) -> axum::Router {
             unary(GET, "GetBookingRequest", "GetBookingResponse", &[], |g, r| async move {
                 BookingService::get_booking(&g, r).await
             })
-            .merge(unary(DELETE, "CancelBookingRequest", "CancelBookingResponse", &[], |g, r| async move {
-                BookingService::cancel_booking(&g, r).await
-            })),
+            .merge(unary(
+                DELETE,
+                "CancelBookingRequest",
+                "CancelBookingResponse",
+                &[],
+                |g, r| async move { BookingService::cancel_booking(&g, r).await },
+            )),
         )
         .route(
             "/v1/events/{event_id}/waitlist",
@@ -283,7 +287,8 @@ async fn read_request<Req: prost::Message + Default>(
         values.push((name, value));
     }
     // The usual HTTP way to name a retry; the body's field works as well.
-    let key_header = parts.headers.get("idempotency-key").filter(|_| json::has_field(&full_name(message), "idempotency_key"));
+    let key_header =
+        parts.headers.get("idempotency-key").filter(|_| json::has_field(&full_name(message), "idempotency_key"));
     if let Some(key) = key_header {
         let key = key.to_str().map_err(|_| Status::invalid_argument("idempotency-key: not text"))?;
         values.push(("idempotency_key", key));
@@ -393,7 +398,11 @@ fn error(status: &Status) -> Response {
 }
 
 async fn no_route(request: Request) -> Response {
-    error(&Status::not_found(format!("no route {} {} (docs/HTTP.md lists them)", request.method(), request.uri().path())))
+    error(&Status::not_found(format!(
+        "no route {} {} (docs/HTTP.md lists them)",
+        request.method(),
+        request.uri().path()
+    )))
 }
 
 /// `GET /v1/events/{event_id}/watch`: the live seat map as server-sent events, each with the
@@ -402,10 +411,11 @@ async fn no_route(request: Request) -> Response {
 async fn watch_event(State(http): State<Http>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let last_event_id = parts.headers.get("last-event-id").map(|value| value.to_str().map(str::to_owned));
-    let mut message = match read_request::<pb::WatchEventRequest>(&http, &mut parts, body, "WatchEventRequest", &[]).await {
-        Ok(message) => message,
-        Err(status) => return error(&status),
-    };
+    let mut message =
+        match read_request::<pb::WatchEventRequest>(&http, &mut parts, body, "WatchEventRequest", &[]).await {
+            Ok(message) => message,
+            Err(status) => return error(&status),
+        };
     match last_event_id {
         None => {}
         Some(Ok(id)) if id.is_empty() => {}
@@ -514,7 +524,9 @@ pub fn cors(config: &Config) -> Option<tower_http::cors::CorsLayer> {
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().map(|origin| HeaderValue::from_str(origin).expect("validated with the config")))
+        AllowOrigin::list(
+            origins.iter().map(|origin| HeaderValue::from_str(origin).expect("validated with the config")),
+        )
     };
     Some(
         CorsLayer::new()

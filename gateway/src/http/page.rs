@@ -1,7 +1,7 @@
 //! The live seat-map page: three files built into the binary, served at `/` and `/assets/`.
 
 use axum::response::IntoResponse;
-use http::{HeaderValue, header};
+use http::{header, HeaderValue};
 
 const INDEX_HTML: &str = include_str!("page/index.html");
 const SEATMAP_JS: &str = include_str!("page/seatmap.js");

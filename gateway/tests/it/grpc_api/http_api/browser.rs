@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use turnstile_proto::v1 as pb;
 
-use super::{Http, create_event_over_http};
+use super::{create_event_over_http, Http};
 use crate::common::*;
 
 fn browser_dir() -> PathBuf {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use turnstile_proto::v1 as pb;
 
 use crate::common::*;
@@ -181,10 +181,7 @@ pub async fn create_event_over_http(http: &Http, admin: &str, rows: usize, seats
         .await
         .ok();
     let venue_id = venue["venue"]["venueId"].as_str().unwrap().to_string();
-    let performer = http
-        .post("/v1/performers", Some(admin), json!({"name": "The Curls", "genre": "rock"}))
-        .await
-        .ok();
+    let performer = http.post("/v1/performers", Some(admin), json!({"name": "The Curls", "genre": "rock"})).await.ok();
     let event = http
         .post(
             "/v1/events",
@@ -275,7 +272,8 @@ async fn every_json_route_answers_in_the_proto_s_json_form() {
     assert_eq!(read["booking"]["paymentReference"], "pay-1");
 
     // A second hold, released.
-    let other = http.post(&hold_path, Some(&ann), json!({"bestAvailable": {"sectionId": "GA", "quantity": 2}})).await.ok();
+    let other =
+        http.post(&hold_path, Some(&ann), json!({"bestAvailable": {"sectionId": "GA", "quantity": 2}})).await.ok();
     let other_id = other["hold"]["holdId"].as_str().unwrap();
     let released = http.delete(&format!("/v1/holds/{other_id}"), Some(&ann)).await.ok();
     assert_eq!(released["hold"]["status"], "HOLD_STATUS_RELEASED");
@@ -287,15 +285,19 @@ async fn every_json_route_answers_in_the_proto_s_json_form() {
     assert_eq!(report["eventId"], event_id.as_str());
     let patch = json!({"name": "Json Night (late show)"}).to_string();
     let updated = http
-        .send(Method::PATCH, &format!("/v1/events/{event_id}"), Some(&admin), &[("content-type", "application/json")], patch)
+        .send(
+            Method::PATCH,
+            &format!("/v1/events/{event_id}"),
+            Some(&admin),
+            &[("content-type", "application/json")],
+            patch,
+        )
         .await
         .ok();
     assert_eq!(updated["event"]["name"], "Json Night (late show)");
     let pricing = json!({"rules": {"floorPercent": 80, "ceilingPercent": 200}}).to_string();
-    let priced = http
-        .send(Method::PUT, &format!("/v1/events/{event_id}/pricing"), Some(&admin), &[], pricing)
-        .await
-        .ok();
+    let priced =
+        http.send(Method::PUT, &format!("/v1/events/{event_id}/pricing"), Some(&admin), &[], pricing).await.ok();
     assert!(!priced["availability"].as_array().unwrap().is_empty());
     let node = http.get("/v1/node", Some(&admin)).await.ok();
     assert_eq!(node["eventsOwned"], "1");
@@ -338,10 +340,8 @@ async fn every_json_route_answers_in_the_proto_s_json_form() {
     }
     assert_eq!(last.data["state"], "QUEUE_STATE_ADMITTED", "{:?}", last);
     let pass = last.data["admissionPass"].as_str().unwrap();
-    let with_pass = http
-        .post(&hold_path, Some(&ann), json!({"seats": {"seatIds": ["S:B:1"]}, "admissionPass": pass}))
-        .await
-        .ok();
+    let with_pass =
+        http.post(&hold_path, Some(&ann), json!({"seats": {"seatIds": ["S:B:1"]}, "admissionPass": pass})).await.ok();
     assert_eq!(with_pass["hold"]["tickets"][0]["seatId"], "S:B:1");
 
     let cancelled = http.post(&format!("/v1/events/{event_id}/cancel"), Some(&admin), json!({})).await.ok();
@@ -387,7 +387,9 @@ async fn errors_carry_an_http_status_the_grpc_code_and_the_field() {
     missing.refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
     assert_eq!(missing.headers["www-authenticate"], "Bearer");
     http.post(&holds, Some("not-a-token"), json!({})).await.refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
-    http.post("/v1/venues", Some(&bob), json!({"name": "Mine"})).await.refused(StatusCode::FORBIDDEN, "PERMISSION_DENIED");
+    http.post("/v1/venues", Some(&bob), json!({"name": "Mine"}))
+        .await
+        .refused(StatusCode::FORBIDDEN, "PERMISSION_DENIED");
     http.get("/v1/node", Some(&bob)).await.refused(StatusCode::FORBIDDEN, "PERMISSION_DENIED");
     let hold = http.post(&holds, Some(&bob), json!({"seats": {"seatIds": ["S:A:1"]}})).await.ok();
     let hold_id = hold["hold"]["holdId"].as_str().unwrap();
@@ -530,7 +532,13 @@ async fn grpc_web_cors_and_the_page_share_the_port_with_grpc() {
     assert_eq!(preflight.headers["access-control-allow-origin"], "https://tickets.example.com");
     assert!(preflight.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     let allowed = http
-        .send(Method::GET, &format!("/v1/events/{event_id}"), None, &[("origin", "https://tickets.example.com")], Bytes::new())
+        .send(
+            Method::GET,
+            &format!("/v1/events/{event_id}"),
+            None,
+            &[("origin", "https://tickets.example.com")],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(allowed.headers["access-control-allow-origin"], "https://tickets.example.com");
     let other = http
@@ -562,7 +570,8 @@ async fn grpc_web_cors_and_the_page_share_the_port_with_grpc() {
 async fn without_cors_origins_no_cross_origin_call_is_allowed_and_http_can_be_off() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
-    let answer = http.send(Method::GET, "/v1/events/search", None, &[("origin", "https://a.example")], Bytes::new()).await;
+    let answer =
+        http.send(Method::GET, "/v1/events/search", None, &[("origin", "https://a.example")], Bytes::new()).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.headers.get("access-control-allow-origin").is_none());
     server.stop().await;
@@ -570,10 +579,8 @@ async fn without_cors_origins_no_cross_origin_call_is_allowed_and_http_can_be_of
     let server = TestServer::start_with(|config| config.http.enabled = false).await;
     let http = Http::new(&server);
     // HTTP/1.1 is not spoken at all then; gRPC still is.
-    let request = http::Request::builder()
-        .uri(format!("{}/v1/events/search", http.base))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let request =
+        http::Request::builder().uri(format!("{}/v1/events/search", http.base)).body(Full::new(Bytes::new())).unwrap();
     let refused = match http.client.request(request).await {
         Ok(response) => response.status() != StatusCode::OK,
         Err(_) => true,

@@ -155,11 +155,8 @@ async fn each_message_is_authorized_on_its_own_and_in_flight_requests_are_bounde
     let server = TestServer::start_with(|config| config.limits.stream_requests_in_flight_max = 2).await;
     let event_id = create_event(&server, 4, 25, 0, 100).await;
     let (sender, mut answers) = open(&server).await;
-    let ann_hold = pb::BookRequest {
-        request_id: 1,
-        token: server.token("ann"),
-        call: Some(hold_call(&event_id, "S:R0:1", "")),
-    };
+    let ann_hold =
+        pb::BookRequest { request_id: 1, token: server.token("ann"), call: Some(hold_call(&event_id, "S:R0:1", "")) };
     sender.send(ann_hold).await.unwrap();
     let answer = next(&mut answers).await;
     let hold_id = hold_of(&answer).hold_id.clone();
@@ -234,7 +231,11 @@ async fn the_client_crate_batches_concurrent_callers_onto_one_stream_and_retries
         .stream()
         .hold(
             &server.token("late"),
-            pb::HoldSeatsRequest { event_id: event_id.clone(), selection: seats(&["S:R0:1".into()]), ..Default::default() },
+            pb::HoldSeatsRequest {
+                event_id: event_id.clone(),
+                selection: seats(&["S:R0:1".into()]),
+                ..Default::default()
+            },
         )
         .await
         .unwrap_err();
@@ -260,7 +261,11 @@ async fn the_client_crate_batches_concurrent_callers_onto_one_stream_and_retries
     let again = ann.hold(request).await.unwrap();
     assert_eq!(first.hold_id, again.hold_id);
     let booking = ann
-        .confirm(pb::ConfirmHoldRequest { hold_id: first.hold_id.clone(), payment_reference: "p".into(), ..Default::default() })
+        .confirm(pb::ConfirmHoldRequest {
+            hold_id: first.hold_id.clone(),
+            payment_reference: "p".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(booking.hold_id, first.hold_id);
