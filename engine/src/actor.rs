@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::engine::BookingDirectory;
 use crate::journal::Journal;
-use turnstile_storage::{StoreError, Write};
+use turnstile_storage::{RecordKind, StoreError, Write};
 
 use crate::error::Result;
 use crate::feed::{Change, EventFeed};
@@ -295,9 +295,6 @@ fn rejection_reason(error: &crate::Error) -> &'static str {
     }
 }
 
-/// Record kind of stored bookings.
-pub const BOOKING_RECORD: &str = "booking";
-
 type Reply = RpcReplyPort<Result<Answer>>;
 
 impl EventState {
@@ -359,7 +356,7 @@ impl EventState {
         for booking_id in changed {
             let view = self.inventory.booking_view(booking_id, None).expect("booking just changed");
             writes.push(Write::Put {
-                kind: BOOKING_RECORD.into(),
+                kind: RecordKind::Booking,
                 key: booking_id.to_string(),
                 value: postcard::to_stdvec(&view).expect("bookings serialize"),
             });

@@ -11,9 +11,9 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::{OnceCell, Semaphore};
-use turnstile_storage::{Store, StoreError, Write};
+use turnstile_storage::{RecordKind, Store, StoreError, Write};
 
-use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, EventSnapshot, Query, BOOKING_RECORD};
+use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, EventSnapshot, Query};
 use crate::catalog::{
     Catalog, EventInfo, EventSpec, EventUpdate, Performer, PerformerSpec, Venue, VenueRecord, VenueSpec,
 };
@@ -27,7 +27,7 @@ use crate::inventory::{
 };
 use crate::journal::{Journal, ShardGate};
 use crate::limits;
-use crate::queue::{QueueConfig, QueueHandle, QUEUE_RECORD};
+use crate::queue::{QueueConfig, QueueHandle};
 use crate::seat_map::SeatMap;
 
 /// Position in a buyer's booking list, newest first: `(booked at, booking id)`.
@@ -94,15 +94,6 @@ pub struct EventDetails {
     pub performers: Vec<Arc<Performer>>,
     pub overview: EventOverview,
 }
-
-/// Record kinds of the catalog in the store.
-const VENUE_RECORD: &str = "venue";
-const PERFORMER_RECORD: &str = "performer";
-const EVENT_RECORD: &str = "event";
-/// Every record kind of the catalog (venues, performers, events, waiting rooms): what a
-/// replication layer's catalog group holds. Bookings ([`crate::actor::BOOKING_RECORD`]) belong
-/// to their event's shard.
-pub const CATALOG_RECORD_KINDS: [&str; 4] = [VENUE_RECORD, PERFORMER_RECORD, EVENT_RECORD, crate::queue::QUEUE_RECORD];
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -280,7 +271,7 @@ impl Engine {
 
     /// Loads every catalog record of `store` (venues, performers, events, waiting rooms).
     fn load_catalog(&self, store: &Store) -> Result<()> {
-        for kind in CATALOG_RECORD_KINDS {
+        for kind in RecordKind::CATALOG {
             for (key, bytes) in store.records(kind).map_err(storage_error)? {
                 self.apply_catalog_record(kind, &key, &bytes)?;
             }
@@ -290,25 +281,27 @@ impl Engine {
 
     /// Puts one catalog record into the in-memory catalog, replacing an older version. Returns
     /// the event it concerns, if any. Records of other kinds are ignored.
-    fn apply_catalog_record(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<Option<EventId>> {
+    fn apply_catalog_record(&self, kind: RecordKind, key: &str, bytes: &[u8]) -> Result<Option<EventId>> {
         let catalog = &self.inner.catalog;
         match kind {
-            VENUE_RECORD => {
+            RecordKind::Venue => {
                 let record: VenueRecord = decode(bytes, "venue record")?;
                 catalog.upsert_venue(Arc::new(Venue::from_record(record)?));
             }
-            PERFORMER_RECORD => catalog.upsert_performer(Arc::new(decode::<Performer>(bytes, "performer record")?)),
-            EVENT_RECORD => {
+            RecordKind::Performer => {
+                catalog.upsert_performer(Arc::new(decode::<Performer>(bytes, "performer record")?))
+            }
+            RecordKind::Event => {
                 let event = decode::<EventInfo>(bytes, "event record")?;
                 let event_id = event.event_id.clone();
                 catalog.upsert_event(Arc::new(event));
                 return Ok(Some(event_id));
             }
-            QUEUE_RECORD => {
+            RecordKind::Queue => {
                 let config: QueueConfig = decode(bytes, "waiting room record")?;
                 self.inner.queue_configs.insert(EventId::new(key), config);
             }
-            _ => {}
+            RecordKind::QueueLine | RecordKind::Booking | RecordKind::RaftAppliedState => {}
         }
         Ok(None)
     }
@@ -334,7 +327,7 @@ impl Engine {
     pub fn apply_replicated_catalog(&self, writes: &[Write]) -> Result<()> {
         for write in writes {
             if let Write::Put { kind, key, value } = write {
-                if let Some(event_id) = self.apply_catalog_record(kind, key, value)? {
+                if let Some(event_id) = self.apply_catalog_record(*kind, key, value)? {
                     self.announce_catalog_change(&event_id);
                 }
             }
@@ -504,7 +497,7 @@ impl Engine {
     pub async fn create_venue_with_nonce(&self, spec: VenueSpec, nonce: u64) -> Result<Arc<Venue>> {
         let venue = self.inner.catalog.build_venue(spec, nonce)?;
         self.persist(vec![Write::Put {
-            kind: VENUE_RECORD.into(),
+            kind: RecordKind::Venue,
             key: venue.venue_id.to_string(),
             value: encode(&venue.record()),
         }])
@@ -521,7 +514,7 @@ impl Engine {
     pub async fn create_performer_with_nonce(&self, spec: PerformerSpec, nonce: u64) -> Result<Arc<Performer>> {
         let performer = self.inner.catalog.build_performer(spec, nonce)?;
         self.persist(vec![Write::Put {
-            kind: PERFORMER_RECORD.into(),
+            kind: RecordKind::Performer,
             key: performer.performer_id.to_string(),
             value: encode(&*performer),
         }])
@@ -544,7 +537,7 @@ impl Engine {
 
     async fn persist_event(&self, event: &EventInfo) -> Result<()> {
         self.persist(vec![Write::Put {
-            kind: EVENT_RECORD.into(),
+            kind: RecordKind::Event,
             key: event.event_id.to_string(),
             value: encode(event),
         }])
@@ -757,10 +750,10 @@ impl Engine {
             return Ok(self.inner.directory.list(buyer, cursor, page_size));
         };
         let after = cursor.map(|(booked_at_ms, booking_id)| (*booked_at_ms, booking_id.as_str()));
-        let ids = store.buyer_bookings(buyer.as_str(), after, page_size + 1)?;
+        let ids = store.buyer_bookings(buyer.as_str(), after, page_size + 1).map_err(storage_error)?;
         let mut page = Vec::with_capacity(page_size.min(ids.len()));
         for (_, booking_id) in ids.iter().take(page_size) {
-            let bytes = store.record(BOOKING_RECORD, booking_id)?.ok_or_else(|| Error::Unavailable {
+            let bytes = store.record(RecordKind::Booking, booking_id).map_err(storage_error)?.ok_or_else(|| Error::Unavailable {
                 reason: format!("booking '{booking_id}' is indexed for its buyer but not stored"),
             })?;
             page.push(decode::<BookingView>(&bytes, "booking record")?);
@@ -971,12 +964,6 @@ impl Engine {
     }
 }
 
-impl From<StoreError> for Error {
-    fn from(error: StoreError) -> Self {
-        storage_error(error)
-    }
-}
-
 /// Rebuilds events from the store: each from its checkpoint, then the log entries after it, all
 /// read from one view so that a checkpoint stored meanwhile (and the purge behind it) cannot
 /// be half seen. `belongs` limits the work to some events (one, when rebuilding one actor; a
@@ -997,7 +984,7 @@ pub(crate) fn recover_inventories(
         let venue = catalog.venue(&info.venue_id)?;
         Inventory::new(event_id.clone(), venue.seat_map.clone(), info.terms.clone())
     };
-    for (stream, index, state) in store.checkpoints()? {
+    for (stream, index, state) in store.checkpoints().map_err(storage_error)? {
         let event_id = EventId::new(stream);
         if !belongs(&event_id) {
             continue;
@@ -1012,25 +999,43 @@ pub(crate) fn recover_inventories(
         };
         inventories.insert(event_id, (index, inventory));
     }
-    store.for_each_entry::<Error>(0, |entry| {
-        let event_id = EventId::new(entry.stream);
-        if !belongs(&event_id) {
-            return Ok(());
-        }
-        let command: Command = decode(&entry.payload, &format!("{path} log entry {}", entry.index))?;
-        let slot = match inventories.entry(event_id) {
-            Entry::Occupied(occupied) => occupied.into_mut(),
-            Entry::Vacant(vacant) => {
-                let inventory = fresh(vacant.key())?;
-                vacant.insert((0, inventory))
+    store
+        .for_each_entry::<EngineError>(0, |entry| {
+            let event_id = EventId::new(entry.stream);
+            if !belongs(&event_id) {
+                return Ok(());
             }
-        };
-        if entry.index > slot.0 {
-            slot.1.apply(&command);
-        }
-        Ok(())
-    })?;
+            let command: Command = decode(&entry.payload, &format!("{path} log entry {}", entry.index))?;
+            let slot = match inventories.entry(event_id) {
+                Entry::Occupied(occupied) => occupied.into_mut(),
+                Entry::Vacant(vacant) => {
+                    let inventory = fresh(vacant.key())?;
+                    vacant.insert((0, inventory))
+                }
+            };
+            if entry.index > slot.0 {
+                slot.1.apply(&command);
+            }
+            Ok(())
+        })
+        .map_err(|EngineError(error)| error)?;
     Ok(inventories.into_iter().map(|(event_id, (_, inventory))| (event_id, inventory)).collect())
+}
+
+/// An engine error that a store error converts into (`Error` is the domain's, and the store's
+/// errors are the storage crate's: neither may implement the other's conversion here).
+struct EngineError(Error);
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        EngineError(storage_error(error))
+    }
+}
+
+impl From<Error> for EngineError {
+    fn from(error: Error) -> Self {
+        EngineError(error)
+    }
 }
 
 fn request_kind(request: &Request) -> &'static str {

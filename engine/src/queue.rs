@@ -14,7 +14,7 @@
 //! Before an opening time, joiners are collected without a position and put in random order at
 //! the opening; later joiners are first in, first out.
 //!
-//! What defines the line is stored on the event's stream (`QUEUE_LINE_RECORD`, replicated with
+//! What defines the line is stored on the event's stream (`RecordKind::QueueLine`, replicated with
 //! the event's shard in a cluster), so a queue actor started anew (a restart, a new shard leader)
 //! goes on with it: whether it opened, how far positions were handed out, how far admission got,
 //! the batches whose passes are live and the passes used. Positions are handed out in blocks
@@ -334,7 +334,7 @@ impl QueueState {
             .persist_on(
                 self.event_id.as_str(),
                 vec![turnstile_storage::Write::Put {
-                    kind: QUEUE_LINE_RECORD.into(),
+                    kind: turnstile_storage::RecordKind::QueueLine,
                     key: self.event_id.to_string(),
                     value: postcard::to_stdvec(&line).expect("lines serialize"),
                 }],
@@ -630,7 +630,7 @@ impl Engine {
             }
         }
         self.persist(vec![turnstile_storage::Write::Put {
-            kind: QUEUE_RECORD.into(),
+            kind: turnstile_storage::RecordKind::Queue,
             key: event_id.to_string(),
             value: postcard::to_stdvec(&config).expect("queue configs serialize"),
         }])
@@ -661,7 +661,9 @@ impl Engine {
     /// The event's line as stored (`None` before its waiting room first ran).
     pub(crate) fn queue_line(&self, event_id: &EventId) -> Result<Option<LineRecord>> {
         let Some(store) = self.store() else { return Ok(None) };
-        let Some(bytes) = store.record(QUEUE_LINE_RECORD, event_id.as_str()).map_err(crate::engine::storage_error)?
+        let Some(bytes) = store
+            .record(turnstile_storage::RecordKind::QueueLine, event_id.as_str())
+            .map_err(crate::engine::storage_error)?
         else {
             return Ok(None);
         };
@@ -766,8 +768,3 @@ impl Engine {
         gauge
     }
 }
-
-/// Record kind of waiting-room settings in the store.
-pub const QUEUE_RECORD: &str = "queue";
-/// Record kind of a waiting room's line (`LineRecord`), keyed by event id, on the event's stream.
-pub const QUEUE_LINE_RECORD: &str = "queue_line";

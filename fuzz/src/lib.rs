@@ -186,7 +186,7 @@ pub mod known_panics {
     /// changes under the fuzzer and a line number would stop matching after any edit above it.
     #[derive(Clone, Copy, Debug)]
     pub struct KnownPanic {
-        /// End of the source path of the panic location, e.g. `engine/src/inventory.rs`.
+        /// End of the source path of the panic location, e.g. `domain/src/inventory.rs`.
         pub file_suffix: &'static str,
         /// Text the panic message contains.
         pub message_contains: &'static str,

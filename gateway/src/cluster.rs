@@ -34,13 +34,12 @@ use turnstile_cluster::{
     shard_members, AppliedEntry, AppliedState, Applier, ClusterNode, Command, GroupId, NodeId, Placement, ProposeError,
     Raft, SnapshotFuture,
 };
-use turnstile_engine::actor::BOOKING_RECORD;
-use turnstile_engine::engine::{WeakEngine, CATALOG_RECORD_KINDS};
+use turnstile_engine::engine::WeakEngine;
 use turnstile_engine::ids::{BookingId, EventId};
 use turnstile_engine::journal::{GateFuture, Journal, ShardGate};
 use turnstile_engine::Error;
 use turnstile_storage::raft_log::ENTRY_BYTES_MAX;
-use turnstile_storage::{CheckpointFiller, Committed, Done, Store, StoreError, StoreView, Write};
+use turnstile_storage::{CheckpointFiller, Committed, Done, RecordKind, Store, StoreError, StoreView, Write};
 
 use crate::config::Config;
 use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, PeerView, Route};
@@ -70,9 +69,9 @@ const FOUNDING_WAIT: Duration = Duration::from_millis(1_500);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tries (10 ms apart) to hand applied entries to a store whose queue is full.
 const STORE_FULL_RETRIES: u32 = 500;
-/// Record kind under which each group's applied state (last applied log id and membership) is
-/// kept in the node's store, written in the same transaction as what was applied.
-const APPLIED_STATE_RECORD: &str = "raft_applied_state";
+/// Each group's applied state (last applied log id and membership) is kept in the node's store
+/// as a `RecordKind::RaftAppliedState` record, written in the same transaction as what was applied.
+const APPLIED_STATE_RECORD: RecordKind = RecordKind::RaftAppliedState;
 
 /// Everything a node needs to take part in the cluster.
 pub struct Cluster {
@@ -381,7 +380,7 @@ fn job_bytes(job: &ReplicatedJob) -> usize {
         .iter()
         .map(|write| match write {
             Write::Append { payload } => payload.len() + 8,
-            Write::Put { kind, key, value } => kind.len() + key.len() + value.len() + 12,
+            Write::Put { kind, key, value } => kind.as_str().len() + key.len() + value.len() + 12,
             Write::IndexBooking { buyer, booking_id, .. } => buyer.len() + booking_id.len() + 20,
             Write::Checkpoint { state } => state.len() + 8,
         })
@@ -664,7 +663,7 @@ struct GroupSnapshot {
     /// commands after it, in order.
     streams: Vec<StreamSnapshot>,
     /// The group's records: bookings of its events, or the catalog's records.
-    records: Vec<(String, String, Vec<u8>)>,
+    records: Vec<(RecordKind, String, Vec<u8>)>,
     /// The buyer index entries of the group's bookings: (buyer, booked at ms, booking id).
     buyer_index: Vec<(String, u64, String)>,
 }
@@ -697,7 +696,7 @@ impl NodeApplier {
     /// The record that says how far this group is applied, stored with what was applied.
     fn state_write(&self, state: &AppliedState) -> Write {
         Write::Put {
-            kind: APPLIED_STATE_RECORD.into(),
+            kind: APPLIED_STATE_RECORD,
             key: self.state_key(),
             value: postcard::to_stdvec(state).expect("an applied state always encodes"),
         }
@@ -760,9 +759,9 @@ impl NodeApplier {
     ) -> Result<GroupSnapshot, StoreError> {
         let mut snapshot = GroupSnapshot::default();
         if catalog {
-            for kind in CATALOG_RECORD_KINDS {
+            for kind in RecordKind::CATALOG {
                 for (key, value) in view.records(kind)? {
-                    snapshot.records.push((kind.to_string(), key, value));
+                    snapshot.records.push((kind, key, value));
                 }
             }
             return Ok(snapshot);
@@ -787,15 +786,15 @@ impl NodeApplier {
             Ok(())
         })?;
         snapshot.streams = streams.into_values().map(|(_, stream)| stream).collect();
-        for (key, value) in view.records(BOOKING_RECORD)? {
+        for (key, value) in view.records(RecordKind::Booking)? {
             if Self::owns_booking(placement, group, &key) {
-                snapshot.records.push((BOOKING_RECORD.to_string(), key, value));
+                snapshot.records.push((RecordKind::Booking, key, value));
             }
         }
         // The waiting rooms' lines of the group's events (keyed by event id).
-        for (key, value) in view.records(turnstile_engine::queue::QUEUE_LINE_RECORD)? {
+        for (key, value) in view.records(RecordKind::QueueLine)? {
             if Self::owns_stream(placement, group, &key) {
-                snapshot.records.push((turnstile_engine::queue::QUEUE_LINE_RECORD.to_string(), key, value));
+                snapshot.records.push((RecordKind::QueueLine, key, value));
             }
         }
         view.for_each_buyer_booking::<StoreError>(|buyer, booked_at_ms, booking_id| {
@@ -1152,7 +1151,7 @@ mod tests {
                 stream: "evt_1".into(),
                 writes: vec![
                     Write::Append { payload: vec![1, 2, 3] },
-                    Write::Put { kind: "booking".into(), key: "bk_1".into(), value: vec![9; 40] },
+                    Write::Put { kind: RecordKind::Booking, key: "bk_1".into(), value: vec![9; 40] },
                     Write::IndexBooking {
                         buyer: "alice".into(),
                         booked_at_ms: 1_700_000_000_123,

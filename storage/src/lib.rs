@@ -16,10 +16,12 @@
 pub mod backup;
 pub mod frame;
 pub mod raft_log;
+pub mod records;
 pub mod store;
 pub mod tables;
 
 pub use raft_log::{RaftDone, RaftLog, RaftWrite};
+pub use records::RecordKind;
 pub use store::{CheckpointFiller, Committed, Done, LogEntry, Stats, Store, StoreError, StoreView, Write};
 
 /// The file name of a node's database inside its data directory.

@@ -38,6 +38,7 @@ use std::time::Instant;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::frame::{self, put_bytes, take_bytes, take_u64};
+use crate::records::RecordKind;
 use crate::tables::{
     BUYER_BOOKINGS, CHECKPOINTS, CHECKPOINT_CHUNKS, CHECKPOINT_HEADS, LOG, META, META_PURGED_INDEX, META_VOTE, RECORDS,
 };
@@ -81,7 +82,7 @@ pub enum Write {
     /// Appends an entry to the log, on the job's stream.
     Append { payload: Vec<u8> },
     /// Stores a record (catalog entry, booking) under `(kind, key)`, replacing any earlier one.
-    Put { kind: String, key: String, value: Vec<u8> },
+    Put { kind: RecordKind, key: String, value: Vec<u8> },
     /// Lists a booking under its buyer, newest first.
     IndexBooking { buyer: String, booked_at_ms: u64, booking_id: String },
     /// Stores the stream's state as of its last appended entry; entries behind every stream's
@@ -589,11 +590,11 @@ impl Store {
     }
 
     /// Every record of one kind: (key, value).
-    pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn records(&self, kind: RecordKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.view()?.records(kind)
     }
 
-    pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.view()?.record(kind, key)
     }
 
@@ -717,7 +718,8 @@ impl StoreView {
     }
 
     /// Every record of one kind: (key, value).
-    pub fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn records(&self, kind: RecordKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let kind = kind.as_str();
         let shared = &self.shared;
         let transaction = &self.transaction;
         let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
@@ -736,7 +738,8 @@ impl StoreView {
         Ok(records)
     }
 
-    pub fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let kind = kind.as_str();
         let shared = &self.shared;
         let transaction = &self.transaction;
         let table = transaction.open_table(RECORDS).map_err(|error| shared.io(error))?;
@@ -1211,7 +1214,7 @@ impl Writer {
                                 log_changes.push(LogChange::Appended(position, next_index));
                             }
                             Write::Put { kind, key, value } => {
-                                let sealed = frame::seal(&record_key(&kind, &key), &value);
+                                let sealed = frame::seal(&record_key(kind.as_str(), &key), &value);
                                 records.insert((kind.as_str(), key.as_str()), sealed.as_slice())?;
                             }
                             Write::IndexBooking { buyer, booked_at_ms, booking_id } => {
@@ -1303,7 +1306,10 @@ impl Writer {
                         done(Ok(job.committed));
                     }
                 }
-                assert_eq!(answers, awaiting_answers, "a commit answers each of its jobs once (or hands it to its checkpoint)");
+                assert_eq!(
+                    answers, awaiting_answers,
+                    "a commit answers each of its jobs once (or hands it to its checkpoint)"
+                );
             }
             Err(error) => {
                 let error = self.shared.io(error);

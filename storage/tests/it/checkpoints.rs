@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use redb::StorageBackend;
 use turnstile_storage::store::CHECKPOINT_CHUNK_BYTES;
-use turnstile_storage::{Done, Store, StoreError, Write};
+use turnstile_storage::{Done, RecordKind, Store, StoreError, Write};
 
 #[derive(Default)]
 struct Bytes {
@@ -393,7 +393,11 @@ fn replicated_jobs_and_their_applied_position_are_durable_together() {
             ("evt_b".to_string(), vec![append(&format!("b{group}"))]),
             (
                 String::new(),
-                vec![Write::Put { kind: "applied".into(), key: "g".into(), value: group.to_le_bytes().to_vec() }],
+                vec![Write::Put {
+                    kind: RecordKind::RaftAppliedState,
+                    key: "g".into(),
+                    value: group.to_le_bytes().to_vec(),
+                }],
             ),
         ];
         assert!(store.submit_replicated(jobs, done).is_ok(), "the queue takes the jobs");
@@ -404,7 +408,7 @@ fn replicated_jobs_and_their_applied_position_are_durable_together() {
     let check = |image: Vec<u8>| -> u64 {
         let rebooted = reopen(image);
         let applied = rebooted
-            .record("applied", "g")
+            .record(RecordKind::RaftAppliedState, "g")
             .unwrap()
             .map(|bytes| u64::from_le_bytes(bytes.try_into().expect("eight bytes")))
             .unwrap_or(0);
@@ -438,7 +442,11 @@ fn replicated_jobs_and_their_applied_position_are_durable_together() {
         ("evt_b".to_string(), vec![append(&format!("b{}", GROUPS + 1))]),
         (
             String::new(),
-            vec![Write::Put { kind: "applied".into(), key: "g".into(), value: (GROUPS + 1).to_le_bytes().to_vec() }],
+            vec![Write::Put {
+                kind: RecordKind::RaftAppliedState,
+                key: "g".into(),
+                value: (GROUPS + 1).to_le_bytes().to_vec(),
+            }],
         ),
     ];
     assert!(store.submit_replicated(jobs, done).is_ok());

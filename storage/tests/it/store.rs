@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 
 use turnstile_storage::store::JOBS_PER_COMMIT_MAX;
-use turnstile_storage::{Store, StoreError, Write};
+use turnstile_storage::{RecordKind, Store, StoreError, Write};
 
 fn append(payload: &str) -> Write {
     Write::Append { payload: payload.as_bytes().to_vec() }
@@ -142,18 +142,18 @@ fn records_and_buyer_indexes_are_stored_and_paged() {
     let store = Store::open(dir.path()).unwrap();
     let mut writes = Vec::new();
     for number in 0..5u64 {
-        writes.push(Write::Put { kind: "booking".into(), key: format!("b{number}"), value: vec![number as u8] });
+        writes.push(Write::Put { kind: RecordKind::Booking, key: format!("b{number}"), value: vec![number as u8] });
         writes.push(Write::IndexBooking {
             buyer: "ann".into(),
             booked_at_ms: 1_000 + number,
             booking_id: format!("b{number}"),
         });
     }
-    writes.push(Write::Put { kind: "venue".into(), key: "v1".into(), value: b"hall".to_vec() });
+    writes.push(Write::Put { kind: RecordKind::Venue, key: "v1".into(), value: b"hall".to_vec() });
     store.write_blocking("", writes).unwrap();
-    assert_eq!(store.records("booking").unwrap().len(), 5);
-    assert_eq!(store.record("venue", "v1").unwrap().unwrap(), b"hall");
-    assert_eq!(store.record("venue", "v2").unwrap(), None);
+    assert_eq!(store.records(RecordKind::Booking).unwrap().len(), 5);
+    assert_eq!(store.record(RecordKind::Venue, "v1").unwrap().unwrap(), b"hall");
+    assert_eq!(store.record(RecordKind::Venue, "v2").unwrap(), None);
     let first = store.buyer_bookings("ann", None, 2).unwrap();
     assert_eq!(first, [(1_004, "b4".to_string()), (1_003, "b3".to_string())]);
     let second = store.buyer_bookings("ann", Some((1_003, "b3")), 10).unwrap();
@@ -203,7 +203,10 @@ fn backup_is_consistent_and_restores_into_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("live")).unwrap();
     store
-        .write_blocking("a", vec![append("1"), Write::Put { kind: "k".into(), key: "x".into(), value: b"v".to_vec() }])
+        .write_blocking(
+            "a",
+            vec![append("1"), Write::Put { kind: RecordKind::Performer, key: "x".into(), value: b"v".to_vec() }],
+        )
         .unwrap();
     let backup_path = dir.path().join("backups/one.redb");
     store.backup(&backup_path).unwrap();
@@ -214,6 +217,6 @@ fn backup_is_consistent_and_restores_into_an_empty_directory() {
     turnstile_storage::backup::restore(&backup_path, &restored_dir).unwrap();
     let restored = Store::open(&restored_dir).unwrap();
     assert_eq!(entries(&restored, 0), [(1, "a".into(), "1".into())]);
-    assert_eq!(restored.record("k", "x").unwrap().unwrap(), b"v");
+    assert_eq!(restored.record(RecordKind::Performer, "x").unwrap().unwrap(), b"v");
     assert!(turnstile_storage::backup::restore(&backup_path, &restored_dir).is_err(), "restore never overwrites");
 }
