@@ -14,6 +14,7 @@
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod propose;
 pub mod store;
 pub mod types;
 
@@ -22,8 +23,9 @@ use std::sync::Arc;
 use turnstile_storage::RaftLog;
 
 pub use network::{Connections, Groups, NetworkFactory, RaftService};
-pub use node::{propose, shard_members, ClusterNode, ProposeError};
+pub use node::{shard_members, ClusterNode};
 pub use placement::{Placement, PlacementError, ShardId};
+pub use propose::{propose, ProposeError};
 pub use store::{AppliedEntry, AppliedState, Applier, CommandJournal, LogStore, SnapshotFuture, StateMachine};
 pub use types::{Command, GroupId, NodeId, Raft, Reply, TypeConfig};
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::node::ProposeError;
+use crate::propose::ProposeError;
 use crate::types::{Command, GroupId, NodeId, Raft, TypeConfig};
 
 /// The generated gRPC code of the replication service.
@@ -545,7 +545,8 @@ impl proto::raft_server::Raft for RaftService {
         self.admit(&request)?;
         let request = request.into_inner();
         let raft = self.route(&request)?;
-        let outcome = match crate::node::propose(&raft, Command(request.body), crate::node::PROPOSE_TIMEOUT).await {
+        let outcome = match crate::propose::propose(&raft, Command(request.body), crate::propose::PROPOSE_TIMEOUT).await
+        {
             Ok((_, reply)) => ProposeOutcome::Applied(reply.0),
             Err(ProposeError::NotLeader { leader }) => ProposeOutcome::NotLeader(leader),
             Err(error) => ProposeOutcome::Failed(error.to_string()),

@@ -2,24 +2,23 @@
 //! actor of the event it concerns (spawning the actor on first use, from the catalog), bounds each
 //! actor's mailbox, and keeps the per-buyer booking directory that `ListBookings` reads.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{watch, OnceCell, Semaphore};
 use turnstile_storage::{RecordKind, Store, StoreError, Write};
 
-use crate::actor::{Answer, EventActor, EventArguments, EventMsg, EventOverview, EventSnapshot, Query};
+use crate::actor::{EventActor, EventArguments};
 use crate::catalog::{
     Catalog, EventInfo, EventSpec, EventUpdate, Performer, PerformerSpec, Venue, VenueRecord, VenueSpec,
 };
 use crate::clock::Clock;
+pub use crate::directory::{BookingCursor, BookingDirectory};
 use crate::error::{Error, Result};
-use crate::feed::{EventFeed, EventWatch};
+use crate::feed::{EventFeed, EventWatch, WatchSource};
 use crate::ids::{BookingId, BuyerId, EventId, HoldId};
 use crate::inventory::{
     BookingView, Caller, Command, EventStatus, HoldView, Inventory, PricingRules, ReportRow, Request, Selection,
@@ -27,55 +26,11 @@ use crate::inventory::{
 };
 use crate::journal::{Journal, ShardGate};
 use crate::limits;
-use crate::queue::{QueueConfig, QueueHandle};
+use crate::messages::{Answer, EventMsg, EventOverview, EventSnapshot, Query};
+use crate::queue::{
+    LineRecord, Place, Progress, QueueActor, QueueArguments, QueueConfig, QueueGauge, QueueHandle, QueueHost, QueueMsg,
+};
 use crate::seat_map::SeatMap;
-
-/// Position in a buyer's booking list, newest first: `(booked at, booking id)`.
-pub type BookingCursor = (u64, BookingId);
-
-/// Every buyer's bookings across events, newest first. Written by event actors before they
-/// acknowledge a booking or a cancellation, so a buyer always finds what they were told about.
-#[derive(Default)]
-pub struct BookingDirectory {
-    by_buyer: DashMap<BuyerId, BTreeMap<(Reverse<u64>, BookingId), BookingView>>,
-}
-
-impl BookingDirectory {
-    pub fn publish(&self, booking: BookingView) {
-        let key = (Reverse(booking.booked_at_ms), booking.booking_id.clone());
-        self.by_buyer.entry(booking.buyer.clone()).or_default().insert(key, booking);
-    }
-
-    /// One page of a buyer's bookings after `cursor`, and the cursor of the next page if any.
-    pub fn list(
-        &self,
-        buyer: &BuyerId,
-        cursor: Option<&BookingCursor>,
-        page_size: usize,
-    ) -> (Vec<BookingView>, Option<BookingCursor>) {
-        let Some(bookings) = self.by_buyer.get(buyer) else {
-            return (Vec::new(), None);
-        };
-        let mut page: Vec<BookingView> = match cursor {
-            Some((booked_at_ms, booking_id)) => {
-                let after = (Reverse(*booked_at_ms), booking_id.clone());
-                bookings
-                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                    .take(page_size + 1)
-                    .map(|(_, booking)| booking.clone())
-                    .collect()
-            }
-            None => bookings.values().take(page_size + 1).cloned().collect(),
-        };
-        let next = if page.len() > page_size {
-            page.truncate(page_size);
-            page.last().map(|last| (last.booked_at_ms, last.booking_id.clone()))
-        } else {
-            None
-        };
-        (page, next)
-    }
-}
 
 #[derive(Clone)]
 struct EventHandle {
@@ -753,8 +708,8 @@ impl Engine {
         let ids = store.buyer_bookings(buyer.as_str(), after, page_size + 1).map_err(storage_error)?;
         let mut page = Vec::with_capacity(page_size.min(ids.len()));
         for (_, booking_id) in ids.iter().take(page_size) {
-            let bytes = store.record(RecordKind::Booking, booking_id).map_err(storage_error)?.ok_or_else(|| Error::Unavailable {
-                reason: format!("booking '{booking_id}' is indexed for its buyer but not stored"),
+            let bytes = store.record(RecordKind::Booking, booking_id).map_err(storage_error)?.ok_or_else(|| {
+                Error::Unavailable { reason: format!("booking '{booking_id}' is indexed for its buyer but not stored") }
             })?;
             page.push(decode::<BookingView>(&bytes, "booking record")?);
         }
@@ -783,7 +738,7 @@ impl Engine {
             .map(|feed| feed.clone())
             .ok_or_else(|| Error::Unavailable { reason: format!("event '{event_id}' has no change feed") })?;
         let (catchup, receiver) = feed.subscribe(after_version);
-        Ok((EventWatch::new(self.clone(), event_id.clone(), after_version, catchup, receiver), permit))
+        Ok((EventWatch::new(Arc::new(self.clone()), event_id.clone(), after_version, catchup, receiver), permit))
     }
 
     /// What a watcher needs to name seats and sections: the venue's seat map and the event's
@@ -1088,5 +1043,258 @@ fn expect_booking(answer: Answer) -> Result<BookingView> {
     match answer {
         Answer::Booking(booking) => Ok(booking),
         other => unreachable!("expected a booking, got {other:?}"),
+    }
+}
+
+// What a watch reads besides the feed.
+impl WatchSource for Engine {
+    fn seat_overview<'a>(
+        &'a self,
+        event_id: &'a EventId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<EventOverview>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.read(event_id, Query::Overview { include_seats: true }).await? {
+                Answer::Overview(overview) => Ok(overview),
+                other => unreachable!("an overview query answers with the overview, got {other:?}"),
+            }
+        })
+    }
+
+    fn seat_names(&self, event_id: &EventId) -> Result<(Arc<SeatMap>, Arc<EventSnapshot>)> {
+        Engine::seat_names(self, event_id)
+    }
+}
+
+// The waiting rooms.
+impl Engine {
+    /// Switches an event's waiting room on or off, or changes how it admits. Stored before it
+    /// takes effect.
+    pub async fn configure_queue(&self, event_id: &EventId, config: QueueConfig) -> Result<Progress> {
+        config.validate()?;
+        let event = self.catalog().event(event_id)?;
+        if config.seats_per_pass > event.terms.buyer_seat_limit {
+            return Err(Error::invalid(
+                "seats_per_pass",
+                format!(
+                    "at most the event's per-buyer limit of {}, got {}",
+                    event.terms.buyer_seat_limit, config.seats_per_pass
+                ),
+            ));
+        }
+        // A line that has handed out positions keeps its order, so a later opening cannot apply
+        // to it: refused rather than accepted and ignored. With no position handed out yet, the
+        // line closes again until then (`QueueState::configure`).
+        if let Some(opens_at_ms) = config.opens_at_ms.filter(|&opens_at_ms| opens_at_ms > self.now_ms()) {
+            let progress = self.queue(event_id).await?.progress.borrow().clone();
+            if progress.opened && progress.joined > 0 {
+                return Err(Error::Queue {
+                    event_id: event_id.to_string(),
+                    reason: format!(
+                        "opens_at: the line opened already and keeps its order, so an opening at {opens_at_ms} ms \
+                         (Unix time) cannot apply; leave opens_at unset or in the past"
+                    ),
+                });
+            }
+        }
+        self.persist(vec![turnstile_storage::Write::Put {
+            kind: turnstile_storage::RecordKind::Queue,
+            key: event_id.to_string(),
+            value: postcard::to_stdvec(&config).expect("queue configs serialize"),
+        }])
+        .await?;
+        self.queue_configs().insert(event_id.clone(), config.clone());
+        let queue = self.queue(event_id).await?;
+        queue
+            .actor
+            .call(
+                |reply| QueueMsg::Configure { config, reply },
+                Some(Duration::from_millis(limits::ACTOR_CALL_TIMEOUT_MS)),
+            )
+            .await
+            .map_err(|error| Error::Unavailable { reason: format!("waiting room of '{event_id}': {error}") })?;
+        let progress = queue.progress.borrow().clone();
+        Ok(progress)
+    }
+
+    /// The event's waiting room settings, if an admin ever set them.
+    pub fn queue_config(&self, event_id: &EventId) -> Option<QueueConfig> {
+        self.queue_configs().get(event_id).map(|config| config.clone())
+    }
+
+    pub fn queue_enabled(&self, event_id: &EventId) -> bool {
+        self.queue_configs().get(event_id).is_some_and(|config| config.enabled)
+    }
+
+    /// The event's line as stored (`None` before its waiting room first ran).
+    pub(crate) fn queue_line(&self, event_id: &EventId) -> Result<Option<LineRecord>> {
+        let Some(store) = self.store() else { return Ok(None) };
+        let Some(bytes) = store
+            .record(turnstile_storage::RecordKind::QueueLine, event_id.as_str())
+            .map_err(crate::engine::storage_error)?
+        else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes).map(Some).map_err(|error| Error::Unavailable {
+            reason: format!("the stored line of '{event_id}' does not decode: {error}"),
+        })
+    }
+
+    /// The progress of the event's line, for a buyer who has a place already (their queue token
+    /// says which): nobody is put in line.
+    pub async fn queue_progress(&self, event_id: &EventId) -> Result<watch::Receiver<Progress>> {
+        Ok(self.queue(event_id).await?.progress)
+    }
+
+    /// Puts the buyer in line, or finds their place if they joined before.
+    pub async fn join_queue(&self, event_id: &EventId, buyer: &BuyerId) -> Result<(Place, watch::Receiver<Progress>)> {
+        let queue = self.queue(event_id).await?;
+        let place = self.queue_call(event_id, &queue, |reply| QueueMsg::Join { buyer: buyer.clone(), reply }).await?;
+        Ok((place, queue.progress.clone()))
+    }
+
+    /// Uses the pass of an admitted place for one hold. A retry of that hold (same idempotency
+    /// key) may use it again; anything else is refused.
+    pub async fn claim_pass(&self, event_id: &EventId, position: u64, idempotency_key: Option<String>) -> Result<()> {
+        let queue = self.queue(event_id).await?;
+        self.queue_call(event_id, &queue, |reply| QueueMsg::Claim { position, idempotency_key, reply }).await
+    }
+
+    /// Gives a claimed pass back after its hold was refused.
+    pub async fn unclaim_pass(&self, event_id: &EventId, position: u64) {
+        if let Ok(queue) = self.queue(event_id).await {
+            let _ = queue.actor.cast(QueueMsg::Unclaim { position });
+        }
+    }
+
+    async fn queue_call<T: Send + 'static>(
+        &self,
+        event_id: &EventId,
+        queue: &QueueHandle,
+        message: impl FnOnce(RpcReplyPort<Result<T>>) -> QueueMsg,
+    ) -> Result<T> {
+        let timeout = Some(Duration::from_millis(limits::ACTOR_CALL_TIMEOUT_MS));
+        match queue.actor.call(message, timeout).await {
+            Ok(ractor::rpc::CallResult::Success(answer)) => answer,
+            _ => Err(Error::Unavailable { reason: format!("the waiting room of '{event_id}' did not answer") }),
+        }
+    }
+
+    /// The event's queue actor, started on first use with the stored settings and line (in a
+    /// cluster, once this node leads the event's shard and has applied its log).
+    async fn queue(&self, event_id: &EventId) -> Result<QueueHandle> {
+        self.catalog().event(event_id)?;
+        if let Some(handle) = self.queues().get(event_id).and_then(|cell| cell.get().cloned()) {
+            return Ok(handle);
+        }
+        self.shard_ready(event_id).await?;
+        let cell = self.queues().entry(event_id.clone()).or_default().clone();
+        let handle = cell
+            .get_or_try_init(|| async {
+                let config = self.queue_config(event_id).unwrap_or_default();
+                let (sender, progress) = watch::channel(Progress {
+                    enabled: false,
+                    opens_at_ms: None,
+                    opened: false,
+                    joined: 0,
+                    admitted_through: 0,
+                    sold_out: false,
+                    admissions_per_second: 0.0,
+                    batches: Arc::new(Vec::new()),
+                    seats_per_pass: 1,
+                });
+                let host: Arc<dyn QueueHost> = Arc::new(EngineQueueHost(self.downgrade()));
+                let arguments = QueueArguments { event_id: event_id.clone(), host, config };
+                let (actor, _join) = Actor::spawn(None, QueueActor, (arguments, sender))
+                    .await
+                    .map_err(|error| Error::Unavailable { reason: format!("waiting room failed to start: {error}") })?;
+                Ok::<_, Error>(QueueHandle { actor, progress })
+            })
+            .await?;
+        Ok(handle.clone())
+    }
+
+    /// Seats on sale, in holds and about to come back by `horizon_ms`; `with_expiring` asks the
+    /// event's actor for the last (the rest comes from its published snapshot).
+    pub(crate) async fn queue_gauge(&self, event_id: &EventId, horizon_ms: u64, with_expiring: bool) -> QueueGauge {
+        let Ok(snapshot) = self.event_snapshot(event_id).await else {
+            return QueueGauge { cancelled: true, ..QueueGauge::default() };
+        };
+        let availability = snapshot.availability();
+        let mut gauge = QueueGauge {
+            available: availability.iter().map(|row| row.available).sum(),
+            held: availability.iter().map(|row| row.held).sum(),
+            expiring: 0,
+            cancelled: snapshot.status == EventStatus::Cancelled,
+        };
+        if with_expiring && gauge.held > 0 {
+            if let Ok(Answer::Places(places)) =
+                self.read(event_id, Query::PlacesExpiringBy { deadline_ms: horizon_ms }).await
+            {
+                gauge.expiring = places;
+            }
+        }
+        gauge
+    }
+}
+
+/// The engine as its waiting rooms see it, held weakly: a queue does not keep a stopped engine
+/// alive, and finds nothing (no seats, no stored line) once it is gone.
+struct EngineQueueHost(WeakEngine);
+
+impl QueueHost for EngineQueueHost {
+    fn now_ms(&self) -> u64 {
+        self.0.upgrade().map(|engine| engine.now_ms()).unwrap_or(0)
+    }
+
+    fn gauge(
+        &self,
+        event_id: &EventId,
+        horizon_ms: u64,
+        with_expiring: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = QueueGauge> + Send + '_>> {
+        let engine = self.0.upgrade();
+        let event_id = event_id.clone();
+        Box::pin(async move {
+            match engine {
+                Some(engine) => engine.queue_gauge(&event_id, horizon_ms, with_expiring).await,
+                None => QueueGauge { cancelled: true, ..QueueGauge::default() },
+            }
+        })
+    }
+
+    fn buyer_seat_limit(&self, event_id: &EventId) -> u32 {
+        self.0
+            .upgrade()
+            .and_then(|engine| engine.catalog().event(event_id).ok().map(|event| event.terms.buyer_seat_limit))
+            .unwrap_or(1)
+    }
+
+    fn stored_line(&self, event_id: &EventId) -> Result<Option<LineRecord>> {
+        match self.0.upgrade() {
+            Some(engine) => engine.queue_line(event_id),
+            None => Ok(None),
+        }
+    }
+
+    fn store_line<'a>(
+        &'a self,
+        event_id: &'a EventId,
+        line: &'a LineRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(engine) = self.0.upgrade() else {
+                return Err(Error::Unavailable { reason: "the engine stopped".into() });
+            };
+            engine
+                .persist_on(
+                    event_id.as_str(),
+                    vec![Write::Put {
+                        kind: RecordKind::QueueLine,
+                        key: event_id.to_string(),
+                        value: postcard::to_stdvec(line).expect("lines serialize"),
+                    }],
+                )
+                .await
+        })
     }
 }

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::actor::{Answer, EventOverview, Query};
 use crate::error::{Error, Result};
 use crate::ids::EventId;
 use crate::inventory::{AvailabilityView, Command, EventStatus, Inventory, Outcome, Places, SeatStatus, SectionRow};
 use crate::limits;
-use crate::Engine;
+use crate::messages::{EventOverview, EventSnapshot};
+use crate::seat_map::SeatMap;
 
 /// What one applied command changed, in seat-map indexes (names are looked up by readers).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,10 +189,22 @@ pub enum WatchItem {
     Change(ChangeView),
 }
 
+/// What a watch reads besides the feed: the seat map and every seat's status, for snapshots.
+/// The engine implements it; this module does not name the engine.
+pub trait WatchSource: Send + Sync + 'static {
+    /// Every seat's status, read through the event's actor.
+    fn seat_overview<'a>(
+        &'a self,
+        event_id: &'a EventId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<EventOverview>> + Send + 'a>>;
+    /// The event's seat map (to name seats) and its latest read snapshot.
+    fn seat_names(&self, event_id: &EventId) -> Result<(Arc<SeatMap>, Arc<EventSnapshot>)>;
+}
+
 /// A subscription to one event's changes: yields a snapshot or the missed changes first, then
 /// every change in version order, with no gap and no repeat.
 pub struct EventWatch {
-    engine: Engine,
+    engine: Arc<dyn WatchSource>,
     event_id: EventId,
     pending: VecDeque<Arc<Change>>,
     receiver: broadcast::Receiver<Arc<Change>>,
@@ -203,7 +215,7 @@ pub struct EventWatch {
 
 impl EventWatch {
     pub(crate) fn new(
-        engine: Engine,
+        engine: Arc<dyn WatchSource>,
         event_id: EventId,
         after_version: u64,
         catchup: Catchup,
@@ -281,15 +293,5 @@ impl EventWatch {
             seats: change.seats.iter().map(|&(seat, status)| (seat_map.seat_id(seat), status)).collect(),
             availability,
         })
-    }
-}
-
-impl Engine {
-    /// Every seat's status, read through the event's actor.
-    pub(crate) async fn seat_overview(&self, event_id: &EventId) -> Result<EventOverview> {
-        match self.read(event_id, Query::Overview { include_seats: true }).await? {
-            Answer::Overview(overview) => Ok(overview),
-            other => unreachable!("an overview query answers with the overview, got {other:?}"),
-        }
     }
 }

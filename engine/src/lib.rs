@@ -3,6 +3,8 @@
 //! [`error`], plain synchronous code).
 //!
 //! Layout:
+//! - [`messages`]: what the engine, the actors, the feed and the queues pass each other;
+//! - [`directory`]: every buyer's bookings across events, published by the actors;
 //! - [`actor`]: the ractor actor that owns one event's inventory, serializes its changes and runs
 //!   its one expiry timer;
 //! - [`feed`]: each event's change feed and the watch subscriptions over it (live seat map);
@@ -14,9 +16,11 @@
 
 pub mod actor;
 pub mod clock;
+pub mod directory;
 pub mod engine;
 pub mod feed;
 pub mod journal;
+pub mod messages;
 pub mod queue;
 
 pub use turnstile_domain::{catalog, error, ids, inventory, limits, seat_map};

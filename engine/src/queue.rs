@@ -34,13 +34,9 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::actor::{Answer, Query};
-use crate::engine::WeakEngine;
 use crate::error::{Error, Result};
 use crate::ids::{BuyerId, EventId};
-use crate::inventory::EventStatus;
 use crate::limits;
-use crate::Engine;
 
 /// How an event's waiting room is run. Stored with the catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,9 +208,34 @@ pub enum QueueMsg {
     Tick,
 }
 
+/// What a waiting room needs of the engine that runs it: its clock, the event's seats, where its
+/// line is stored. The engine implements it over a weak reference, so a queue never keeps a
+/// stopped engine alive (and this module never names the engine).
+pub trait QueueHost: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
+    /// Seats on sale, in holds and about to come back by `horizon_ms` (`with_expiring` asks the
+    /// event's actor for the last).
+    fn gauge(
+        &self,
+        event_id: &EventId,
+        horizon_ms: u64,
+        with_expiring: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = QueueGauge> + Send + '_>>;
+    /// The most seats one buyer may hold on the event (1 when the event is unknown).
+    fn buyer_seat_limit(&self, event_id: &EventId) -> u32;
+    /// The line as stored, if the waiting room ran before.
+    fn stored_line(&self, event_id: &EventId) -> Result<Option<LineRecord>>;
+    /// Stores the line on the event's stream (replicated with its shard in a cluster).
+    fn store_line<'a>(
+        &'a self,
+        event_id: &'a EventId,
+        line: &'a LineRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+}
+
 pub struct QueueArguments {
     pub event_id: EventId,
-    pub engine: WeakEngine,
+    pub host: Arc<dyn QueueHost>,
     pub config: QueueConfig,
 }
 
@@ -222,8 +243,8 @@ pub struct QueueActor;
 
 pub struct QueueState {
     event_id: EventId,
-    /// To read the inventory; weak, so a dropped engine is not kept alive by its queues.
-    engine: WeakEngine,
+    /// The engine that runs the queue (which holds it weakly).
+    host: Arc<dyn QueueHost>,
     config: QueueConfig,
     /// Seeds the buyer hash; a fresh key per queue so ids cannot be chosen to collide.
     hasher: std::collections::hash_map::RandomState,
@@ -327,19 +348,7 @@ impl QueueState {
         if line == self.stored {
             return Ok(());
         }
-        let Some(engine) = self.engine.upgrade() else {
-            return Err(Error::Unavailable { reason: "the engine stopped".into() });
-        };
-        engine
-            .persist_on(
-                self.event_id.as_str(),
-                vec![turnstile_storage::Write::Put {
-                    kind: turnstile_storage::RecordKind::QueueLine,
-                    key: self.event_id.to_string(),
-                    value: postcard::to_stdvec(&line).expect("lines serialize"),
-                }],
-            )
-            .await?;
+        self.host.store_line(&self.event_id, &line).await?;
         self.stored = line;
         Ok(())
     }
@@ -367,7 +376,7 @@ impl QueueState {
         // A later opening, before anyone has a position (the line opened while nobody was in it,
         // or while the room was off): draw again then. `Engine::configure_queue` refuses it once
         // positions were handed out.
-        let now_ms = self.engine.upgrade().map(|engine| engine.now_ms()).unwrap_or(0);
+        let now_ms = self.host.now_ms();
         if config.opens_at_ms.is_some_and(|opens_at_ms| opens_at_ms > now_ms) && self.joined == 0 {
             self.opened = false;
         }
@@ -378,8 +387,7 @@ impl QueueState {
     /// Draws the early joiners at the opening, retires expired batches, admits whoever the
     /// mode allows and publishes the progress.
     async fn tick(&mut self) {
-        let Some(engine) = self.engine.upgrade() else { return };
-        let now_ms = engine.now_ms();
+        let now_ms = self.host.now_ms();
         if !self.opened && self.config.opens_at_ms.is_none_or(|opens_at_ms| opens_at_ms <= now_ms) {
             self.draw();
         }
@@ -390,8 +398,8 @@ impl QueueState {
             }
         }
         let automatic = self.config.rate_per_second == 0;
-        let gauge = engine.queue_gauge(&self.event_id, now_ms + self.config.pass_ttl_ms, automatic).await;
-        let seats_per_pass = self.seats_per_pass(&engine);
+        let gauge = self.host.gauge(&self.event_id, now_ms + self.config.pass_ttl_ms, automatic).await;
+        let seats_per_pass = self.seats_per_pass();
         let elapsed_ms = now_ms.saturating_sub(self.last_tick_ms).min(1_000);
         self.last_tick_ms = now_ms;
         self.sold_out = gauge.cancelled || (gauge.available == 0 && gauge.held == 0);
@@ -453,11 +461,11 @@ impl QueueState {
         self.publish(seats_per_pass);
     }
 
-    fn seats_per_pass(&self, engine: &Engine) -> u32 {
+    fn seats_per_pass(&self) -> u32 {
         if self.config.seats_per_pass > 0 {
             return self.config.seats_per_pass;
         }
-        let limit = engine.catalog().event(&self.event_id).map(|event| event.terms.buyer_seat_limit).unwrap_or(1);
+        let limit = self.host.buyer_seat_limit(&self.event_id);
         limit.clamp(1, limits::SEATS_PER_HOLD_MAX)
     }
 
@@ -509,15 +517,11 @@ impl Actor for QueueActor {
         myself: ActorRef<Self::Msg>,
         (arguments, progress): Self::Arguments,
     ) -> std::result::Result<Self::State, ActorProcessingErr> {
-        let now_ms = arguments.engine.upgrade().map(|engine| engine.now_ms()).unwrap_or(0);
-        let stored = match arguments.engine.upgrade() {
-            Some(engine) => engine.queue_line(&arguments.event_id)?,
-            None => None,
-        }
-        .unwrap_or_default();
+        let now_ms = arguments.host.now_ms();
+        let stored = arguments.host.stored_line(&arguments.event_id)?.unwrap_or_default();
         let mut state = QueueState {
             event_id: arguments.event_id,
-            engine: arguments.engine,
+            host: arguments.host,
             config: arguments.config,
             hasher: std::collections::hash_map::RandomState::new(),
             places: HashMap::new(),
@@ -597,174 +601,4 @@ pub struct QueueGauge {
     /// Places in holds that expire before the horizon.
     pub expiring: u32,
     pub cancelled: bool,
-}
-
-impl Engine {
-    /// Switches an event's waiting room on or off, or changes how it admits. Stored before it
-    /// takes effect.
-    pub async fn configure_queue(&self, event_id: &EventId, config: QueueConfig) -> Result<Progress> {
-        config.validate()?;
-        let event = self.catalog().event(event_id)?;
-        if config.seats_per_pass > event.terms.buyer_seat_limit {
-            return Err(Error::invalid(
-                "seats_per_pass",
-                format!(
-                    "at most the event's per-buyer limit of {}, got {}",
-                    event.terms.buyer_seat_limit, config.seats_per_pass
-                ),
-            ));
-        }
-        // A line that has handed out positions keeps its order, so a later opening cannot apply
-        // to it: refused rather than accepted and ignored. With no position handed out yet, the
-        // line closes again until then (`QueueState::configure`).
-        if let Some(opens_at_ms) = config.opens_at_ms.filter(|&opens_at_ms| opens_at_ms > self.now_ms()) {
-            let progress = self.queue(event_id).await?.progress.borrow().clone();
-            if progress.opened && progress.joined > 0 {
-                return Err(Error::Queue {
-                    event_id: event_id.to_string(),
-                    reason: format!(
-                        "opens_at: the line opened already and keeps its order, so an opening at {opens_at_ms} ms \
-                         (Unix time) cannot apply; leave opens_at unset or in the past"
-                    ),
-                });
-            }
-        }
-        self.persist(vec![turnstile_storage::Write::Put {
-            kind: turnstile_storage::RecordKind::Queue,
-            key: event_id.to_string(),
-            value: postcard::to_stdvec(&config).expect("queue configs serialize"),
-        }])
-        .await?;
-        self.queue_configs().insert(event_id.clone(), config.clone());
-        let queue = self.queue(event_id).await?;
-        queue
-            .actor
-            .call(
-                |reply| QueueMsg::Configure { config, reply },
-                Some(Duration::from_millis(limits::ACTOR_CALL_TIMEOUT_MS)),
-            )
-            .await
-            .map_err(|error| Error::Unavailable { reason: format!("waiting room of '{event_id}': {error}") })?;
-        let progress = queue.progress.borrow().clone();
-        Ok(progress)
-    }
-
-    /// The event's waiting room settings, if an admin ever set them.
-    pub fn queue_config(&self, event_id: &EventId) -> Option<QueueConfig> {
-        self.queue_configs().get(event_id).map(|config| config.clone())
-    }
-
-    pub fn queue_enabled(&self, event_id: &EventId) -> bool {
-        self.queue_configs().get(event_id).is_some_and(|config| config.enabled)
-    }
-
-    /// The event's line as stored (`None` before its waiting room first ran).
-    pub(crate) fn queue_line(&self, event_id: &EventId) -> Result<Option<LineRecord>> {
-        let Some(store) = self.store() else { return Ok(None) };
-        let Some(bytes) = store
-            .record(turnstile_storage::RecordKind::QueueLine, event_id.as_str())
-            .map_err(crate::engine::storage_error)?
-        else {
-            return Ok(None);
-        };
-        postcard::from_bytes(&bytes).map(Some).map_err(|error| Error::Unavailable {
-            reason: format!("the stored line of '{event_id}' does not decode: {error}"),
-        })
-    }
-
-    /// The progress of the event's line, for a buyer who has a place already (their queue token
-    /// says which): nobody is put in line.
-    pub async fn queue_progress(&self, event_id: &EventId) -> Result<watch::Receiver<Progress>> {
-        Ok(self.queue(event_id).await?.progress)
-    }
-
-    /// Puts the buyer in line, or finds their place if they joined before.
-    pub async fn join_queue(&self, event_id: &EventId, buyer: &BuyerId) -> Result<(Place, watch::Receiver<Progress>)> {
-        let queue = self.queue(event_id).await?;
-        let place = self.queue_call(event_id, &queue, |reply| QueueMsg::Join { buyer: buyer.clone(), reply }).await?;
-        Ok((place, queue.progress.clone()))
-    }
-
-    /// Uses the pass of an admitted place for one hold. A retry of that hold (same idempotency
-    /// key) may use it again; anything else is refused.
-    pub async fn claim_pass(&self, event_id: &EventId, position: u64, idempotency_key: Option<String>) -> Result<()> {
-        let queue = self.queue(event_id).await?;
-        self.queue_call(event_id, &queue, |reply| QueueMsg::Claim { position, idempotency_key, reply }).await
-    }
-
-    /// Gives a claimed pass back after its hold was refused.
-    pub async fn unclaim_pass(&self, event_id: &EventId, position: u64) {
-        if let Ok(queue) = self.queue(event_id).await {
-            let _ = queue.actor.cast(QueueMsg::Unclaim { position });
-        }
-    }
-
-    async fn queue_call<T: Send + 'static>(
-        &self,
-        event_id: &EventId,
-        queue: &QueueHandle,
-        message: impl FnOnce(RpcReplyPort<Result<T>>) -> QueueMsg,
-    ) -> Result<T> {
-        let timeout = Some(Duration::from_millis(limits::ACTOR_CALL_TIMEOUT_MS));
-        match queue.actor.call(message, timeout).await {
-            Ok(ractor::rpc::CallResult::Success(answer)) => answer,
-            _ => Err(Error::Unavailable { reason: format!("the waiting room of '{event_id}' did not answer") }),
-        }
-    }
-
-    /// The event's queue actor, started on first use with the stored settings and line (in a
-    /// cluster, once this node leads the event's shard and has applied its log).
-    async fn queue(&self, event_id: &EventId) -> Result<QueueHandle> {
-        self.catalog().event(event_id)?;
-        if let Some(handle) = self.queues().get(event_id).and_then(|cell| cell.get().cloned()) {
-            return Ok(handle);
-        }
-        self.shard_ready(event_id).await?;
-        let cell = self.queues().entry(event_id.clone()).or_default().clone();
-        let handle = cell
-            .get_or_try_init(|| async {
-                let config = self.queue_config(event_id).unwrap_or_default();
-                let (sender, progress) = watch::channel(Progress {
-                    enabled: false,
-                    opens_at_ms: None,
-                    opened: false,
-                    joined: 0,
-                    admitted_through: 0,
-                    sold_out: false,
-                    admissions_per_second: 0.0,
-                    batches: Arc::new(Vec::new()),
-                    seats_per_pass: 1,
-                });
-                let arguments = QueueArguments { event_id: event_id.clone(), engine: self.downgrade(), config };
-                let (actor, _join) = Actor::spawn(None, QueueActor, (arguments, sender))
-                    .await
-                    .map_err(|error| Error::Unavailable { reason: format!("waiting room failed to start: {error}") })?;
-                Ok::<_, Error>(QueueHandle { actor, progress })
-            })
-            .await?;
-        Ok(handle.clone())
-    }
-
-    /// Seats on sale, in holds and about to come back by `horizon_ms`; `with_expiring` asks the
-    /// event's actor for the last (the rest comes from its published snapshot).
-    pub(crate) async fn queue_gauge(&self, event_id: &EventId, horizon_ms: u64, with_expiring: bool) -> QueueGauge {
-        let Ok(snapshot) = self.event_snapshot(event_id).await else {
-            return QueueGauge { cancelled: true, ..QueueGauge::default() };
-        };
-        let availability = snapshot.availability();
-        let mut gauge = QueueGauge {
-            available: availability.iter().map(|row| row.available).sum(),
-            held: availability.iter().map(|row| row.held).sum(),
-            expiring: 0,
-            cancelled: snapshot.status == EventStatus::Cancelled,
-        };
-        if with_expiring && gauge.held > 0 {
-            if let Ok(Answer::Places(places)) =
-                self.read(event_id, Query::PlacesExpiringBy { deadline_ms: horizon_ms }).await
-            {
-                gauge.expiring = places;
-            }
-        }
-        gauge
-    }
 }

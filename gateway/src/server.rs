@@ -15,7 +15,7 @@ use turnstile_proto::v1::queue_service_server::QueueServiceServer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::service::Gateway;
+use crate::state::Gateway;
 
 type ReplicationServer = turnstile_cluster::network::proto::raft_server::RaftServer<turnstile_cluster::RaftService>;
 
@@ -81,7 +81,7 @@ impl Server {
             search,
             rate_limits: crate::rate::RateLimits::new(&config.limits),
             node_id: config.node.id.clone(),
-            node_info: Arc::new(crate::service::NodeInfo {
+            node_info: Arc::new(crate::state::NodeInfo {
                 started_at: std::time::SystemTime::now(),
                 listen_address: local_addr,
                 metrics_address: config.metrics.listen,

@@ -14,7 +14,7 @@ use turnstile_proto::v1::book_request::Call;
 use turnstile_proto::v1::book_response::Result as Answer;
 use turnstile_proto::v1::booking_service_server::BookingService;
 
-use crate::service::Gateway;
+use crate::state::Gateway;
 
 pub type BookStream = ReceiverStream<Result<pb::BookResponse, Status>>;
 

@@ -10,7 +10,7 @@ use turnstile_proto::v1::redeem_ticket_response::Result as Check;
 
 use crate::convert;
 use crate::error::{invalid, status};
-use crate::service::Gateway;
+use crate::state::Gateway;
 
 impl Gateway {
     /// A booking as its buyer sees it: a confirmed booking's tickets carry their codes.

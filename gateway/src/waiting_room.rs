@@ -15,7 +15,7 @@ use turnstile_proto::v1::queue_service_server::QueueService;
 use crate::convert;
 use crate::error::status;
 use crate::forward::{forward_call, Kind, Routed};
-use crate::service::Gateway;
+use crate::state::Gateway;
 
 /// Least time between two WAITING updates of one stream: positions move continuously and
 /// nobody needs them more often.

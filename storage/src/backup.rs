@@ -6,8 +6,8 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+use crate::error::StoreError;
 use crate::tables::{BUYER_BOOKINGS, CHECKPOINTS, CHECKPOINT_CHUNKS, CHECKPOINT_HEADS, LOG, META, RECORDS};
-use crate::StoreError;
 
 fn io(path: &Path, error: impl std::fmt::Display) -> StoreError {
     StoreError::Io { path: path.display().to_string(), reason: error.to_string() }

@@ -1,7 +1,7 @@
 //! Checked records. A frame is `crc32 (4 bytes, LE) | body`, where the CRC covers the record's key
 //! and its body, so a record that is damaged, or valid but stored under the wrong key, is caught.
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// Builds a frame for `body` stored under `key`.
 pub fn seal(key: &[u8], body: &[u8]) -> Vec<u8> {

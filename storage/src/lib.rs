@@ -14,6 +14,7 @@
 //! The store knows bytes, not meaning: the engine serializes its commands and states.
 
 pub mod backup;
+pub mod error;
 pub mod frame;
 pub mod raft_log;
 pub mod records;

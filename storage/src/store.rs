@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+pub use crate::error::StoreError;
 use crate::frame::{self, put_bytes, take_bytes, take_u64};
 use crate::records::RecordKind;
 use crate::tables::{
@@ -57,23 +58,6 @@ pub const CHECKPOINT_CHUNK_BYTES: usize = 256 << 10;
 /// writer then flushes them, also when no other job comes. redb frees pages only in durable
 /// commits, so this also bounds how much the file grows between flushes.
 pub const LAZY_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage error in {path}: {reason}")]
-    Io { path: String, reason: String },
-    #[error("corrupt record: {what}: {reason}")]
-    Corrupt { what: String, reason: String },
-    #[error("the storage queue is full ({QUEUE_DEPTH_MAX} writes waiting); retry shortly")]
-    Full,
-    #[error("the store is stopped")]
-    Stopped,
-    #[error("an earlier write of '{0}' failed; it must be rebuilt from the log before it writes again")]
-    Poisoned(String),
-    /// A write out of bounds, refused before it reached the disk (replication log).
-    #[error("write refused: {0}")]
-    Refused(String),
-}
 
 /// One write of a job. Serializable so that a replication layer can carry jobs in its log with
 /// the same codec as everything else it replicates (postcard).

@@ -27,7 +27,7 @@ use turnstile_proto::v1::queue_service_server::QueueService;
 
 use crate::auth::{Authenticator, Role};
 use crate::config::Config;
-use crate::service::Gateway;
+use crate::state::Gateway;
 
 /// What every route handler shares.
 #[derive(Clone)]
