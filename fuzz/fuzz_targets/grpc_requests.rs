@@ -1,6 +1,6 @@
 //! Fuzzes the gateway's request handling below the network: arbitrary bytes are decoded as API
 //! request messages and, when they decode, go through the conversions and checks the server runs
-//! (`gateway/src/service.rs`, `gateway/src/search.rs`), minus authentication and the actors.
+//! (`gateway/src/services/`, `gateway/src/search.rs`), minus authentication and the actors.
 //!
 //! The first input byte picks the message; the rest is its protobuf encoding:
 //! - `HoldSeatsRequest`: the selection converted as `hold_seats` does, then `decide` (and `apply`)

@@ -7,9 +7,9 @@
 //! - [`cluster`]: a node of a cluster: replicated journal, applier, leadership, routing;
 //! - [`admission`]: the waiting room's signed queue tokens and admission passes;
 //! - [`tickets`]: ticket codes on bookings, redemption at the door, sales reports;
-//! - [`waiting_room`]: QueueService and the pass check of HoldSeats;
 //! - [`state`]: `Gateway`, the state every service shares, and the checks every call starts with;
-//! - [`service`]: the Catalog, Booking and Admin services over the engine;
+//! - [`services`]: the Catalog, Booking, Queue and Admin services, one file each (`services::queue` also
+//!   has the pass check of HoldSeats);
 //! - [`stream`]: `BookingService.Book`, many buyers' booking calls on one stream;
 //! - [`convert`]: protobuf <-> engine types;
 //! - [`error`]: the one mapping from engine rejections to gRPC status codes (and tonic's size limit);
@@ -42,10 +42,9 @@ pub mod relay;
 pub mod routing;
 pub mod search;
 pub mod server;
-pub mod service;
+pub mod services;
 pub mod state;
 pub mod status;
 pub mod stream;
 pub mod tickets;
 pub mod token;
-pub mod waiting_room;
