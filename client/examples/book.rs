@@ -7,7 +7,7 @@
 //!     cargo run -p turnstile-client --example book -- http://127.0.0.1:50051 evt_00000000000000e1 101
 //! ```
 
-use turnstile_client::{Client, pb};
+use turnstile_client::{pb, Client};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -36,8 +36,8 @@
 
 mod stream;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::codegen::InterceptedService;

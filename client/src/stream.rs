@@ -173,7 +173,11 @@ impl BookingStream {
         }
     }
 
-    pub async fn release(&self, token: &str, request: pb::ReleaseHoldRequest) -> Result<pb::ReleaseHoldResponse, Status> {
+    pub async fn release(
+        &self,
+        token: &str,
+        request: pb::ReleaseHoldRequest,
+    ) -> Result<pb::ReleaseHoldResponse, Status> {
         match self.send(token, Call::Release(request), false).await? {
             Answer::Release(answer) => Ok(answer),
             other => Err(unexpected(&other)),

@@ -132,6 +132,17 @@ impl Authenticator {
     }
 }
 
+/// The load generator's buyers and admin, signed with this node's secret.
+impl turnstile_tools::loadgen::TokenMinter for Authenticator {
+    fn buyer(&self, subject: &str) -> String {
+        self.mint(subject, Role::User, 86_400)
+    }
+
+    fn admin(&self, subject: &str) -> String {
+        self.mint(subject, Role::Admin, 86_400)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! The Turnstile gateway: the gRPC front of the engine and the `turnstile` command.
+//! The Turnstile gateway: the gRPC front of the engine and the `turnstile` command (the load
+//! generator and the demo data are in `turnstile-tools`).
 //!
 //! Layout:
 //! - [`config`]: `cluster.toml`, strict and validated;
@@ -20,10 +21,8 @@
 //! - [`http`]: JSON over HTTP, server-sent events and the seat-map page, beside gRPC on its port;
 //! - [`search`]: keeps the search index in step with the catalog and answers `SearchEvents`;
 //! - [`client`]: the client commands (view, search, hold, confirm, ...) and their connection options;
-//! - [`loadgen`]: `turnstile bench`, the load generator over gRPC;
 //! - [`metrics`]: the Prometheus endpoint and per-RPC latency;
 //! - [`server`]: builds and runs the tonic server with health checking and reflection;
-//! - [`demo`]: the demo data set behind `turnstile serve --demo`.
 
 pub mod admission;
 pub mod auth;
@@ -31,11 +30,9 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod convert;
-pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod http;
-pub mod loadgen;
 pub mod metrics;
 pub mod rate;
 pub mod relay;

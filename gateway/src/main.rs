@@ -309,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = Config::read_optional(config.as_deref())?;
             config.validate()?;
-            let options = turnstile::loadgen::BenchOptions {
+            let options = turnstile_tools::loadgen::BenchOptions {
                 server: server.unwrap_or(config.node.listen),
                 concurrency,
                 duration: std::time::Duration::from_secs(duration_seconds),
@@ -320,7 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hold_only,
                 health_only,
                 views_only: false,
-                view_transport: turnstile::loadgen::ViewTransport::Grpc,
+                view_transport: turnstile_tools::loadgen::ViewTransport::Grpc,
                 stream,
                 events,
                 hold_ttl_seconds,
@@ -333,16 +333,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let authenticator = Authenticator::new(config.auth.secret.as_bytes());
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
                 if http {
-                    let comparison = turnstile::loadgen::compare_http(options, authenticator).await?;
-                    print!("{}", turnstile::loadgen::render_comparison(&comparison));
+                    let comparison =
+                        turnstile_tools::loadgen::compare_http(options, std::sync::Arc::new(authenticator)).await?;
+                    print!("{}", turnstile_tools::loadgen::render_comparison(&comparison));
                     if let Some(path) = json {
                         std::fs::write(&path, serde_json::to_string_pretty(&comparison)?)
                             .with_context(|| format!("cannot write {}", path.display()))?;
                     }
                     return Ok(());
                 }
-                let summary = turnstile::loadgen::run(options, authenticator).await?;
-                print!("{}", turnstile::loadgen::render(&summary));
+                let summary = turnstile_tools::loadgen::run(options, std::sync::Arc::new(authenticator)).await?;
+                print!("{}", turnstile_tools::loadgen::render(&summary));
                 if let Some(path) = json {
                     std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -443,9 +444,11 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         "data directory opened"
     );
     if demo {
-        match turnstile::demo::seed(&engine).await? {
-            turnstile::demo::Seeded::Created(event_ids) => tracing::info!(events = ?event_ids, "demo data seeded"),
-            turnstile::demo::Seeded::AlreadyThere => {
+        match turnstile_tools::demo::seed(&engine).await? {
+            turnstile_tools::demo::Seeded::Created(event_ids) => {
+                tracing::info!(events = ?event_ids, "demo data seeded")
+            }
+            turnstile_tools::demo::Seeded::AlreadyThere => {
                 tracing::info!("demo data already in this data directory from an earlier run: nothing seeded")
             }
         }

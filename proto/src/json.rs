@@ -6,9 +6,8 @@ use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 
-static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
-    DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET).expect("the embedded descriptor set decodes")
-});
+static POOL: LazyLock<DescriptorPool> =
+    LazyLock::new(|| DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET).expect("the embedded descriptor set decodes"));
 
 /// A JSON body that is not the named message, with serde's description of where and why.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +120,9 @@ mod tests {
         assert_eq!(request.event_id, "e1");
         assert_eq!(
             request.selection,
-            Some(v1::hold_seats_request::Selection::Seats(v1::SeatList { seat_ids: vec!["101:A:1".into(), "101:A:2".into()] }))
+            Some(v1::hold_seats_request::Selection::Seats(v1::SeatList {
+                seat_ids: vec!["101:A:1".into(), "101:A:2".into()]
+            }))
         );
         let json = String::from_utf8(encode("turnstile.v1.HoldSeatsRequest", &request)).unwrap();
         assert!(json.contains(r#""eventId":"e1""#), "{json}");
@@ -157,9 +158,15 @@ mod tests {
             (&[("hold_id", "h1")][..], &br#"{"holdId": "h2"}"#[..], "holdId: the body says"),
             (&[("hold_id", "h1")][..], &b"[1]"[..], "must be a JSON object"),
         ] {
-            let message = if values[0].0 == "hold_id" { "turnstile.v1.ConfirmHoldRequest" } else { "turnstile.v1.SearchEventsRequest" };
+            let message = if values[0].0 == "hold_id" {
+                "turnstile.v1.ConfirmHoldRequest"
+            } else {
+                "turnstile.v1.SearchEventsRequest"
+            };
             let error = match message {
-                "turnstile.v1.ConfirmHoldRequest" => decode_parts::<v1::ConfirmHoldRequest>(message, body, values).unwrap_err(),
+                "turnstile.v1.ConfirmHoldRequest" => {
+                    decode_parts::<v1::ConfirmHoldRequest>(message, body, values).unwrap_err()
+                }
                 _ if values[0].0 == "include_seats" => {
                     decode_parts::<v1::GetEventRequest>("turnstile.v1.GetEventRequest", body, values).unwrap_err()
                 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{authed, TestServer, SECRET};
 use turnstile::auth::Authenticator;
-use turnstile::loadgen::{self, BenchOptions};
 use turnstile_proto::v1 as pb;
+use turnstile_tools::loadgen::{self, BenchOptions};
 
 /// The generator's settings for a short run against `server`: 8 workers on 2 connections.
 fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
@@ -24,7 +24,7 @@ fn options(server: &TestServer, duration: Duration, seed: u64) -> BenchOptions {
         hold_only: false,
         health_only: false,
         views_only: false,
-        view_transport: turnstile::loadgen::ViewTransport::Grpc,
+        view_transport: turnstile_tools::loadgen::ViewTransport::Grpc,
         stream: false,
         events: 4,
         hold_ttl_seconds: 0,
@@ -67,7 +67,7 @@ async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
         std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(15);
     let server = TestServer::start().await;
     let options = options(&server, Duration::from_secs(seconds), 7);
-    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let summary = loadgen::run(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors under steady load: {:?}", summary.errors_by_code);
     let holds = &summary.operations["hold"];
     assert!(holds.count > 100, "the load ran: {} holds", holds.count);
@@ -109,7 +109,7 @@ async fn hold_only_load_leaves_every_counted_hold_live() {
         keep_events: true,
         ..options(&server, Duration::from_secs(3), 11)
     };
-    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let summary = loadgen::run(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors in a hold-only run: {:?}", summary.errors_by_code);
     let holds = summary.operations["hold"].count;
     assert!(holds > 8 * 10, "the load ran: {holds} holds");
@@ -136,7 +136,7 @@ async fn stream_load_holds_through_the_booking_stream() {
         keep_events: true,
         ..options(&server, Duration::from_secs(2), 12)
     };
-    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let summary = loadgen::run(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors on the stream: {:?}", summary.errors_by_code);
     assert!(summary.stream);
     let holds = summary.operations["hold"].count;
@@ -150,7 +150,8 @@ async fn stream_load_holds_through_the_booking_stream() {
 async fn http_comparison_views_over_both_transports() {
     let server = TestServer::start().await;
     let options = BenchOptions { window: Duration::from_secs(1), ..options(&server, Duration::from_secs(1), 13) };
-    let comparison = loadgen::compare_http(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let comparison =
+        loadgen::compare_http(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(comparison.grpc.errors_by_code.is_empty() && comparison.http.errors_by_code.is_empty());
     assert!(comparison.grpc.operations["view"].count > 0);
     assert!(comparison.http.operations["view_http"].count > 0);
@@ -167,10 +168,10 @@ async fn http_comparison_views_over_both_transports() {
 async fn the_hold_ttl_option_reaches_the_events_the_generator_creates() {
     let server = TestServer::start().await;
     let refused = BenchOptions { hold_ttl_seconds: 5, ..options(&server, Duration::from_secs(1), 13) };
-    let error = loadgen::run(refused, Authenticator::new(SECRET.as_bytes())).await.unwrap_err();
+    let error = loadgen::run(refused, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap_err();
     assert!(format!("{error:#}").contains("hold_ttl"), "{error:#}");
     let taken = BenchOptions { hold_ttl_seconds: 30, ..options(&server, Duration::from_secs(1), 13) };
-    let summary = loadgen::run(taken, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let summary = loadgen::run(taken, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.operations["hold"].count > 0, "a TTL within the bounds is taken");
     server.stop().await;
 }
@@ -182,7 +183,7 @@ async fn health_only_load_calls_the_server_and_never_the_engine() {
     let server = TestServer::start().await;
     let before = node_status(&server).await;
     let options = BenchOptions { health_only: true, ..options(&server, Duration::from_secs(3), 12) };
-    let summary = loadgen::run(options, Authenticator::new(SECRET.as_bytes())).await.unwrap();
+    let summary = loadgen::run(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors in a health-only run: {:?}", summary.errors_by_code);
     assert!(summary.health_only);
     assert_eq!(summary.events, 0, "the summary names no event");

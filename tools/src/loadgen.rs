@@ -26,7 +26,14 @@ use turnstile_proto::v1::admin_service_client::AdminServiceClient;
 use turnstile_proto::v1::booking_service_client::BookingServiceClient;
 use turnstile_proto::v1::catalog_service_client::CatalogServiceClient;
 
-use crate::auth::{Authenticator, Role};
+/// Signs the tokens the bench's buyers and its admin present, as the node under load expects them
+/// (the `turnstile` binary signs with the configured secret).
+pub trait TokenMinter: Send + Sync + 'static {
+    /// A buyer's token for `subject`, valid for the run.
+    fn buyer(&self, subject: &str) -> String;
+    /// An admin's token (the bench creates and cancels its own events).
+    fn admin(&self, subject: &str) -> String;
+}
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -244,7 +251,7 @@ struct Worker {
     /// The booking stream, with `--stream`.
     stream: Option<turnstile_client::BookingStream>,
     event_ids: Vec<String>,
-    authenticator: std::sync::Arc<Authenticator>,
+    authenticator: std::sync::Arc<dyn TokenMinter>,
     options: BenchOptions,
 }
 
@@ -268,7 +275,7 @@ impl Worker {
         });
         let tokens: Vec<String> = if uses_tokens {
             (0..BUYERS_PER_WORKER)
-                .map(|buyer| self.authenticator.mint(&format!("bench-{}-{buyer}", self.index), Role::User, 86_400))
+                .map(|buyer| self.authenticator.buyer(&format!("bench-{}-{buyer}", self.index)))
                 .collect()
         } else {
             Vec::new()
@@ -307,8 +314,7 @@ impl Worker {
                 // no buyer reaches the live-holds-per-buyer bound.
                 let fresh_token;
                 let token = if self.options.hold_only {
-                    fresh_token =
-                        self.authenticator.mint(&format!("bench-{}-hold-{writes}", self.index), Role::User, 86_400);
+                    fresh_token = self.authenticator.buyer(&format!("bench-{}-hold-{writes}", self.index));
                     &fresh_token
                 } else {
                     &tokens[(writes % BUYERS_PER_WORKER) as usize]
@@ -424,11 +430,13 @@ async fn resident_bytes(channel: Channel, admin: &str) -> u64 {
     }
 }
 
-pub async fn run(options: BenchOptions, authenticator: Authenticator) -> anyhow::Result<BenchSummary> {
+pub async fn run(
+    options: BenchOptions,
+    authenticator: std::sync::Arc<dyn TokenMinter>,
+) -> anyhow::Result<BenchSummary> {
     anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(options.events > 0, "--events must be at least 1");
-    let authenticator = std::sync::Arc::new(authenticator);
-    let admin = authenticator.mint("bench-admin", Role::Admin, 86_400);
+    let admin = authenticator.admin("bench-admin");
     let client = turnstile_client::Client::builder(format!("http://{}", options.server))
         .connections(options.connections.max(1))
         .connect()
@@ -567,7 +575,10 @@ pub struct HttpComparison {
 /// The target of the HTTP/JSON work: a JSON view at least this share of a gRPC view's rate.
 pub const HTTP_VIEW_RATIO_TARGET: f64 = 0.7;
 
-pub async fn compare_http(options: BenchOptions, authenticator: Authenticator) -> anyhow::Result<HttpComparison> {
+pub async fn compare_http(
+    options: BenchOptions,
+    authenticator: std::sync::Arc<dyn TokenMinter>,
+) -> anyhow::Result<HttpComparison> {
     let grpc_options = BenchOptions { views_only: true, view_transport: ViewTransport::Grpc, ..options.clone() };
     let grpc = run(grpc_options, authenticator.clone()).await?;
     let http_options = BenchOptions { views_only: true, view_transport: ViewTransport::HttpJson, ..options };
