@@ -22,17 +22,27 @@ fn descriptor(message: &str) -> MessageDescriptor {
 /// "turnstile.v1.HoldSeatsRequest"). Unknown fields are refused, named.
 pub fn decode<T: prost::Message + Default>(message: &str, json: &[u8]) -> Result<T, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let read = read(message, &mut deserializer)?;
+    deserializer.end().map_err(|error| JsonError(error.to_string()))?;
+    Ok(read)
+}
+
+/// `message` from any serde deserializer of its JSON form; an error names the path to the bad field.
+fn read<'de, T, D>(message: &str, deserializer: D) -> Result<T, JsonError>
+where
+    T: prost::Message + Default,
+    D: serde::Deserializer<'de>,
+{
     let mut track = serde_path_to_error::Track::new();
     let dynamic = DynamicMessage::deserialize_with_options(
         descriptor(message),
-        serde_path_to_error::Deserializer::new(&mut deserializer, &mut track),
+        serde_path_to_error::Deserializer::new(deserializer, &mut track),
         &DeserializeOptions::new().deny_unknown_fields(true),
     )
     .map_err(|error| {
         let path = track.path().to_string();
         JsonError(if path == "." { error.to_string() } else { format!("{path}: {error}") })
     })?;
-    deserializer.end().map_err(|error| JsonError(error.to_string()))?;
     dynamic.transcode_to::<T>().map_err(|error| JsonError(error.to_string()))
 }
 
@@ -88,8 +98,7 @@ pub fn decode_parts<T: prost::Message + Default>(
         }
         object.insert(field.json_name().to_string(), value);
     }
-    let body = serde_json::to_vec(&object).expect("a JSON value serializes");
-    decode(message, &body)
+    read(message, serde_json::Value::Object(object))
 }
 
 /// Writes `value` as the proto3 JSON form of `message`: lowerCamelCase names, 64-bit integers as

@@ -43,9 +43,6 @@ struct Http {
 /// particular no `x-turnstile-*` header, which only nodes may send each other.
 const FORWARDED_HEADERS: [&str; 2] = ["authorization", "x-request-id"];
 
-/// Marks the refusal of a body over the size limit, answered 413 rather than 429.
-const TOO_LARGE: &str = "x-turnstile-http-too-large";
-
 /// How long a development token from `POST /v1/dev/token` lives.
 const DEVELOPMENT_TOKEN_TTL_SECONDS: u64 = 12 * 3600;
 
@@ -66,89 +63,121 @@ pub fn router(gateway: Gateway, config: &Config) -> axum::Router {
         // Catalog.
         .route(
             "/v1/events/search",
-            unary(GET, "SearchEventsRequest", "SearchEventsResponse", SEARCH, |g, r| async move {
-                CatalogService::search_events(&g, r).await
-            }),
+            unary(
+                GET,
+                "turnstile.v1.SearchEventsRequest",
+                "turnstile.v1.SearchEventsResponse",
+                SEARCH,
+                |g, r| async move { CatalogService::search_events(&g, r).await },
+            ),
         )
         .route(
             "/v1/events/{event_id}",
-            unary(GET, "GetEventRequest", "GetEventResponse", &[], |g, r| async move {
+            unary(GET, "turnstile.v1.GetEventRequest", "turnstile.v1.GetEventResponse", &[], |g, r| async move {
                 CatalogService::get_event(&g, r).await
             })
-            .merge(unary(PATCH, "UpdateEventRequest", "UpdateEventResponse", &[], |g, r| async move {
-                AdminService::update_event(&g, r).await
-            })),
+            .merge(unary(
+                PATCH,
+                "turnstile.v1.UpdateEventRequest",
+                "turnstile.v1.UpdateEventResponse",
+                &[],
+                |g, r| async move { AdminService::update_event(&g, r).await },
+            )),
         )
         .route("/v1/events/{event_id}/watch", axum::routing::get(watch_event))
         // Holds and bookings.
         .route(
             "/v1/events/{event_id}/holds",
-            unary(POST, "HoldSeatsRequest", "HoldSeatsResponse", &[], |g, r| async move {
+            unary(POST, "turnstile.v1.HoldSeatsRequest", "turnstile.v1.HoldSeatsResponse", &[], |g, r| async move {
                 BookingService::hold_seats(&g, r).await
             }),
         )
         .route(
             "/v1/holds/{hold_id}",
-            unary(GET, "GetHoldRequest", "GetHoldResponse", &[], |g, r| async move {
+            unary(GET, "turnstile.v1.GetHoldRequest", "turnstile.v1.GetHoldResponse", &[], |g, r| async move {
                 BookingService::get_hold(&g, r).await
             })
-            .merge(unary(DELETE, "ReleaseHoldRequest", "ReleaseHoldResponse", &[], |g, r| async move {
-                BookingService::release_hold(&g, r).await
-            })),
+            .merge(unary(
+                DELETE,
+                "turnstile.v1.ReleaseHoldRequest",
+                "turnstile.v1.ReleaseHoldResponse",
+                &[],
+                |g, r| async move { BookingService::release_hold(&g, r).await },
+            )),
         )
         .route(
             "/v1/holds/{hold_id}/confirm",
-            unary(POST, "ConfirmHoldRequest", "ConfirmHoldResponse", &[], |g, r| async move {
-                BookingService::confirm_hold(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.ConfirmHoldRequest",
+                "turnstile.v1.ConfirmHoldResponse",
+                &[],
+                |g, r| async move { BookingService::confirm_hold(&g, r).await },
+            ),
         )
         .route(
             "/v1/holds/{hold_id}/extend",
-            unary(POST, "ExtendHoldRequest", "ExtendHoldResponse", &[], |g, r| async move {
+            unary(POST, "turnstile.v1.ExtendHoldRequest", "turnstile.v1.ExtendHoldResponse", &[], |g, r| async move {
                 BookingService::extend_hold(&g, r).await
             }),
         )
         .route(
             "/v1/holds/{hold_id}/payment",
-            unary(POST, "StartPaymentRequest", "StartPaymentResponse", &[], |g, r| async move {
-                BookingService::start_payment(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.StartPaymentRequest",
+                "turnstile.v1.StartPaymentResponse",
+                &[],
+                |g, r| async move { BookingService::start_payment(&g, r).await },
+            ),
         )
         .route(
             "/v1/bookings",
-            unary(GET, "ListBookingsRequest", "ListBookingsResponse", PAGES, |g, r| async move {
-                BookingService::list_bookings(&g, r).await
-            }),
+            unary(
+                GET,
+                "turnstile.v1.ListBookingsRequest",
+                "turnstile.v1.ListBookingsResponse",
+                PAGES,
+                |g, r| async move { BookingService::list_bookings(&g, r).await },
+            ),
         )
         .route(
             "/v1/bookings/{booking_id}",
-            unary(GET, "GetBookingRequest", "GetBookingResponse", &[], |g, r| async move {
+            unary(GET, "turnstile.v1.GetBookingRequest", "turnstile.v1.GetBookingResponse", &[], |g, r| async move {
                 BookingService::get_booking(&g, r).await
             })
             .merge(unary(
                 DELETE,
-                "CancelBookingRequest",
-                "CancelBookingResponse",
+                "turnstile.v1.CancelBookingRequest",
+                "turnstile.v1.CancelBookingResponse",
                 &[],
                 |g, r| async move { BookingService::cancel_booking(&g, r).await },
             )),
         )
         .route(
             "/v1/events/{event_id}/waitlist",
-            unary(POST, "JoinWaitlistRequest", "WaitlistStatus", &[], |g, r| async move {
+            unary(POST, "turnstile.v1.JoinWaitlistRequest", "turnstile.v1.WaitlistStatus", &[], |g, r| async move {
                 BookingService::join_waitlist(&g, r).await
             })
-            .merge(unary(GET, "GetWaitlistStatusRequest", "WaitlistStatus", &[], |g, r| async move {
-                BookingService::get_waitlist_status(&g, r).await
-            }))
-            .merge(unary(DELETE, "LeaveWaitlistRequest", "WaitlistStatus", &[], |g, r| async move {
-                BookingService::leave_waitlist(&g, r).await
-            })),
+            .merge(unary(
+                GET,
+                "turnstile.v1.GetWaitlistStatusRequest",
+                "turnstile.v1.WaitlistStatus",
+                &[],
+                |g, r| async move { BookingService::get_waitlist_status(&g, r).await },
+            ))
+            .merge(unary(
+                DELETE,
+                "turnstile.v1.LeaveWaitlistRequest",
+                "turnstile.v1.WaitlistStatus",
+                &[],
+                |g, r| async move { BookingService::leave_waitlist(&g, r).await },
+            )),
         )
         // Waiting room.
         .route(
             "/v1/events/{event_id}/queue",
-            unary(POST, "JoinQueueRequest", "JoinQueueResponse", &[], |g, r| async move {
+            unary(POST, "turnstile.v1.JoinQueueRequest", "turnstile.v1.JoinQueueResponse", &[], |g, r| async move {
                 QueueService::join_queue(&g, r).await
             }),
         )
@@ -156,63 +185,99 @@ pub fn router(gateway: Gateway, config: &Config) -> axum::Router {
         // Admin.
         .route(
             "/v1/venues",
-            unary(POST, "CreateVenueRequest", "CreateVenueResponse", &[], |g, r| async move {
-                AdminService::create_venue(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.CreateVenueRequest",
+                "turnstile.v1.CreateVenueResponse",
+                &[],
+                |g, r| async move { AdminService::create_venue(&g, r).await },
+            ),
         )
         .route(
             "/v1/performers",
-            unary(POST, "CreatePerformerRequest", "CreatePerformerResponse", &[], |g, r| async move {
-                AdminService::create_performer(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.CreatePerformerRequest",
+                "turnstile.v1.CreatePerformerResponse",
+                &[],
+                |g, r| async move { AdminService::create_performer(&g, r).await },
+            ),
         )
         .route(
             "/v1/events",
-            unary(POST, "CreateEventRequest", "CreateEventResponse", &[], |g, r| async move {
-                AdminService::create_event(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.CreateEventRequest",
+                "turnstile.v1.CreateEventResponse",
+                &[],
+                |g, r| async move { AdminService::create_event(&g, r).await },
+            ),
         )
         .route(
             "/v1/events/{event_id}/cancel",
-            unary(POST, "CancelEventRequest", "CancelEventResponse", &[], |g, r| async move {
-                AdminService::cancel_event(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.CancelEventRequest",
+                "turnstile.v1.CancelEventResponse",
+                &[],
+                |g, r| async move { AdminService::cancel_event(&g, r).await },
+            ),
         )
         .route(
             "/v1/events/{event_id}/queue/config",
-            unary(PUT, "ConfigureQueueRequest", "ConfigureQueueResponse", &[], |g, r| async move {
-                AdminService::configure_queue(&g, r).await
-            }),
+            unary(
+                PUT,
+                "turnstile.v1.ConfigureQueueRequest",
+                "turnstile.v1.ConfigureQueueResponse",
+                &[],
+                |g, r| async move { AdminService::configure_queue(&g, r).await },
+            ),
         )
         .route(
             "/v1/events/{event_id}/pricing",
-            unary(PUT, "SetPricingRequest", "SetPricingResponse", &[], |g, r| async move {
+            unary(PUT, "turnstile.v1.SetPricingRequest", "turnstile.v1.SetPricingResponse", &[], |g, r| async move {
                 AdminService::set_pricing(&g, r).await
             }),
         )
         .route(
             "/v1/events/{event_id}/report",
-            unary(GET, "GetEventReportRequest", "GetEventReportResponse", &[], |g, r| async move {
-                AdminService::get_event_report(&g, r).await
-            }),
+            unary(
+                GET,
+                "turnstile.v1.GetEventReportRequest",
+                "turnstile.v1.GetEventReportResponse",
+                &[],
+                |g, r| async move { AdminService::get_event_report(&g, r).await },
+            ),
         )
         .route(
             "/v1/tickets/redeem",
-            unary(POST, "RedeemTicketRequest", "RedeemTicketResponse", &[], |g, r| async move {
-                AdminService::redeem_ticket(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.RedeemTicketRequest",
+                "turnstile.v1.RedeemTicketResponse",
+                &[],
+                |g, r| async move { AdminService::redeem_ticket(&g, r).await },
+            ),
         )
         .route(
             "/v1/backups",
-            unary(POST, "CreateBackupRequest", "CreateBackupResponse", &[], |g, r| async move {
-                AdminService::create_backup(&g, r).await
-            }),
+            unary(
+                POST,
+                "turnstile.v1.CreateBackupRequest",
+                "turnstile.v1.CreateBackupResponse",
+                &[],
+                |g, r| async move { AdminService::create_backup(&g, r).await },
+            ),
         )
         .route(
             "/v1/node",
-            unary(GET, "GetNodeStatusRequest", "GetNodeStatusResponse", &[], |g, r| async move {
-                AdminService::get_node_status(&g, r).await
-            }),
+            unary(
+                GET,
+                "turnstile.v1.GetNodeStatusRequest",
+                "turnstile.v1.GetNodeStatusResponse",
+                &[],
+                |g, r| async move { AdminService::get_node_status(&g, r).await },
+            ),
         )
         .route("/v1/dev/token", axum::routing::post(development_token))
         .route("/v1/{*rest}", axum::routing::any(no_route))
@@ -221,7 +286,7 @@ pub fn router(gateway: Gateway, config: &Config) -> axum::Router {
         .with_state(state)
 }
 
-/// A route that reads `request` (a message of turnstile.v1) from the path, the query and the JSON
+/// A route that reads `request` (a message's full name, "turnstile.v1.X") from the path, the query and the JSON
 /// body, calls `rpc` with it and answers `response` as JSON. `aliases` rename query parameters
 /// to the message's fields (the names the design notes use, such as `keyword` for `query`).
 fn unary<Req, Resp, F, Fut>(
@@ -243,7 +308,7 @@ where
             let (mut parts, body) = request_in.into_parts();
             let message = match read_request::<Req>(&http, &mut parts, body, request, aliases).await {
                 Ok(message) => message,
-                Err(status) => return error(&status),
+                Err(refusal) => return refusal,
             };
             match rpc(http.gateway.clone(), grpc_request(&parts, message)).await {
                 Ok(answer) => json_response(response, &answer.into_inner()),
@@ -254,10 +319,31 @@ where
 }
 
 /// The message a route carries: path parameters and query parameters set fields of the JSON body.
+/// A request that cannot be read is answered here: 413 for a body over the limit, else the
+/// refusal's status.
 async fn read_request<Req: prost::Message + Default>(
     http: &Http,
     parts: &mut http::request::Parts,
     body: axum::body::Body,
+    message: &str,
+    aliases: &[(&str, &str)],
+) -> Result<Req, Response> {
+    let body = match axum::body::to_bytes(body, http.request_bytes_max).await {
+        Ok(body) => body,
+        Err(_) => {
+            let limit = http.request_bytes_max;
+            let status = Status::resource_exhausted(format!("the body is over the limit of {limit} bytes"));
+            let mut response = error(&status);
+            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return Err(response);
+        }
+    };
+    read_values(parts, &body, message, aliases).await.map_err(|status| error(&status))
+}
+
+async fn read_values<Req: prost::Message + Default>(
+    parts: &mut http::request::Parts,
+    body: &[u8],
     message: &str,
     aliases: &[(&str, &str)],
 ) -> Result<Req, Status> {
@@ -269,12 +355,6 @@ async fn read_request<Req: prost::Message + Default>(
         Some(query) => serde_urlencoded::from_str(query)
             .map_err(|error| Status::invalid_argument(format!("the query string: {error}")))?,
     };
-    let body = axum::body::to_bytes(body, http.request_bytes_max).await.map_err(|_| {
-        let mut status =
-            Status::resource_exhausted(format!("the body is over the limit of {} bytes", http.request_bytes_max));
-        status.metadata_mut().insert(TOO_LARGE, tonic::metadata::MetadataValue::from_static("1"));
-        status
-    })?;
     let mut values: Vec<(&str, &str)> = Vec::with_capacity(path.len() + query.len() + 1);
     for (name, value) in path.iter() {
         values.push((name, value));
@@ -287,17 +367,12 @@ async fn read_request<Req: prost::Message + Default>(
         values.push((name, value));
     }
     // The usual HTTP way to name a retry; the body's field works as well.
-    let key_header =
-        parts.headers.get("idempotency-key").filter(|_| json::has_field(&full_name(message), "idempotency_key"));
+    let key_header = parts.headers.get("idempotency-key").filter(|_| json::has_field(message, "idempotency_key"));
     if let Some(key) = key_header {
         let key = key.to_str().map_err(|_| Status::invalid_argument("idempotency-key: not text"))?;
         values.push(("idempotency_key", key));
     }
-    json::decode_parts(&full_name(message), &body, &values).map_err(|error| Status::invalid_argument(error.to_string()))
-}
-
-fn full_name(message: &str) -> String {
-    format!("turnstile.v1.{message}")
+    json::decode_parts(message, body, &values).map_err(|error| Status::invalid_argument(error.to_string()))
 }
 
 /// The call as the gRPC service sees it: the message, the caller's credentials and address.
@@ -323,7 +398,7 @@ fn grpc_request<T>(parts: &http::request::Parts, message: T) -> tonic::Request<T
 }
 
 fn json_response<T: prost::Message>(message: &str, value: &T) -> Response {
-    let body = json::encode(&full_name(message), value);
+    let body = json::encode(message, value);
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
@@ -372,10 +447,7 @@ fn error_body(status: &Status) -> serde_json::Value {
 }
 
 fn error(status: &Status) -> Response {
-    let (mut http_status, _) = http_status(status.code());
-    if status.metadata().get(TOO_LARGE).is_some() {
-        http_status = StatusCode::PAYLOAD_TOO_LARGE;
-    }
+    let (http_status, _) = http_status(status.code());
     let mut response = (
         http_status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -412,9 +484,11 @@ async fn watch_event(State(http): State<Http>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let last_event_id = parts.headers.get("last-event-id").map(|value| value.to_str().map(str::to_owned));
     let mut message =
-        match read_request::<pb::WatchEventRequest>(&http, &mut parts, body, "WatchEventRequest", &[]).await {
+        match read_request::<pb::WatchEventRequest>(&http, &mut parts, body, "turnstile.v1.WatchEventRequest", &[])
+            .await
+        {
             Ok(message) => message,
-            Err(status) => return error(&status),
+            Err(refusal) => return refusal,
         };
     match last_event_id {
         None => {}
@@ -425,36 +499,42 @@ async fn watch_event(State(http): State<Http>, request: Request) -> Response {
         },
         Some(Err(_)) => return error(&Status::invalid_argument("last-event-id: not text")),
     }
-    match CatalogService::watch_event(&http.gateway, grpc_request(&parts, message)).await {
-        Err(status) => error(&status),
-        Ok(stream) => {
-            let events = stream.into_inner().map(|item| {
-                Ok::<_, std::convert::Infallible>(match item {
-                    Ok(change) => Event::default()
-                        .id(change.version.to_string())
-                        .data(text(json::encode("turnstile.v1.WatchEventResponse", &change))),
-                    Err(status) => Event::default().event("error").data(error_body(&status).to_string()),
-                })
-            });
-            Sse::new(events).keep_alive(KeepAlive::default()).into_response()
-        }
-    }
+    let answer = CatalogService::watch_event(&http.gateway, grpc_request(&parts, message)).await;
+    server_sent(answer, |change| {
+        Event::default()
+            .id(change.version.to_string())
+            .data(text(json::encode("turnstile.v1.WatchEventResponse", change)))
+    })
 }
 
 /// `GET /v1/events/{event_id}/queue/watch?queue_token=`: the buyer's standing in the waiting room
 /// as server-sent events, until they are admitted (the last carries the pass) or the line ends.
 async fn watch_queue(State(http): State<Http>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    let message = match read_request::<pb::WatchQueueRequest>(&http, &mut parts, body, "WatchQueueRequest", &[]).await {
-        Ok(message) => message,
-        Err(status) => return error(&status),
-    };
-    match QueueService::watch_queue(&http.gateway, grpc_request(&parts, message)).await {
+    let message =
+        match read_request::<pb::WatchQueueRequest>(&http, &mut parts, body, "turnstile.v1.WatchQueueRequest", &[])
+            .await
+        {
+            Ok(message) => message,
+            Err(refusal) => return refusal,
+        };
+    let answer = QueueService::watch_queue(&http.gateway, grpc_request(&parts, message)).await;
+    server_sent(answer, |standing| Event::default().data(text(json::encode("turnstile.v1.QueueStanding", standing))))
+}
+
+/// A streaming call's answer as server-sent events: each message as `event` renders it, a failure
+/// mid-stream as an `error` event with the error body (then the stream ends); a call refused at
+/// once is an ordinary error response.
+fn server_sent<T: 'static, S>(answer: Result<tonic::Response<S>, Status>, event: fn(&T) -> Event) -> Response
+where
+    S: futures::Stream<Item = Result<T, Status>> + Send + 'static,
+{
+    match answer {
         Err(status) => error(&status),
         Ok(stream) => {
-            let events = stream.into_inner().map(|item| {
+            let events = stream.into_inner().map(move |item| {
                 Ok::<_, std::convert::Infallible>(match item {
-                    Ok(standing) => Event::default().data(text(json::encode("turnstile.v1.QueueStanding", &standing))),
+                    Ok(message) => event(&message),
                     Err(status) => Event::default().event("error").data(error_body(&status).to_string()),
                 })
             });
