@@ -123,34 +123,34 @@ fn call<T>(origin: &Origin, token: &str, message: T) -> Result<Request<T>, Statu
 async fn answer(gateway: &Gateway, origin: &Origin, request: pb::BookRequest) -> pb::BookResponse {
     let request_id = request.request_id;
     let token = request.token;
-    let result = match request.call {
-        None => Err(Status::invalid_argument("call: set one of hold, confirm, release, cancel, extend, get_hold")),
-        Some(Call::Hold(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.hold_seats(call).await.map(|answer| Answer::Hold(answer.into_inner())),
-            Err(status) => Err(status),
-        },
-        Some(Call::Confirm(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.confirm_hold(call).await.map(|answer| Answer::Confirm(answer.into_inner())),
-            Err(status) => Err(status),
-        },
-        Some(Call::Release(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.release_hold(call).await.map(|answer| Answer::Release(answer.into_inner())),
-            Err(status) => Err(status),
-        },
-        Some(Call::Cancel(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.cancel_booking(call).await.map(|answer| Answer::Cancel(answer.into_inner())),
-            Err(status) => Err(status),
-        },
-        Some(Call::Extend(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.extend_hold(call).await.map(|answer| Answer::Extend(answer.into_inner())),
-            Err(status) => Err(status),
-        },
-        Some(Call::GetHold(message)) => match call(origin, &token, message) {
-            Ok(call) => gateway.get_hold(call).await.map(|answer| Answer::GetHold(answer.into_inner())),
-            Err(status) => Err(status),
-        },
+    let result = async {
+        Ok(match request.call {
+            None => {
+                return Err(Status::invalid_argument(
+                    "call: set one of hold, confirm, release, cancel, extend, get_hold",
+                ))
+            }
+            Some(Call::Hold(message)) => {
+                Answer::Hold(gateway.hold_seats(call(origin, &token, message)?).await?.into_inner())
+            }
+            Some(Call::Confirm(message)) => {
+                Answer::Confirm(gateway.confirm_hold(call(origin, &token, message)?).await?.into_inner())
+            }
+            Some(Call::Release(message)) => {
+                Answer::Release(gateway.release_hold(call(origin, &token, message)?).await?.into_inner())
+            }
+            Some(Call::Cancel(message)) => {
+                Answer::Cancel(gateway.cancel_booking(call(origin, &token, message)?).await?.into_inner())
+            }
+            Some(Call::Extend(message)) => {
+                Answer::Extend(gateway.extend_hold(call(origin, &token, message)?).await?.into_inner())
+            }
+            Some(Call::GetHold(message)) => {
+                Answer::GetHold(gateway.get_hold(call(origin, &token, message)?).await?.into_inner())
+            }
+        })
     };
-    match result {
+    match result.await {
         Ok(answer) => pb::BookResponse { request_id, result: Some(answer) },
         Err(status) => failed(request_id, &status),
     }
