@@ -43,9 +43,9 @@ pub(crate) const BACKOFF_FIRST: Duration = Duration::from_millis(300);
 /// How often the router is asked again while it knows no leader or still names a failed one.
 pub(crate) const ROUTE_POLL: Duration = Duration::from_millis(100);
 /// The hint given with UNAVAILABLE: about one election.
-pub(crate) const RETRY_AFTER_MS: u64 = 1_000;
+const RETRY_AFTER_MS: u64 = 1_000;
 /// Largest answer accepted from another node (a full seat map of a very large venue fits).
-pub(crate) const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Channels kept, one per address; beyond that one is dropped to make room.
 const CHANNELS_MAX: usize = 256;
 /// Messages of one forwarded stream waiting for the client to read them.

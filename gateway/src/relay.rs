@@ -13,7 +13,10 @@ use tonic::transport::Channel;
 use tonic::{Extensions, Request, Response, Status, Streaming};
 use turnstile_engine::ids::EventId;
 
-use crate::forward::*;
+use crate::forward::{
+    classify, client_timeout, unavailable, Failure, Kind, Routed, ATTEMPTS_MAX, BACKOFF_FIRST, NOT_LEADER_HEADER,
+    REQUEST_TIMEOUT, RETRY_WINDOW, ROUTE_POLL, STREAM_BUFFER,
+};
 use crate::state::Gateway;
 
 impl Gateway {
