@@ -118,6 +118,23 @@ impl ClusterNode {
         self.groups.get(group)
     }
 
+    /// The groups running on this node.
+    pub fn running_groups(&self) -> Vec<GroupId> {
+        self.groups.ids()
+    }
+
+    /// Stops `group` on this node (it left the group): its messages are refused from now on.
+    /// Its state stays in the file, like a replica that is down: were the node to join the group
+    /// again, the group's leader would bring it up to date from there.
+    pub async fn stop_group(&self, group: GroupId, timeout: Duration) -> Result<(), ClusterError> {
+        let Some(raft) = self.groups.remove(group) else { return Ok(()) };
+        match tokio::time::timeout(timeout, raft.shutdown()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ClusterError::Group { group, reason: error.to_string() }),
+            Err(_) => Err(ClusterError::Group { group, reason: format!("no stop within {timeout:?}") }),
+        }
+    }
+
     /// Whether the peer at `address` answered this node's last replication call, and since when
     /// (`None`: not called yet).
     pub fn peer_state(&self, address: &str) -> Option<(bool, std::time::Instant)> {
@@ -181,13 +198,7 @@ impl ClusterNode {
     /// Stops every group, each within `timeout`.
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), ClusterError> {
         for group in self.groups.ids() {
-            if let Some(raft) = self.groups.remove(group) {
-                match tokio::time::timeout(timeout, raft.shutdown()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Err(ClusterError::Group { group, reason: error.to_string() }),
-                    Err(_) => return Err(ClusterError::Group { group, reason: format!("no stop within {timeout:?}") }),
-                }
-            }
+            self.stop_group(group, timeout).await?;
         }
         Ok(())
     }

@@ -256,7 +256,8 @@ impl Engine {
                 let config: QueueConfig = decode(bytes, "waiting room record")?;
                 self.inner.queue_configs.insert(EventId::new(key), config);
             }
-            RecordKind::QueueLine | RecordKind::Booking | RecordKind::RaftAppliedState => {}
+            RecordKind::QueueLine | RecordKind::Booking | RecordKind::RaftAppliedState | RecordKind::ClusterMembers => {
+            }
         }
         Ok(None)
     }

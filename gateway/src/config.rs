@@ -79,11 +79,15 @@ pub struct ClusterConfig {
     /// the same on every node, never the buyers' `auth.secret`, so that whoever mints buyer tokens
     /// cannot pass for a node. Required in a cluster.
     pub secret: String,
+    /// `serve --join`: this node joins a running cluster (an operator adds it with `turnstile
+    /// cluster add-node`); it initializes no group, whatever its configuration lists.
+    #[serde(skip)]
+    pub join: bool,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { shards: 64, replicas: 3, snapshot_interval_entries: 5_000, secret: String::new() }
+        Self { shards: 64, replicas: 3, snapshot_interval_entries: 5_000, secret: String::new(), join: false }
     }
 }
 
@@ -251,7 +255,7 @@ pub enum ConfigError {
 impl Config {
     /// A cluster of several nodes (otherwise a single node serves everything itself).
     pub fn is_cluster(&self) -> bool {
-        self.nodes.len() > 1
+        self.nodes.len() > 1 || self.cluster.join
     }
 
     /// Reads and validates a config file, then applies the environment override of the secret.

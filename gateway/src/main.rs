@@ -73,6 +73,12 @@ enum Command {
         /// what it has).
         #[arg(long)]
         demo: bool,
+        /// Join a running cluster as a new node (like etcd's initial-cluster-state=existing): the
+        /// node initializes no replication group and waits until an operator adds it with
+        /// `turnstile cluster add-node ID ADDRESS`. Its config lists itself in [[nodes]] (and may
+        /// list the others).
+        #[arg(long)]
+        join: bool,
     },
     /// Ask a running node for a consistent online backup, written to PATH on that node.
     Backup {
@@ -212,6 +218,51 @@ enum ClusterCommand {
         #[arg(long, default_value_t = 3)]
         timeout_seconds: u64,
     },
+    /// Add a node to the cluster. Start it first (`turnstile serve --node ID --join`); the
+    /// shards then move to it (about 1/N of the replica slots), each by the usual steps: the new
+    /// replica joins as a learner, catches up (by snapshot when far behind), becomes a voter, and
+    /// the replica it replaces leaves.
+    AddNode {
+        /// The new node's id.
+        id: String,
+        /// Its gRPC address, IP:PORT, as the other nodes will call it.
+        address: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Remove a node from the cluster, running or not; its replicas move to the others.
+    RemoveNode {
+        /// The node's id.
+        id: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Replace a node (typically a dead one) by a new one in one change: start the new node
+    /// with `serve --join` first.
+    ReplaceNode {
+        /// The node to remove.
+        old_id: String,
+        /// The new node's id and gRPC address, IP:PORT.
+        new_id: String,
+        address: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+}
+
+/// What every membership command takes.
+#[derive(clap::Args)]
+struct ChangeArgs {
+    /// Configuration file listing nodes to send the change to (and the secret and TLS settings
+    /// to reach them); without it, cluster.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Return once the change is committed, without waiting for the shards to move.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for every group to settle on the new membership, in seconds.
+    #[arg(long, default_value_t = 600)]
+    wait_seconds: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -226,8 +277,9 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config: config_path, listen, data_dir, node, metrics_listen, demo } => {
+        Command::Serve { config: config_path, listen, data_dir, node, metrics_listen, demo, join } => {
             let mut config = Config::read_optional(config_path.as_deref())?;
+            config.cluster.join = join;
             let mut data_dir_source = if config.node.data_dir_given { "node.data_dir" } else { "the default" };
             if let Some(node) = node {
                 data_dir_source = config.select_node(&node, data_dir.is_some())?;
@@ -383,36 +435,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let timeout = std::time::Duration::from_secs(timeout_seconds.max(1));
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
-                let mut answers = Vec::new();
-                for node in &loaded.nodes {
-                    let connection = turnstile::client::Connection {
-                        node: Some(node.id.clone()),
-                        config: config.clone(),
-                        ..Default::default()
-                    };
-                    let answer = async {
-                        let target = connection.target(Identity::Admin { subject: "turnstile-cluster" })?;
-                        let mut client = AdminServiceClient::new(target.connect().await?);
-                        let status = client
-                            .get_node_status(target.request(turnstile_proto::v1::GetNodeStatusRequest {}))
-                            .await?;
-                        anyhow::Ok(status.into_inner())
-                    };
-                    let answer = match tokio::time::timeout(timeout, answer).await {
-                        Ok(Ok(status)) => Ok(status),
-                        Ok(Err(error)) => {
-                            Err(turnstile::client::describe(&error).trim_start_matches("error: ").to_string())
-                        }
-                        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-                    };
-                    answers.push((node.id.clone(), node.address.to_string(), answer));
-                }
+                let answers = turnstile::client::membership::gather(&config, &loaded, timeout).await;
                 print!("{}", turnstile::status::render_cluster(&answers));
                 Ok(())
             })
         }
+        Command::Cluster(ClusterCommand::AddNode { id, address, change }) => {
+            membership_change(change, vec![turnstile_proto::v1::ClusterNode { node_id: id, address }], vec![])
+        }
+        Command::Cluster(ClusterCommand::RemoveNode { id, change }) => membership_change(change, vec![], vec![id]),
+        Command::Cluster(ClusterCommand::ReplaceNode { old_id, new_id, address, change }) => {
+            membership_change(change, vec![turnstile_proto::v1::ClusterNode { node_id: new_id, address }], vec![old_id])
+        }
         Command::Client(command) => std::process::exit(turnstile::client::run(command)),
     }
+}
+
+/// `turnstile cluster add-node | remove-node | replace-node`.
+fn membership_change(
+    change: ChangeArgs,
+    add: Vec<turnstile_proto::v1::ClusterNode>,
+    remove: Vec<String>,
+) -> anyhow::Result<()> {
+    let loaded = Config::read_optional(change.config.as_deref())?;
+    anyhow::ensure!(!loaded.nodes.is_empty(), "the config lists no [[nodes]]: give the cluster's config with --config");
+    let wait = (!change.no_wait).then(|| std::time::Duration::from_secs(change.wait_seconds));
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(turnstile::client::membership::change(
+        change.config,
+        &loaded,
+        add,
+        remove,
+        wait,
+    ))
 }
 
 fn engine_options(config: &Config) -> EngineOptions {

@@ -34,6 +34,43 @@ pub trait EventRouter: Send + Sync + 'static {
     fn cluster_view(&self) -> ClusterView {
         ClusterView::default()
     }
+
+    /// Adds nodes (id, address) to the cluster and removes others, as one new membership
+    /// committed by the catalog group; the shards move to it afterwards.
+    fn change_members(
+        &self,
+        _add: Vec<(String, String)>,
+        _remove: Vec<String>,
+    ) -> futures::future::BoxFuture<'_, Result<MembershipChange, tonic::Status>> {
+        Box::pin(async {
+            Err(tonic::Status::failed_precondition(
+                "this node runs alone, not in a cluster: there is no membership to change",
+            ))
+        })
+    }
+}
+
+/// The node list a cluster node has in force (see [`EventRouter::cluster_view`]).
+#[derive(Clone, Debug, Default)]
+pub struct MembershipView {
+    /// 0 until the catalog group has recorded one (the configuration's list stands in).
+    pub version: u64,
+    /// (id, address), sorted by id.
+    pub nodes: Vec<(String, String)>,
+    pub shards: u32,
+    pub replicas: u32,
+    /// The configuration's [[nodes]] that are not members, and members it does not list.
+    pub configured_not_members: Vec<String>,
+    pub members_not_configured: Vec<String>,
+}
+
+/// What a membership change did (see [`EventRouter::change_members`]).
+#[derive(Clone, Debug)]
+pub struct MembershipChange {
+    pub membership: MembershipView,
+    /// Replica slots (shard, node) that move, and the shards with one moving.
+    pub slots_moved: u32,
+    pub shards_changed: u32,
 }
 
 /// See [`EventRouter::cluster_view`].
@@ -42,6 +79,7 @@ pub struct ClusterView {
     pub groups: Vec<GroupView>,
     /// Every other node.
     pub peers: Vec<PeerView>,
+    pub membership: Option<MembershipView>,
 }
 
 /// Another node as this one sees it.
@@ -68,12 +106,26 @@ pub struct GroupView {
     pub last_applied_index: u64,
     /// For a group this node leads: entries the furthest-behind replica lacks.
     pub replication_lag: u64,
+    /// For a group this node leads: its voters and learners, and the voters the node list
+    /// places it on (node ids, sorted). Empty otherwise.
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
+    pub target_voters: Vec<String>,
 }
 
 /// The nodes a buyer's bookings are gathered from (see [`EventRouter::booking_holders`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BookingHolders {
     pub nodes: Vec<(String, String)>,
     /// Any this many of `nodes` hold at least one replica of every shard.
     pub answers_needed: usize,
+    /// For each shard, the nodes that hold a replica of it now (ids, by the node list in force).
+    pub replicas: std::sync::Arc<dyn Fn(&str, &str) -> bool + Send + Sync>,
+}
+
+impl BookingHolders {
+    /// Whether `node` holds a replica of the shard of `event_id` now.
+    pub fn current_replica(&self, node: &str, event_id: &str) -> bool {
+        (self.replicas)(node, event_id)
+    }
 }

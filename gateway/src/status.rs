@@ -69,6 +69,24 @@ pub fn render_cluster(nodes: &[(String, String, Result<pb::GetNodeStatusResponse
             }
         }
     }
+    let newest = nodes
+        .iter()
+        .filter_map(|(node, _, answer)| Some((node, answer.as_ref().ok()?)))
+        .filter_map(|(node, status)| Some((node, status, status.membership.as_ref()?)))
+        .max_by_key(|(_, _, membership)| membership.version);
+    if let Some((node, status, membership)) = newest {
+        let members: Vec<&str> = membership.nodes.iter().map(|member| member.node_id.as_str()).collect();
+        let _ =
+            writeln!(out, "\nmembership version {} (as {node} applied it): {}", membership.version, members.join(", "));
+        if !status.configured_not_members.is_empty() || !status.members_not_configured.is_empty() {
+            let _ = writeln!(
+                out,
+                "{node}'s configuration differs: lists non-members [{}], misses members [{}]; the membership wins",
+                status.configured_not_members.join(", "),
+                status.members_not_configured.join(", ")
+            );
+        }
+    }
     let order =
         |name: &str| name.strip_prefix("shard ").and_then(|number| number.parse::<u64>().ok()).unwrap_or(u64::MAX);
     let mut names: Vec<&String> = groups.keys().collect();
@@ -89,7 +107,21 @@ pub fn render_cluster(nodes: &[(String, String, Result<pb::GetNodeStatusResponse
             .unwrap_or_else(|| "-".into());
         let replicas: Vec<String> =
             seen.iter().map(|(node, group)| format!("{node} ({})", group.last_applied_index)).collect();
-        let _ = writeln!(out, "{:<12} {:<16} {:>8}  {}", name, leader, lag, replicas.join(", "));
+        // A group its leader reports as moving: its voters are not yet its target, or it has learners.
+        let moving = seen
+            .iter()
+            .find(|(node, group)| group.leader_node_id == *node && !group.target_voters.is_empty())
+            .filter(|(_, group)| group.voters != group.target_voters || !group.learners.is_empty())
+            .map(|(_, group)| {
+                format!(
+                    "  moving: voters [{}] -> [{}], learners [{}]",
+                    group.voters.join(", "),
+                    group.target_voters.join(", "),
+                    group.learners.join(", ")
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "{:<12} {:<16} {:>8}  {}{moving}", name, leader, lag, replicas.join(", "));
     }
     out
 }

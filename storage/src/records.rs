@@ -20,6 +20,9 @@ pub enum RecordKind {
     Booking,
     /// A replication group's last applied log id and membership (cluster nodes only).
     RaftAppliedState,
+    /// The cluster's node list (ids and addresses) and its version, replicated by the catalog
+    /// group: what shards are placed over (cluster nodes only).
+    ClusterMembers,
 }
 
 impl RecordKind {
@@ -28,7 +31,7 @@ impl RecordKind {
     pub const CATALOG: [RecordKind; 4] =
         [RecordKind::Venue, RecordKind::Performer, RecordKind::Event, RecordKind::Queue];
 
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Venue,
         RecordKind::Performer,
         RecordKind::Event,
@@ -36,6 +39,7 @@ impl RecordKind {
         RecordKind::QueueLine,
         RecordKind::Booking,
         RecordKind::RaftAppliedState,
+        RecordKind::ClusterMembers,
     ];
 
     /// The kind's name on disk.
@@ -48,6 +52,7 @@ impl RecordKind {
             RecordKind::QueueLine => "queue_line",
             RecordKind::Booking => "booking",
             RecordKind::RaftAppliedState => "raft_applied_state",
+            RecordKind::ClusterMembers => "cluster_members",
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod connection;
 pub mod files;
+pub mod membership;
 pub mod output;
 
 use std::io::Write as _;

@@ -279,6 +279,16 @@ pub fn router(gateway: Gateway, config: &Config) -> axum::Router {
                 |g, r| async move { AdminService::get_node_status(&g, r).await },
             ),
         )
+        .route(
+            "/v1/cluster/members",
+            unary(
+                POST,
+                "turnstile.v1.ChangeClusterMembersRequest",
+                "turnstile.v1.ChangeClusterMembersResponse",
+                &[],
+                |g, r| async move { AdminService::change_cluster_members(&g, r).await },
+            ),
+        )
         .route("/v1/dev/token", axum::routing::post(development_token))
         .route("/v1/{*rest}", axum::routing::any(no_route))
         .merge(page::routes())

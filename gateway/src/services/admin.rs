@@ -158,6 +158,9 @@ impl AdminService for Gateway {
                     last_log_index: group.last_log_index,
                     last_applied_index: group.last_applied_index,
                     replication_lag: group.replication_lag,
+                    voters: group.voters,
+                    learners: group.learners,
+                    target_voters: group.target_voters,
                 })
                 .collect();
             response.peers = view
@@ -171,6 +174,11 @@ impl AdminService for Gateway {
                     unreachable_seconds: peer.unreachable_for.as_secs(),
                 })
                 .collect();
+            if let Some(membership) = view.membership {
+                response.configured_not_members = membership.configured_not_members.clone();
+                response.members_not_configured = membership.members_not_configured.clone();
+                response.membership = Some(membership_message(membership));
+            }
         }
         if let Some(store) = self.engine.store() {
             let unavailable = |error: turnstile_storage::StoreError| Status::unavailable(error.to_string());
@@ -185,6 +193,35 @@ impl AdminService for Gateway {
             response.log_commands = stats.entries.load(std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Response::new(response))
+    }
+
+    async fn change_cluster_members(
+        &self,
+        request: Request<pb::ChangeClusterMembersRequest>,
+    ) -> Result<Response<pb::ChangeClusterMembersResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let mut add = Vec::with_capacity(request.add.len());
+        for (position, node) in request.add.into_iter().enumerate() {
+            let node_id = convert::id(&format!("add[{position}].node_id"), &node.node_id)?.to_string();
+            let address = convert::id(&format!("add[{position}].address"), &node.address)?.to_string();
+            add.push((node_id, address));
+        }
+        let mut remove = Vec::with_capacity(request.remove.len());
+        for (position, node_id) in request.remove.into_iter().enumerate() {
+            remove.push(convert::id(&format!("remove[{position}]"), &node_id)?.to_string());
+        }
+        let Some(router) = &self.router else {
+            return Err(Status::failed_precondition(
+                "this node runs alone, not in a cluster: there is no membership to change",
+            ));
+        };
+        let change = router.change_members(add, remove).await?;
+        Ok(Response::new(pb::ChangeClusterMembersResponse {
+            membership: Some(membership_message(change.membership)),
+            replica_slots_moved: change.slots_moved,
+            shards_changed: change.shards_changed,
+        }))
     }
 
     async fn configure_queue(
@@ -327,4 +364,13 @@ fn backup_path(backup_dir: &std::path::Path, requested: &str) -> Result<std::pat
         )));
     }
     Ok(path)
+}
+
+fn membership_message(membership: crate::routing::MembershipView) -> pb::ClusterMembership {
+    pb::ClusterMembership {
+        version: membership.version,
+        nodes: membership.nodes.into_iter().map(|(node_id, address)| pb::ClusterNode { node_id, address }).collect(),
+        shards: membership.shards,
+        replicas: membership.replicas,
+    }
 }

@@ -67,7 +67,7 @@ impl Gateway {
             let channel = self.forwarding.channel(node, address);
             async move {
                 let mut client = turnstile_proto::v1::booking_service_client::BookingServiceClient::new(channel?);
-                client.list_bookings(attempt).await.map(Response::into_inner)
+                client.list_bookings(attempt).await.map(|reply| (node.as_str(), reply.into_inner()))
             }
         });
         let mut merged: std::collections::BTreeMap<(std::cmp::Reverse<u64>, String), pb::Booking> = Default::default();
@@ -76,7 +76,7 @@ impl Gateway {
         let mut last_failure = None;
         for reply in futures::future::join_all(asks).await {
             match reply {
-                Ok(page) => {
+                Ok((node, page)) => {
                     answers += 1;
                     more |= !page.next_page_token.is_empty();
                     for booking in page.bookings {
@@ -84,7 +84,15 @@ impl Gateway {
                             .booked_at
                             .as_ref()
                             .map_or(0, |at| (at.seconds.max(0) as u64) * 1_000 + (at.nanos.max(0) as u64) / 1_000_000);
-                        merged.insert((std::cmp::Reverse(booked_at_ms), booking.booking_id.clone()), booking);
+                        // A node that left the booking's shard keeps what it had then: when
+                        // answers differ, a current replica's wins.
+                        let current = BookingId::new(&booking.booking_id)
+                            .event_id()
+                            .is_some_and(|event_id| holders.current_replica(node, event_id.as_str()));
+                        let key = (std::cmp::Reverse(booked_at_ms), booking.booking_id.clone());
+                        if current || !merged.contains_key(&key) {
+                            merged.insert(key, booking);
+                        }
                     }
                 }
                 // An answer from the node itself (a bad token, a bad page token) stands.

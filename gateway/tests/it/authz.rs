@@ -70,6 +70,11 @@ fn expected(class: &str, who: Who) -> Code {
             Who::Admin => Code::Ok,
             _ => Code::PermissionDenied,
         },
+        // Admin calls a single node refuses for what it is (membership needs a cluster).
+        "admin_cluster" => match who {
+            Who::Admin => Code::FailedPrecondition,
+            _ => Code::PermissionDenied,
+        },
         other => unreachable!("{other}"),
     }
 }
@@ -326,6 +331,13 @@ async fn call(server: &TestServer, fixture: &Fixture, rpc: &str, who: Who, owner
         "GetNodeStatus" => {
             code(server.admin().get_node_status(request(server, who, owner, pb::GetNodeStatusRequest {})).await)
         }
+        "ChangeClusterMembers" => {
+            let message = pb::ChangeClusterMembersRequest {
+                add: vec![pb::ClusterNode { node_id: "node-9".into(), address: "127.0.0.1:7".into() }],
+                remove: vec![],
+            };
+            code(server.admin().change_cluster_members(request(server, who, owner, message)).await)
+        }
         "WatchEvent" => {
             let message = pb::WatchEventRequest { event_id: fixture.event_id.clone(), after_version: 0 };
             code(server.catalog().watch_event(request(server, who, owner, message)).await)
@@ -455,6 +467,7 @@ async fn every_rpc_answers_every_kind_of_caller_as_it_should() {
         ("CancelEvent", "admin"),
         ("CreateBackup", "admin"),
         ("GetNodeStatus", "admin"),
+        ("ChangeClusterMembers", "admin_cluster"),
         ("WatchEvent", "catalog"),
         ("JoinQueue", "self"),
         ("WatchQueue", "self"),

@@ -94,12 +94,22 @@ impl Node {
     }
 
     fn start(&mut self, config: &Path) {
+        self.start_with(config, &[]);
+    }
+
+    /// Starts the node to join a running cluster (`serve --join`).
+    fn start_joining(&mut self, config: &Path) {
+        self.start_with(config, &["--join"]);
+    }
+
+    fn start_with(&mut self, config: &Path, extra: &[&str]) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
             .args(["serve", "--config"])
             .arg(config)
             .args(["--node", self.name, "--data-dir"])
             .arg(&self.data_dir)
+            .args(extra)
             .env("RUST_LOG", "info,openraft=warn,turnstile::cluster=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -187,11 +197,20 @@ fn outcome_known(status: &tonic::Status) -> bool {
     )
 }
 
+/// The nodes a storm's buyers call, replaceable while it runs (nodes join and leave).
+type Clients = Arc<std::sync::RwLock<Vec<BookingServiceClient<Channel>>>>;
+
+/// A client of one of `clients`' nodes, at random.
+fn any_client(clients: &Clients, rng: &mut StdRng) -> BookingServiceClient<Channel> {
+    let clients = clients.read().unwrap();
+    clients[rng.random_range(0..clients.len())].clone()
+}
+
 async fn buyer_storm(
     buyer: String,
     token: String,
     event_id: String,
-    clients: Vec<BookingServiceClient<Channel>>,
+    clients: Clients,
     ledger: Arc<Mutex<Ledger>>,
     stop: Arc<AtomicBool>,
     seed: u64,
@@ -201,7 +220,7 @@ async fn buyer_storm(
     let mut mine: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         number += 1;
-        let mut client = clients[rng.random_range(0..clients.len())].clone();
+        let mut client = any_client(&clients, &mut rng);
         if mine.len() >= BOOKINGS_PER_BUYER_KEPT {
             let booking_id = mine.remove(0);
             let request = pb::CancelBookingRequest { booking_id: booking_id.clone() };
@@ -246,7 +265,7 @@ async fn buyer_storm(
         let confirm =
             pb::ConfirmHoldRequest { hold_id, payment_reference, idempotency_key: format!("confirm-{buyer}-{number}") };
         // Any node: the confirmation may travel another way than its hold did.
-        let mut client = clients[rng.random_range(0..clients.len())].clone();
+        let mut client = any_client(&clients, &mut rng);
         for _ in 0..CALL_ATTEMPTS {
             match client.confirm_hold(authed(&token, confirm.clone())).await {
                 Ok(reply) => {
@@ -270,11 +289,11 @@ async fn buyer_storm(
 async fn after_unknown_outcome(
     ledger: &Mutex<Ledger>,
     rng: &mut StdRng,
-    clients: &[BookingServiceClient<Channel>],
+    clients: &Clients,
 ) -> BookingServiceClient<Channel> {
     ledger.lock().unwrap().unanswered += 1;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    clients[rng.random_range(0..clients.len())].clone()
+    any_client(clients, rng)
 }
 
 /// The node running the event's actor: the leader of its shard (followers run no actors).
@@ -373,6 +392,7 @@ async fn create_hot_event(nodes: &[Node], admin: &str) -> String {
 /// A running storm of `BUYERS` buyers on one event through every node.
 struct Storm {
     ledger: Arc<Mutex<Ledger>>,
+    clients: Clients,
     stop: Arc<AtomicBool>,
     buyers: Vec<tokio::task::JoinHandle<()>>,
     tokens: HashMap<String, String>,
@@ -382,8 +402,9 @@ impl Storm {
     fn start(nodes: &[Node], authenticator: &Authenticator, event_id: &str) -> Self {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let clients: Vec<BookingServiceClient<Channel>> =
-            nodes.iter().map(|node| BookingServiceClient::new(channel(node.address))).collect();
+        let clients: Clients = Arc::new(std::sync::RwLock::new(
+            nodes.iter().map(|node| BookingServiceClient::new(channel(node.address))).collect(),
+        ));
         let mut buyers = Vec::new();
         let mut tokens = HashMap::new();
         for number in 0..BUYERS {
@@ -400,7 +421,12 @@ impl Storm {
                 0x5eed_0000 + number as u64,
             )));
         }
-        Self { ledger, stop, buyers, tokens }
+        Self { ledger, clients, stop, buyers, tokens }
+    }
+
+    /// From now on the buyers call these nodes.
+    fn route_through<'a>(&self, nodes: impl Iterator<Item = &'a Node>) {
+        *self.clients.write().unwrap() = nodes.map(|node| BookingServiceClient::new(channel(node.address))).collect();
     }
 
     async fn stop(self) -> (Ledger, HashMap<String, String>) {
@@ -1232,4 +1258,165 @@ async fn a_configured_node_list_that_differs_from_the_membership_is_reported() {
         let line = text.lines().find(|line| line.contains("stored membership differ")).unwrap();
         assert!(line.contains("node-d") && line.contains("wins"), "{}: {line}", node.name);
     }
+}
+
+/// Runs `turnstile cluster ARGS... --config CONFIG` (the operator's command) and answers its
+/// output and how long it took; fails the test if it fails.
+async fn operator(config: &Path, args: &[&str]) -> (String, Duration) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
+    command.arg("cluster").args(args).arg("--config").arg(config);
+    let started = Instant::now();
+    // The command waits at most --wait-seconds (its own bound) for the cluster to settle.
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "turnstile cluster {args:?} failed:\n{text}");
+    (text, started.elapsed())
+}
+
+/// The 99th percentile of the time from a hold's sending to its booking's acknowledgement, over
+/// the bookings whose hold was sent within `window`, and how many there are.
+fn storm_p99(ledger: &Mutex<Ledger>, window: (Instant, Instant)) -> (Duration, usize) {
+    let mut cycles: Vec<Duration> = ledger
+        .lock()
+        .unwrap()
+        .acknowledged_at
+        .iter()
+        .filter(|(sent, _)| *sent >= window.0 && *sent <= window.1)
+        .map(|(sent, acknowledged)| *acknowledged - *sent)
+        .collect();
+    cycles.sort();
+    let p99 = cycles.get((cycles.len() * 99).div_ceil(100).saturating_sub(1)).copied().unwrap_or_default();
+    (p99, cycles.len())
+}
+
+/// Every shard, and the catalog, as the members report them: led by a member whose voters are
+/// the group's target, with no learner left; every shard with `replicas` voters.
+async fn check_replica_counts(members: &[&Node], admin: &str, replicas: usize) {
+    let mut statuses = Vec::new();
+    for node in members {
+        let mut client = AdminServiceClient::new(channel(node.address));
+        statuses.push(client.get_node_status(authed(admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner());
+    }
+    let names: Vec<&str> = members.iter().map(|node| node.name).collect();
+    let mut groups: Vec<String> = (0..SHARDS).map(|shard| format!("shard {shard}")).collect();
+    groups.push("catalog".into());
+    for group in groups {
+        let led = statuses.iter().find_map(|status| {
+            status.groups.iter().find(|seen| seen.group == group && seen.leader_node_id == status.node_id)
+        });
+        let led = led.unwrap_or_else(|| panic!("{group}: no member leads it"));
+        let wanted = if group == "catalog" { members.len() } else { replicas };
+        assert_eq!(led.voters.len(), wanted, "{group}: voters {:?}", led.voters);
+        assert_eq!(led.voters, led.target_voters, "{group}: voters are not the target");
+        assert!(led.learners.is_empty(), "{group}: learners left {:?}", led.learners);
+        assert!(led.voters.iter().all(|voter| names.contains(&voter.as_str())), "{group}: {:?}", led.voters);
+    }
+    for status in &statuses {
+        assert_eq!(status.membership.as_ref().unwrap().nodes.len(), members.len(), "{}", status.node_id);
+    }
+}
+
+/// Issue 20: the cluster grows, shrinks and repairs itself while buyers book through every
+/// node. Three nodes (snapshots every 20 entries, so a new replica catches up by snapshot); a
+/// fourth joins (`serve --join`, then `turnstile cluster add-node`); an original one is removed
+/// (`remove-node`, then stopped); another is killed and replaced by a fresh one
+/// (`replace-node`). Afterwards every acknowledged booking is present with its seats, no seat is
+/// in two confirmed bookings, nothing unattempted exists, and every shard has its full replica
+/// count on the members. Each move's time and the storm's p99 during it are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_grows_shrinks_and_replaces_a_node_under_a_storm() {
+    let snapshots = "snapshot_interval_entries = 20\n";
+    let (directory, mut nodes, config_path) = start_cluster_with(&NODES, snapshots).await;
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let event_id = create_hot_event(&nodes, &admin).await;
+    // More catalog entries than a snapshot interval: the catalog's log is purged behind a
+    // snapshot, so a new node gets the catalog by snapshot (as it does a busy shard).
+    let mut admin_client = AdminServiceClient::new(channel(nodes[0].address));
+    for number in 0..25 {
+        let performer = pb::CreatePerformerRequest { name: format!("Band {number}"), ..Default::default() };
+        admin_client.create_performer(authed(&admin, performer)).await.unwrap();
+    }
+    let storm = Storm::start(&nodes, &authenticator, &event_id);
+    let ledger = storm.ledger.clone();
+    let storm_started = Instant::now();
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+    // Each move's window; the storm's p99 over the holds sent in it is taken once the storm has
+    // stopped, so calls still under way at the window's end count. The first 1.5 s, before any
+    // move, are the baseline.
+    let mut moves = vec![("no move (the first 1.5 s)", Duration::ZERO, (storm_started, Instant::now()))];
+
+    // Grow: node-d starts to join (its config lists every node), then the operator adds it.
+    nodes.push(Node::new(directory.path(), "node-d"));
+    let config_path = {
+        let grown = write_config(directory.path(), &nodes, snapshots);
+        assert_eq!(grown, config_path);
+        grown
+    };
+    nodes[3].start_joining(&config_path);
+    wait_healthy(&nodes[3]).await;
+    let address = nodes[3].address.to_string();
+    let started = Instant::now();
+    let (output, took) = operator(&config_path, &["add-node", "node-d", &address, "--wait-seconds", "120"]).await;
+    assert!(output.contains("every group settled on version 2"), "{output}");
+    moves.push(("add node-d", took, (started, Instant::now())));
+    storm.route_through(nodes.iter());
+    wait_for_log(&nodes[3], "installed a snapshot", 0, Duration::from_secs(30)).await;
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+
+    // Shrink: an original node leaves; once it has, it is stopped.
+    let started = Instant::now();
+    let (output, took) = operator(&config_path, &["remove-node", "node-a", "--wait-seconds", "120"]).await;
+    assert!(output.contains("every group settled on version 3"), "{output}");
+    moves.push(("remove node-a", took, (started, Instant::now())));
+    wait_for_log(&nodes[0], "no longer a member of the cluster", 0, Duration::from_secs(30)).await;
+    storm.route_through(nodes[1..].iter());
+    nodes[0].kill();
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+
+    // Repair: node-c dies; node-e takes its place.
+    nodes[2].kill();
+    nodes.push(Node::new(directory.path(), "node-e"));
+    storm.route_through([&nodes[1], &nodes[3]].into_iter());
+    let config_path = write_config(directory.path(), &nodes, snapshots);
+    nodes[4].start_joining(&config_path);
+    wait_healthy(&nodes[4]).await;
+    let address = nodes[4].address.to_string();
+    let started = Instant::now();
+    let (output, took) =
+        operator(&config_path, &["replace-node", "node-c", "node-e", &address, "--wait-seconds", "120"]).await;
+    assert!(output.contains("every group settled on version 4"), "{output}");
+    moves.push(("replace node-c by node-e", took, (started, Instant::now())));
+    storm.route_through([&nodes[1], &nodes[3], &nodes[4]].into_iter());
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+
+    let (ledger, tokens) = storm.stop().await;
+    let ledger = Mutex::new(ledger);
+    for (what, took, window) in &moves {
+        let (p99, bookings) = storm_p99(&ledger, *window);
+        let rate = bookings as f64 / (window.1 - window.0).as_secs_f64();
+        println!(
+            "{what}: settled in {took:.1?}; {bookings} bookings of holds sent meanwhile ({rate:.0}/s), \
+             hold-to-booking p99 {p99:.1?}"
+        );
+    }
+    let ledger = ledger.into_inner().unwrap();
+    println!(
+        "{} calls, {} acknowledged bookings, {} unanswered calls",
+        ledger.calls,
+        ledger.acknowledged.len(),
+        ledger.unanswered
+    );
+    let members = [&nodes[1], &nodes[3], &nodes[4]];
+    check_replica_counts(&members, &admin, 3).await;
+    let (_, remaining) = {
+        let mut remaining: Vec<Node> = Vec::new();
+        for name in ["node-b", "node-d", "node-e"] {
+            let position = nodes.iter().position(|node| node.name == name).unwrap();
+            remaining.push(nodes.remove(position));
+        }
+        (nodes, remaining)
+    };
+    wait_for_one_runner(&remaining, &admin).await;
+    check_bookings(&remaining, &ledger, &tokens, &event_id).await;
 }

@@ -301,6 +301,13 @@ async fn every_json_route_answers_in_the_proto_s_json_form() {
     assert!(!priced["availability"].as_array().unwrap().is_empty());
     let node = http.get("/v1/node", Some(&admin)).await.ok();
     assert_eq!(node["eventsOwned"], "1");
+    // Membership changes need a cluster: a single node says so (409), naming why.
+    let change = json!({"add": [{"nodeId": "node-9", "address": "127.0.0.1:7"}]});
+    let refused = http
+        .post("/v1/cluster/members", Some(&admin), change)
+        .await
+        .refused(StatusCode::CONFLICT, "FAILED_PRECONDITION");
+    assert!(refused["message"].as_str().unwrap().contains("not in a cluster"), "{refused}");
     let backup = http.post("/v1/backups", Some(&admin), json!({"path": "json.redb"})).await.ok();
     assert!(backup["path"].as_str().unwrap().ends_with("json.redb"));
 

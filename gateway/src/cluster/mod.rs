@@ -21,12 +21,18 @@
 //!   proposes with the leader's time.
 //! - [`EventRouter`]: the gateway asks where an event is served: here, or at the shard leader.
 
+mod members;
+mod reconcile;
+
+pub use members::Members;
+
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use openraft::{BasicNode, ServerState};
+use reconcile::reconciler;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use turnstile_cluster::placement::raft_node_id;
@@ -42,7 +48,7 @@ use turnstile_storage::raft_log::ENTRY_BYTES_MAX;
 use turnstile_storage::{CheckpointFiller, Committed, Done, RecordKind, Store, StoreError, StoreView, Write};
 
 use crate::config::Config;
-use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, PeerView, Route};
+use crate::routing::{BookingHolders, ClusterView, EventRouter, GroupView, MembershipChange, PeerView, Route};
 
 /// Jobs waiting to be proposed to one group; a full queue refuses new jobs (the caller retries).
 const PROPOSALS_QUEUED_MAX: usize = 4_096;
@@ -77,19 +83,65 @@ const APPLIED_STATE_RECORD: RecordKind = RecordKind::RaftAppliedState;
 pub struct Cluster {
     name: String,
     id: NodeId,
-    placement: Placement,
     node: ClusterNode,
     store: Arc<Store>,
     catalog_group: GroupId,
-    /// Raft id -> node name, and node name -> gRPC address (which also serves replication).
-    names: HashMap<NodeId, String>,
-    addresses: HashMap<String, String>,
+    shards: u32,
+    replicas: usize,
+    /// The configuration's [[nodes]] (id, address): the first start's node list, and the
+    /// addresses that win for the nodes it names.
+    configured: Vec<(String, String)>,
+    /// The node list shards are placed over now (see [`Layout`]).
+    layout: std::sync::RwLock<Arc<Layout>>,
+    /// Whether this node may initialize the groups it founds: only on what may be the cluster's
+    /// first start (no membership recorded here) and never for a node started to join.
+    founding: bool,
+    /// Whether this node has been a member: a node that joins catches up on the catalog's log,
+    /// applying memberships from before it was added, which must not make it leave. Set at start
+    /// for a node with a recorded membership not started to join, and when a membership that
+    /// lists this node is applied.
+    established: std::sync::atomic::AtomicBool,
+    /// Wakes the reconciler (a new membership was applied, or a change was asked for).
+    reconcile: tokio::sync::Notify,
+    /// One proposal queue per group of the cluster (every shard and the catalog), whether or not
+    /// this node runs it now: a job for a group that does not run here fails at its proposer.
     proposals: HashMap<GroupId, mpsc::Sender<Job>>,
     engine: OnceLock<WeakEngine>,
     /// For shards this node does not replicate: the leader another node last named.
     leader_hints: std::sync::Mutex<HashMap<u32, NodeId>>,
     /// Leadership changes not yet logged: logged together, once a second at most.
     leadership: std::sync::Mutex<LeadershipChanges>,
+}
+
+/// The node list in force on this node, with what is derived from it.
+pub struct Layout {
+    pub members: Members,
+    pub placement: Placement,
+    /// Raft id -> node id, and node id -> gRPC address (which also serves replication). An
+    /// address the configuration gives for a node wins over the recorded one.
+    pub names: HashMap<NodeId, String>,
+    pub addresses: HashMap<String, String>,
+}
+
+impl Layout {
+    fn new(members: Members, configured: &[(String, String)], shards: u32, replicas: usize) -> anyhow::Result<Self> {
+        let placement =
+            Placement::new(members.ids().map(str::to_string), shards, replicas).context("cluster placement")?;
+        let names = members.ids().map(|id| (raft_node_id(id), id.to_string())).collect();
+        let addresses = members
+            .nodes
+            .iter()
+            .map(|(id, recorded)| {
+                let configured = configured.iter().find(|(name, _)| name == id).map(|(_, address)| address);
+                (id.clone(), configured.unwrap_or(recorded).clone())
+            })
+            .collect();
+        Ok(Self { members, placement, names, addresses })
+    }
+
+    fn name_of(&self, id: NodeId) -> String {
+        self.names.get(&id).cloned().unwrap_or_else(|| format!("raft id {id}"))
+    }
 }
 
 /// Shards this node took or gave up since the last leadership line of the log, and the shards it
@@ -105,61 +157,6 @@ struct LeadershipChanges {
 /// How often, at most, a line about leadership changes is logged.
 const LEADERSHIP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How long a node waits for the catalog group to report its membership at start.
-const MEMBERSHIP_REPORT_WAIT: Duration = Duration::from_secs(10);
-
-/// The catalog group has every node of the cluster: if its stored membership and the
-/// configuration's [[nodes]] name different nodes, say so. The stored membership wins (the groups
-/// run with the members they were formed with): the node list cannot be changed by editing the
-/// configuration.
-async fn report_membership_difference(cluster: std::sync::Weak<Cluster>) {
-    let (raft, names, catalog_group) = {
-        let Some(cluster) = cluster.upgrade() else { return };
-        let Some(raft) = cluster.node.group(cluster.catalog_group) else { return };
-        (raft, cluster.names.clone(), cluster.catalog_group)
-    };
-    // The group reports its membership once its core has loaded it; on a cluster's first start
-    // there is none until it is formed, and then it is the configuration's.
-    let mut metrics = raft.metrics();
-    let stored = tokio::time::timeout(MEMBERSHIP_REPORT_WAIT, async {
-        loop {
-            let nodes: std::collections::BTreeMap<NodeId, String> = metrics
-                .borrow_and_update()
-                .membership_config
-                .membership()
-                .nodes()
-                .map(|(id, node)| (*id, node.addr.clone()))
-                .collect();
-            if !nodes.is_empty() {
-                return Some(nodes);
-            }
-            if metrics.changed().await.is_err() {
-                return None;
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(stored) = stored else { return };
-    let only_configured: Vec<&str> =
-        names.iter().filter(|(id, _)| !stored.contains_key(id)).map(|(_, name)| name.as_str()).collect();
-    let only_stored: Vec<String> = stored
-        .iter()
-        .filter(|(id, _)| !names.contains_key(id))
-        .map(|(id, address)| format!("raft id {id} at {address}"))
-        .collect();
-    if !only_configured.is_empty() || !only_stored.is_empty() {
-        tracing::warn!(
-            group = catalog_group,
-            configured_not_members = ?only_configured,
-            members_not_configured = ?only_stored,
-            "the configuration's [[nodes]] and the cluster's stored membership differ; the stored membership \
-             wins (a cluster's node list is fixed once it has started)"
-        );
-    }
-}
-
 /// Logs, at most once per `LEADERSHIP_LOG_INTERVAL`, the leadership changes gathered since, and
 /// (once each) the groups whose raft stopped on a fatal error (openraft's own log is off by
 /// default: it speaks per failed call to a peer).
@@ -169,10 +166,10 @@ async fn log_leadership(cluster: std::sync::Weak<Cluster>) {
     loop {
         ticker.tick().await;
         let Some(cluster) = cluster.upgrade() else { return };
-        for group in cluster.proposals.keys() {
-            let Some(raft) = cluster.node.group(*group) else { continue };
+        for group in cluster.node.running_groups() {
+            let Some(raft) = cluster.node.group(group) else { continue };
             if let Err(fatal) = &raft.metrics().borrow().running_state {
-                if stopped.insert(*group) {
+                if stopped.insert(group) {
                     tracing::error!(group, error = %fatal, "a replication group stopped");
                 }
             }
@@ -181,10 +178,9 @@ async fn log_leadership(cluster: std::sync::Weak<Cluster>) {
         if changes.taken.is_empty() && changes.given_up.is_empty() {
             continue;
         }
-        let shards = cluster.placement.shard_count();
         tracing::info!(
             leading = changes.leading.len(),
-            of_shards = shards,
+            of_shards = cluster.shards,
             taken = ?changes.taken,
             given_up = ?changes.given_up,
             events_started = changes.events_started,
@@ -213,16 +209,28 @@ fn group_error(group: GroupId, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Io { path: format!("shard group {group}"), reason: reason.to_string() }
 }
 
+/// The membership recorded in this node's store (applied from the catalog group), if any.
+fn stored_members(store: &Store) -> anyhow::Result<Option<Members>> {
+    let Some(bytes) = store.record(RecordKind::ClusterMembers, members::MEMBERS_KEY)? else { return Ok(None) };
+    Members::decode(&bytes).map(Some).map_err(|error| anyhow::anyhow!(error))
+}
+
 impl Cluster {
     /// Opens the node's replication file in its data directory and sets up (without starting)
-    /// the groups it belongs to: the shards whose replica set holds it, and the catalog group.
+    /// the groups of the cluster. The node list is the one recorded here if the cluster has
+    /// recorded one (it wins over the configuration's), else the configuration's.
     pub fn open(config: &Config, store: Arc<Store>) -> anyhow::Result<Arc<Self>> {
-        let placement = Placement::new(
-            config.nodes.iter().map(|node| node.id.clone()),
-            config.cluster.shards,
-            config.cluster.replicas as usize,
-        )
-        .context("cluster placement")?;
+        let shards = config.cluster.shards;
+        let replicas = config.cluster.replicas as usize;
+        let configured: Vec<(String, String)> =
+            config.nodes.iter().map(|node| (node.id.clone(), node.address.to_string())).collect();
+        let recorded = stored_members(&store).context("cannot read the cluster's membership from the store")?;
+        let founding = recorded.is_none() && !config.cluster.join;
+        let established = recorded
+            .as_ref()
+            .is_some_and(|members| members.contains(&config.node.id) || (members.version > 0 && !config.cluster.join));
+        let members = recorded.unwrap_or_else(|| Members::new(0, configured.clone()));
+        let layout = Layout::new(members, &configured, shards, replicas)?;
         let raft_config = turnstile_cluster::raft_config_with_snapshots(config.cluster.snapshot_interval_entries)
             .context("raft settings")?;
         let peers = turnstile_cluster::node::Peers {
@@ -236,13 +244,10 @@ impl Cluster {
         };
         let node = ClusterNode::open_configured(&config.node.id, &config.node.data_dir, raft_config, peers)
             .context("cannot open the replication log")?;
-        let catalog_group = GroupId::from(placement.shard_count());
-        let mut groups: Vec<GroupId> =
-            placement.shards_of_node(&config.node.id).into_iter().map(GroupId::from).collect();
-        groups.push(catalog_group);
+        let catalog_group = GroupId::from(shards);
         let mut proposals = HashMap::new();
         let mut receivers = Vec::new();
-        for group in groups {
+        for group in 0..=catalog_group {
             let (sender, receiver) = mpsc::channel(PROPOSALS_QUEUED_MAX);
             proposals.insert(group, sender);
             receivers.push((group, receiver));
@@ -250,12 +255,16 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             name: config.node.id.clone(),
             id: raft_node_id(&config.node.id),
-            placement,
             node,
             store,
             catalog_group,
-            names: config.nodes.iter().map(|node| (raft_node_id(&node.id), node.id.clone())).collect(),
-            addresses: config.nodes.iter().map(|node| (node.id.clone(), node.address.to_string())).collect(),
+            shards,
+            replicas,
+            configured,
+            layout: std::sync::RwLock::new(Arc::new(layout)),
+            founding,
+            established: std::sync::atomic::AtomicBool::new(established),
+            reconcile: tokio::sync::Notify::new(),
             proposals,
             engine: OnceLock::new(),
             leader_hints: std::sync::Mutex::new(HashMap::new()),
@@ -274,67 +283,129 @@ impl Cluster {
         self.node.service()
     }
 
-    /// Starts every group of this node (resuming from the replication file), initializes the
-    /// groups this node founds on the cluster's first start, and watches leadership. Call once
-    /// the engine exists (`engine` is how committed catalog changes and leadership reach it).
+    /// The node list in force here now.
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout.read().expect("layout").clone()
+    }
+
+    /// Starts the groups of this node (those the node list places here, and any with state in
+    /// the replication file: a move may be under way), initializes the groups this node founds on
+    /// the cluster's first start, and starts the reconciler, which follows membership changes.
+    /// Call once the engine exists (`engine` is how committed catalog changes and leadership
+    /// reach it). A node started to join waits for the catalog group's leader to add it.
     pub async fn start(self: &Arc<Self>, engine: WeakEngine) -> anyhow::Result<()> {
         let _ = self.engine.set(engine);
-        let mut groups: Vec<GroupId> = self.proposals.keys().copied().collect();
-        groups.sort_unstable();
+        let layout = self.layout();
+        let mut groups: std::collections::BTreeSet<GroupId> = self.node.stored_groups()?.into_iter().collect();
+        groups.insert(self.catalog_group);
+        if layout.members.version > 0 || self.founding {
+            groups.extend(layout.placement.shards_of_node(&self.name).into_iter().map(GroupId::from));
+        }
         for group in groups {
-            let applier = NodeApplier {
-                cluster: Arc::downgrade(self),
-                store: self.store.clone(),
-                placement: self.placement.clone(),
-                group,
-                catalog: group == self.catalog_group,
-                applied_index: 0,
-            };
-            let raft = self.node.start_group(group, applier).await.with_context(|| format!("group {group}"))?;
-            if self.founds(group) && !raft.is_initialized().await.map_err(|error| anyhow::anyhow!("{error}"))? {
-                tokio::spawn(found_group(raft.clone(), group, self.members(group)?));
-            }
-            if group != self.catalog_group {
-                tokio::spawn(watch_leadership(Arc::downgrade(self), group, raft));
-            }
+            self.start_group(group).await?;
         }
         tokio::spawn(log_leadership(Arc::downgrade(self)));
-        tokio::spawn(report_membership_difference(Arc::downgrade(self)));
-        tracing::info!(node = %self.name, groups = self.proposals.len(), "cluster groups started");
+        tokio::spawn(reconciler(Arc::downgrade(self)));
+        tracing::info!(
+            node = %self.name,
+            groups = self.node.running_groups().len(),
+            membership_version = layout.members.version,
+            joining = !self.founding && layout.members.version == 0,
+            "cluster groups started"
+        );
+        Ok(())
+    }
+
+    /// Starts (or resumes) one group here, founding it if this node founds it on the cluster's
+    /// first start.
+    async fn start_group(self: &Arc<Self>, group: GroupId) -> anyhow::Result<()> {
+        let layout = self.layout();
+        let applier = NodeApplier {
+            cluster: Arc::downgrade(self),
+            store: self.store.clone(),
+            placement: layout.placement.clone(),
+            group,
+            catalog: group == self.catalog_group,
+            applied_index: 0,
+            members: None,
+        };
+        let raft = self.node.start_group(group, applier).await.with_context(|| format!("group {group}"))?;
+        if self.founding
+            && self.founds(&layout, group)
+            && !raft.is_initialized().await.map_err(|error| anyhow::anyhow!("{error}"))?
+        {
+            tokio::spawn(found_group(raft.clone(), group, self.initial_members(&layout, group)?));
+        }
+        if group != self.catalog_group {
+            tokio::spawn(watch_leadership(Arc::downgrade(self), group, raft));
+        }
         Ok(())
     }
 
     /// The node that initializes `group` on the cluster's first start: a shard's preferred
     /// leader, and the first node by name for the catalog group.
-    fn founds(&self, group: GroupId) -> bool {
+    fn founds(&self, layout: &Layout, group: GroupId) -> bool {
         if group == self.catalog_group {
-            return self.placement.nodes().first().is_some_and(|first| *first == self.name);
+            return layout.placement.nodes().first().is_some_and(|first| *first == self.name);
         }
-        self.placement.replicas(group as u32).first().is_some_and(|first| *first == self.name)
+        layout.placement.replicas(group as u32).first().is_some_and(|first| *first == self.name)
     }
 
-    fn members(&self, group: GroupId) -> anyhow::Result<std::collections::BTreeMap<NodeId, BasicNode>> {
+    fn initial_members(
+        &self,
+        layout: &Layout,
+        group: GroupId,
+    ) -> anyhow::Result<std::collections::BTreeMap<NodeId, BasicNode>> {
         if group == self.catalog_group {
-            return Ok(self
+            return Ok(layout
                 .placement
                 .nodes()
                 .iter()
-                .map(|name| (raft_node_id(name), BasicNode::new(self.addresses[name].clone())))
+                .map(|name| (raft_node_id(name), BasicNode::new(layout.addresses[name].clone())))
                 .collect());
         }
-        Ok(shard_members(&self.placement, group as u32, &self.addresses)?)
+        Ok(shard_members(&layout.placement, group as u32, &layout.addresses)?)
     }
 
     fn group_of(&self, stream: &str) -> GroupId {
         if stream.is_empty() {
             self.catalog_group
         } else {
-            GroupId::from(self.placement.shard_of(stream))
+            GroupId::from(self.shard_of(stream))
         }
+    }
+
+    /// The shard of an event (it depends on the shard count alone, not on the node list).
+    fn shard_of(&self, event_id: &str) -> u32 {
+        self.layout().placement.shard_of(event_id)
     }
 
     fn engine(&self) -> Option<turnstile_engine::Engine> {
         self.engine.get().and_then(WeakEngine::upgrade)
+    }
+
+    /// A membership was applied here (from the catalog group's log or a snapshot of it): it is
+    /// in force from now on, and the reconciler moves this node's groups to it.
+    fn members_applied(&self, members: Members) {
+        let current = self.layout();
+        if members.version <= current.members.version && current.members.version > 0 {
+            return;
+        }
+        match Layout::new(members, &self.configured, self.shards, self.replicas) {
+            Ok(layout) => {
+                if layout.members.contains(&self.name) {
+                    self.established.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                tracing::info!(
+                    version = layout.members.version,
+                    nodes = ?layout.members.ids().collect::<Vec<_>>(),
+                    "cluster membership applied"
+                );
+                *self.layout.write().expect("layout") = Arc::new(layout);
+                self.reconcile.notify_one();
+            }
+            Err(error) => tracing::error!(%error, "a committed cluster membership cannot be placed; ignored"),
+        }
     }
 
     /// Stops every group (before the process exits).
@@ -686,6 +757,9 @@ pub struct NodeApplier {
     catalog: bool,
     /// The last index this applier stored, to skip entries openraft hands over again.
     applied_index: u64,
+    /// The catalog group's membership record as applied so far (loaded from the store at first
+    /// use): a membership record is applied only if it is the next version of this one.
+    members: Option<Members>,
 }
 
 impl NodeApplier {
@@ -739,6 +813,36 @@ impl NodeApplier {
         }
     }
 
+    /// `writes` without the membership records that are not the next version of the one applied
+    /// so far (a change proposed against a membership another change replaced first). Every
+    /// replica applies the same log from the same state, so every replica drops the same ones.
+    /// The last one kept goes to `applied`.
+    fn keep_next_members(&mut self, writes: Vec<Write>, applied: &mut Option<Members>) -> Result<Vec<Write>, String> {
+        let mut kept = Vec::with_capacity(writes.len());
+        for write in writes {
+            if let Write::Put { kind: RecordKind::ClusterMembers, value, .. } = &write {
+                let next = Members::decode(value)?;
+                if self.members.is_none() {
+                    self.members =
+                        Some(stored_members(&self.store).map_err(|error| error.to_string())?.unwrap_or_default());
+                }
+                let current = self.members.as_ref().expect("loaded");
+                if !current.follows(&next) {
+                    tracing::info!(
+                        applied = current.version,
+                        proposed = next.version,
+                        "a membership change proposed against an older membership was dropped"
+                    );
+                    continue;
+                }
+                self.members = Some(next.clone());
+                *applied = Some(next);
+            }
+            kept.push(write);
+        }
+        Ok(kept)
+    }
+
     /// Whether a stream (an event id) is this shard's.
     fn owns_stream(placement: &Placement, group: GroupId, stream: &str) -> bool {
         !stream.is_empty() && GroupId::from(placement.shard_of(stream)) == group
@@ -759,7 +863,7 @@ impl NodeApplier {
     ) -> Result<GroupSnapshot, StoreError> {
         let mut snapshot = GroupSnapshot::default();
         if catalog {
-            for kind in RecordKind::CATALOG {
+            for kind in RecordKind::CATALOG.into_iter().chain([RecordKind::ClusterMembers]) {
                 for (key, value) in view.records(kind)? {
                     snapshot.records.push((kind, key, value));
                 }
@@ -819,6 +923,7 @@ impl Applier for NodeApplier {
 
     async fn apply(&mut self, entries: Vec<AppliedEntry>, state: &AppliedState) -> Result<Vec<Vec<u8>>, String> {
         let replies = vec![Vec::new(); entries.len()];
+        let mut applied_members = None;
         let mut jobs = Vec::new();
         let mut catalog_writes = Vec::new();
         for entry in entries {
@@ -830,8 +935,9 @@ impl Applier for NodeApplier {
                 Ok(decoded) => decoded,
                 Err(reason) => fatal(self.group, entry.index, &reason),
             };
-            for job in decoded {
+            for mut job in decoded {
                 if self.catalog {
+                    job.writes = self.keep_next_members(job.writes, &mut applied_members)?;
                     catalog_writes.extend(job.writes.iter().cloned());
                 }
                 jobs.push((job.stream, job.writes));
@@ -843,6 +949,9 @@ impl Applier for NodeApplier {
             fatal(self.group, last_index, &reason);
         }
         self.applied_index = last_index;
+        if let (Some(members), Some(cluster)) = (applied_members, self.cluster.upgrade()) {
+            cluster.members_applied(members);
+        }
         if !catalog_writes.is_empty() {
             if let Some(engine) = self.cluster.upgrade().and_then(|cluster| cluster.engine()) {
                 if let Err(error) = engine.apply_replicated_catalog(&catalog_writes) {
@@ -903,6 +1012,13 @@ impl Applier for NodeApplier {
         self.write(jobs).await?;
         Self::sync(&self.store).await?;
         self.applied_index = state.last_applied.map_or(0, |log_id| log_id.index);
+        // The snapshot may carry a newer membership: read it again from the store.
+        self.members = None;
+        if self.catalog {
+            if let (Ok(Some(members)), Some(cluster)) = (stored_members(&self.store), self.cluster.upgrade()) {
+                cluster.members_applied(members);
+            }
+        }
         if let Some(writes) = catalog_writes {
             if let Some(engine) = self.cluster.upgrade().and_then(|cluster| cluster.engine()) {
                 engine.apply_replicated_catalog(&writes).map_err(|error| error.to_string())?;
@@ -994,7 +1110,7 @@ async fn watch_leadership(cluster: std::sync::Weak<Cluster>, group: GroupId, raf
             let Some(engine) = cluster.engine() else { return };
             let shard = group as u32;
             let placement_cluster = cluster.clone();
-            let belongs = move |event_id: &EventId| placement_cluster.placement.shard_of(event_id.as_str()) == shard;
+            let belongs = move |event_id: &EventId| placement_cluster.shard_of(event_id.as_str()) == shard;
             if leading {
                 if caught_up(&raft, cluster.id).await {
                     match engine.host_events(&belongs).await {
@@ -1045,7 +1161,8 @@ impl ShardGate for Cluster {
 
 impl EventRouter for Cluster {
     fn route(&self, event_id: &str) -> Route {
-        let shard = self.placement.shard_of(event_id);
+        let layout = self.layout();
+        let shard = self.shard_of(event_id);
         let group = GroupId::from(shard);
         let leader = match self.node.group(group) {
             Some(raft) => raft.metrics().borrow().current_leader,
@@ -1058,44 +1175,50 @@ impl EventRouter for Cluster {
                 .expect("hints")
                 .get(&shard)
                 .copied()
-                .or_else(|| self.placement.replicas(shard).first().map(|name| raft_node_id(name))),
+                .or_else(|| layout.placement.replicas(shard).first().map(|name| raft_node_id(name))),
         };
         match leader {
             Some(leader) if leader == self.id => Route::Local,
-            Some(leader) => match self.names.get(&leader) {
-                Some(node) => Route::Forward { node: node.clone(), address: self.addresses[node].clone() },
-                None => Route::Unavailable { reason: format!("shard {shard}'s leader is not in the configuration") },
+            Some(leader) => match layout.names.get(&leader) {
+                Some(node) => Route::Forward { node: node.clone(), address: layout.addresses[node].clone() },
+                None => Route::Unavailable { reason: format!("shard {shard}'s leader is not a member of the cluster") },
             },
             None => Route::Unavailable { reason: format!("shard {shard} is electing a leader") },
         }
     }
 
     fn hint_leader(&self, event_id: &str, node: &str) {
-        let shard = self.placement.shard_of(event_id);
-        if self.node.group(GroupId::from(shard)).is_none() && self.addresses.contains_key(node) {
+        let shard = self.shard_of(event_id);
+        if self.node.group(GroupId::from(shard)).is_none() && self.layout().addresses.contains_key(node) {
             self.leader_hints.lock().expect("hints").insert(shard, raft_node_id(node));
         }
     }
 
     fn booking_holders(&self) -> Option<BookingHolders> {
-        let every_shard = self.placement.shards_of_node(&self.name).len() as u32 == self.placement.shard_count();
-        if every_shard {
+        let layout = self.layout();
+        let every_shard = layout.placement.shards_of_node(&self.name).len() as u32 == self.shards;
+        if every_shard && layout.members.contains(&self.name) {
             return None;
         }
         let mut nodes: Vec<(String, String)> =
-            self.addresses.iter().map(|(node, address)| (node.clone(), address.clone())).collect();
+            layout.addresses.iter().map(|(node, address)| (node.clone(), address.clone())).collect();
         nodes.sort();
         // Each shard has `replicas` replicas among the nodes, so any `nodes - replicas + 1` of
         // them hold one of every shard.
-        let replicas = self.placement.replicas(0).len();
+        let replicas = layout.placement.replica_count();
         let answers_needed = nodes.len() + 1 - replicas;
-        Some(BookingHolders { nodes, answers_needed })
+        let placement = layout.placement.clone();
+        let replicas =
+            Arc::new(move |node: &str, event_id: &str| placement.replicas_of_event(event_id).contains(&node));
+        Some(BookingHolders { nodes, answers_needed, replicas })
     }
 
     fn cluster_view(&self) -> ClusterView {
-        let mine = self.placement.shards_of_node(&self.name);
+        let layout = self.layout();
+        let mut running = self.node.running_groups();
+        running.sort_unstable();
         let mut groups = Vec::new();
-        for group in mine.iter().map(|&shard| GroupId::from(shard)).chain([self.catalog_group]) {
+        for group in running {
             let Some(raft) = self.node.group(group) else { continue };
             let metrics = raft.metrics().borrow().clone();
             let last_log_index = metrics.last_log_index.unwrap_or(0);
@@ -1109,20 +1232,35 @@ impl EventRouter for Cluster {
                         .max()
                 })
                 .unwrap_or(0);
+            let leading = metrics.current_leader == Some(self.id) && metrics.state == ServerState::Leader;
+            let (mut voters, mut learners, mut target_voters) = (Vec::new(), Vec::new(), Vec::new());
+            if leading {
+                let membership = metrics.membership_config.membership();
+                voters = membership.voter_ids().map(|id| layout.name_of(id)).collect();
+                learners = membership.learner_ids().map(|id| layout.name_of(id)).collect();
+                target_voters = reconcile::target(&layout, self.catalog_group, group).into_values().collect();
+                voters.sort();
+                learners.sort();
+                target_voters.sort();
+            }
             groups.push(GroupView {
                 name: if group == self.catalog_group { "catalog".into() } else { format!("shard {group}") },
-                leader: metrics.current_leader.and_then(|leader| self.names.get(&leader).cloned()),
+                leader: metrics.current_leader.map(|leader| layout.name_of(leader)),
                 last_log_index,
                 last_applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
                 replication_lag,
+                voters,
+                learners,
+                target_voters,
             });
         }
-        let mut peers: Vec<PeerView> = self
+        let mine = layout.placement.shards_of_node(&self.name);
+        let mut peers: Vec<PeerView> = layout
             .addresses
             .iter()
             .filter(|(node, _)| **node != self.name)
             .map(|(node, address)| {
-                let theirs = self.placement.shards_of_node(node);
+                let theirs = layout.placement.shards_of_node(node);
                 // The catalog group has every node.
                 let groups_shared = 1 + mine.iter().filter(|shard| theirs.contains(shard)).count() as u32;
                 let (reachable, since) = self.node.peer_state(address).unwrap_or((true, std::time::Instant::now()));
@@ -1136,7 +1274,15 @@ impl EventRouter for Cluster {
             })
             .collect();
         peers.sort_by(|a, b| a.node.cmp(&b.node));
-        ClusterView { groups, peers }
+        ClusterView { groups, peers, membership: Some(self.membership_view(&layout)) }
+    }
+
+    fn change_members(
+        &self,
+        add: Vec<(String, String)>,
+        remove: Vec<String>,
+    ) -> futures::future::BoxFuture<'_, Result<MembershipChange, tonic::Status>> {
+        Box::pin(self.change_members_now(add, remove))
     }
 }
 
