@@ -200,6 +200,7 @@ impl AdminService for Gateway {
         request: Request<pb::ChangeClusterMembersRequest>,
     ) -> Result<Response<pb::ChangeClusterMembersResponse>, Status> {
         self.admin(&request)?;
+        let outgoing = self.forwarding.outgoing_metadata(request.metadata())?;
         let request = request.into_inner();
         let mut add = Vec::with_capacity(request.add.len());
         for (position, node) in request.add.into_iter().enumerate() {
@@ -216,6 +217,13 @@ impl AdminService for Gateway {
                 "this node runs alone, not in a cluster: there is no membership to change",
             ));
         };
+        let members = router.cluster_view().membership.map(|membership| membership.nodes).unwrap_or_default();
+        for (position, (node_id, address)) in add.iter().enumerate() {
+            // An id that is a member already is refused as such by the change itself.
+            if !members.iter().any(|(member, _)| member == node_id) {
+                self.probe_new_node(&outgoing, position, node_id, address).await?;
+            }
+        }
         let change = router.change_members(add, remove).await?;
         Ok(Response::new(pb::ChangeClusterMembersResponse {
             membership: Some(membership_message(change.membership)),
@@ -364,6 +372,68 @@ fn backup_path(backup_dir: &std::path::Path, requested: &str) -> Result<std::pat
         )));
     }
     Ok(path)
+}
+
+/// How long a node to be added has to answer whether it runs.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Gateway {
+    /// A node is added only if it runs at its address and is the node named: asked with the
+    /// caller's admin token (`GetNodeStatus`), it must answer with that id. Otherwise its shards
+    /// would wait for a replica that never comes.
+    async fn probe_new_node(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        position: usize,
+        node_id: &str,
+        address: &str,
+    ) -> Result<(), Status> {
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            // Refused with its reason by the membership change itself.
+            return Ok(());
+        }
+        let mut probe = Request::from_parts(metadata.clone(), Default::default(), pb::GetNodeStatusRequest {});
+        probe.set_timeout(PROBE_TIMEOUT);
+        let channel = self.forwarding.channel(node_id, address)?;
+        let mut client = turnstile_proto::v1::admin_service_client::AdminServiceClient::new(channel);
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, client.get_node_status(probe)).await;
+        let status = match answer {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(refused)) if refused.code() == tonic::Code::Unauthenticated => {
+                return Err(Status::failed_precondition(format!(
+                    "add[{position}]: the node at {address} refuses this admin token ({}); every node needs the same \
+                     auth.secret",
+                    refused.message()
+                )))
+            }
+            Ok(Err(refused)) => {
+                return Err(Status::failed_precondition(format!(
+                    "add[{position}].address: the node at {address} does not answer ({}); start it first with \
+                     `turnstile serve --node {node_id} --join`",
+                    refused.message()
+                )))
+            }
+            Err(_) => {
+                return Err(Status::failed_precondition(format!(
+                    "add[{position}].address: nothing answers at {address} within {PROBE_TIMEOUT:?}; start the node \
+                     first with `turnstile serve --node {node_id} --join`"
+                )))
+            }
+        };
+        if status.node_id != node_id {
+            return Err(Status::invalid_argument(format!(
+                "add[{position}].node_id: the node at {address} is '{}', not '{node_id}'",
+                status.node_id
+            )));
+        }
+        if status.membership.is_none() {
+            return Err(Status::failed_precondition(format!(
+                "add[{position}]: the node at {address} runs alone; start it with `turnstile serve --node {node_id} \
+                 --join` and the cluster's config"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn membership_message(membership: crate::routing::MembershipView) -> pb::ClusterMembership {

@@ -1338,7 +1338,6 @@ async fn the_cluster_grows_shrinks_and_replaces_a_node_under_a_storm() {
         admin_client.create_performer(authed(&admin, performer)).await.unwrap();
     }
     let storm = Storm::start(&nodes, &authenticator, &event_id);
-    let ledger = storm.ledger.clone();
     let storm_started = Instant::now();
     tokio::time::sleep(STORM_BEFORE_KILL).await;
     // Each move's window; the storm's p99 over the holds sent in it is taken once the storm has
@@ -1419,4 +1418,66 @@ async fn the_cluster_grows_shrinks_and_replaces_a_node_under_a_storm() {
     };
     wait_for_one_runner(&remaining, &admin).await;
     check_bookings(&remaining, &ledger, &tokens, &event_id).await;
+}
+
+/// A membership change that cannot work is refused before anything changes, naming the field:
+/// a node that does not run at the address, a node that is another one, an id already a member,
+/// an id that is none; the operator's command says why and exits non-zero. The membership is
+/// still the first one afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn membership_changes_that_cannot_work_are_refused_naming_the_field() {
+    let (_directory, nodes, config_path) = start_cluster(&NODES).await;
+    let authenticator = Authenticator::new(SECRET.as_bytes());
+    let admin = authenticator.mint("cluster-admin", Role::Admin, TOKEN_TTL_SECONDS);
+    let mut client = AdminServiceClient::new(channel(nodes[0].address));
+    // The first membership is recorded once the catalog group has a leader.
+    let started = Instant::now();
+    loop {
+        let status = client.get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner();
+        if status.membership.is_some_and(|membership| membership.version == 1) {
+            break;
+        }
+        assert!(started.elapsed() < HEALTHY_WAIT_MAX, "no membership recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let change = |add: Vec<(&str, String)>, remove: Vec<&str>| pb::ChangeClusterMembersRequest {
+        add: add.into_iter().map(|(id, address)| pb::ClusterNode { node_id: id.into(), address }).collect(),
+        remove: remove.into_iter().map(str::to_string).collect(),
+    };
+    let nobody = free_local_address().to_string();
+    let cases = [
+        (change(vec![("node-x", nobody.clone())], vec![]), Code::FailedPrecondition, "add[0].address: the node at"),
+        (
+            change(vec![("node-x", nodes[1].address.to_string())], vec![]),
+            Code::InvalidArgument,
+            "is 'node-b', not 'node-x'",
+        ),
+        (change(vec![("node-b", nobody.clone())], vec![]), Code::AlreadyExists, "add[0].node_id: 'node-b' is already"),
+        (change(vec![], vec!["node-x"]), Code::NotFound, "remove[0]: 'node-x' is not a member"),
+        (change(vec![("node-x", "here".into())], vec![]), Code::InvalidArgument, "add[0].address"),
+        (change(vec![], vec![]), Code::InvalidArgument, "add, remove"),
+    ];
+    for (request, code, says) in cases {
+        let refused = client.change_cluster_members(authed(&admin, request.clone())).await.unwrap_err();
+        assert_eq!(refused.code(), code, "{request:?}: {refused:?}");
+        assert!(refused.message().contains(says), "{request:?}: {}", refused.message());
+    }
+    let buyer = authenticator.mint("buyer-x", Role::User, TOKEN_TTL_SECONDS);
+    let refused = client.change_cluster_members(authed(&buyer, change(vec![], vec!["node-c"]))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["cluster", "add-node", "node-x", &nobody, "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("FAILED_PRECONDITION") && stderr.contains("serve --node node-x --join"), "{stderr}");
+
+    let status = client.get_node_status(authed(&admin, pb::GetNodeStatusRequest {})).await.unwrap().into_inner();
+    let membership = status.membership.unwrap();
+    assert_eq!(membership.version, 1, "nothing changed");
+    let ids: Vec<&str> = membership.nodes.iter().map(|node| node.node_id.as_str()).collect();
+    assert_eq!(ids, NODES);
 }
