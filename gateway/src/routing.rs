@@ -119,9 +119,12 @@ pub struct BookingHolders {
     pub nodes: Vec<(String, String)>,
     /// Any this many of `nodes` hold at least one replica of every shard.
     pub answers_needed: usize,
-    /// For each shard, the nodes that hold a replica of it now (ids, by the node list in force).
-    pub replicas: std::sync::Arc<dyn Fn(&str, &str) -> bool + Send + Sync>,
+    /// Whether a node holds a replica of an event's shard now (by the node list in force).
+    pub replicas: ReplicaCheck,
 }
+
+/// `(node id, event id) -> whether the node holds a replica of the event's shard`.
+pub type ReplicaCheck = std::sync::Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 impl BookingHolders {
     /// Whether `node` holds a replica of the shard of `event_id` now.

@@ -335,7 +335,6 @@ impl AdminService for Gateway {
 /// Where a requested backup goes: a relative path is resolved in `backup_dir` (created if
 /// missing, but nothing below it is), an absolute one must lie in it, and neither may climb out
 /// with `..`. Refusals name the field and the backup directory.
-
 fn backup_path(backup_dir: &std::path::Path, requested: &str) -> Result<std::path::PathBuf, Status> {
     use std::path::Component;
     std::fs::create_dir_all(backup_dir).map_err(|error| {
