@@ -291,6 +291,25 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((50u64 << attempt.saturating_sub(1).min(5)).min(1_000))
 }
 
+/// Whether a call failed because its node was stopping: the node sent HTTP/2 GOAWAY with
+/// NO_ERROR (a graceful shutdown) before it took the call. The call was not processed, so it is
+/// safe to send again, like UNAVAILABLE. tonic reports it as INTERNAL ("h2 protocol error").
+pub fn went_away(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Whether a call may be sent again as it was: the node was unavailable, or stopping.
+fn retryable(status: &Status) -> bool {
+    status.code() == Code::Unavailable || went_away(status)
+}
+
 async fn retry<T, F, Fut>(retries: u32, call: &mut F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -299,7 +318,7 @@ where
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(status) if status.code() == Code::Unavailable && attempt < retries => {
+            Err(status) if retryable(&status) && attempt < retries => {
                 attempt += 1;
                 tokio::time::sleep(backoff(attempt)).await;
             }
