@@ -21,6 +21,11 @@ impl Clock {
         Self { base_unix_ms, base_instant: Instant::now() }
     }
 
+    /// This clock, reading `by` later than it would.
+    pub fn ahead_by(self, by: Duration) -> Self {
+        Self { base_unix_ms: self.base_unix_ms + by.as_millis() as u64, ..self }
+    }
+
     /// Now, in Unix milliseconds. Never goes backwards.
     pub fn now_ms(&self) -> u64 {
         self.base_unix_ms + self.base_instant.elapsed().as_millis() as u64

@@ -63,6 +63,10 @@ pub struct EngineOptions {
     /// checkpointing every busy event every sweep stalled the others (the soak's p99,
     /// docs/SOAK.md).
     pub checkpoint_max_age: Duration,
+    /// How far ahead of the wall clock the engine's clock runs (zero in production). Tests move
+    /// it to stand for time that passed while the node was down (holds due at recovery) without
+    /// waiting it out.
+    pub clock_ahead: Duration,
 }
 
 impl Default for EngineOptions {
@@ -71,6 +75,7 @@ impl Default for EngineOptions {
             checkpoint_commands: 10_000,
             checkpoint_interval: Duration::from_secs(30),
             checkpoint_max_age: Duration::from_secs(300),
+            clock_ahead: Duration::ZERO,
         }
     }
 }
@@ -105,6 +110,8 @@ struct EngineInner {
 
 /// Catalog changes buffered for a slow subscriber before it is told it lagged.
 const CATALOG_CHANGES_BUFFERED_MAX: usize = 4_096;
+/// How long [`Engine::close`] waits for the database to close after the engine stopped.
+const DATABASE_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 impl Drop for EngineInner {
     fn drop(&mut self) {
@@ -176,7 +183,7 @@ impl Engine {
                 catalog: Catalog::default(),
                 directory: Arc::new(BookingDirectory::default()),
                 actors: DashMap::new(),
-                clock: Clock::start(),
+                clock: Clock::start().ahead_by(options.clock_ahead),
                 store,
                 journal,
                 gate,
@@ -378,6 +385,27 @@ impl Engine {
         if let Some(store) = self.inner.store.clone() {
             // Joins the writer thread: keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
+    }
+
+    /// Stops the engine (as [`Engine::shutdown`]) and returns once its database is closed: every
+    /// task that held the engine has ended, and the data directory can be opened again at once.
+    /// Waits at most `DATABASE_RELEASE_WAIT`, then says something still holds it.
+    pub async fn close(self) -> Result<()> {
+        let released = self.inner.store.as_ref().map(|store| store.released());
+        self.shutdown().await;
+        drop(self);
+        let Some(released) = released else { return Ok(()) };
+        let closed = tokio::task::spawn_blocking(move || released.wait(DATABASE_RELEASE_WAIT)).await.unwrap_or(false);
+        if closed {
+            Ok(())
+        } else {
+            Err(Error::Unavailable {
+                reason: format!(
+                    "the database is still open {DATABASE_RELEASE_WAIT:?} after the engine stopped: something still \
+                     holds the engine"
+                ),
+            })
         }
     }
 

@@ -178,7 +178,9 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let engine = self.engine.clone();
         self.stop_serving().await?;
-        engine.shutdown().await;
+        // Returns once the database is closed: whoever opens the directory next (a restart in
+        // the same process) finds it free, without retrying.
+        engine.close().await?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ pub mod tables;
 
 pub use raft_log::{RaftDone, RaftLog, RaftWrite};
 pub use records::RecordKind;
-pub use store::{CheckpointFiller, Committed, Done, LogEntry, Stats, Store, StoreError, StoreView, Write};
+pub use store::{CheckpointFiller, Committed, Done, LogEntry, Released, Stats, Store, StoreError, StoreView, Write};
 
 /// The file name of a node's database inside its data directory.
 pub const DATABASE_FILE: &str = "turnstile.redb";

@@ -162,6 +162,37 @@ struct Shared {
     db: Database,
     path: PathBuf,
     stats: Stats,
+    /// Declared after `db`, so dropped after it: says the database file is closed.
+    released: ReleaseOnDrop,
+}
+
+/// Whether a store's database is closed: its last handle (the store, a read view, the writer) is
+/// gone and the file is free to be opened again. A caller that stops a store waits on this
+/// rather than retrying to open the directory.
+#[derive(Clone, Default)]
+pub struct Released(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Released {
+    /// Waits until the database is closed, at most `timeout`; whether it is.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let (closed, signal) = &*self.0;
+        let closed = closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (closed, _) = signal
+            .wait_timeout_while(closed, timeout, |closed| !*closed)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *closed
+    }
+}
+
+/// Marks its [`Released`] when dropped (with the database before it).
+struct ReleaseOnDrop(Released);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let (closed, signal) = &*(self.0).0;
+        *closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        signal.notify_all();
+    }
 }
 
 impl Shared {
@@ -331,7 +362,8 @@ impl Store {
     }
 
     fn start(db: Database, path: PathBuf) -> Result<Self, StoreError> {
-        let shared = Arc::new(Shared { db, path, stats: Stats::default() });
+        let shared =
+            Arc::new(Shared { db, path, stats: Stats::default(), released: ReleaseOnDrop(Released::default()) });
         {
             let transaction = shared.db.begin_write().map_err(|error| shared.io(error))?;
             for result in [
@@ -595,6 +627,11 @@ impl Store {
     /// Copies a consistent snapshot of the whole database to a new file at `to`.
     pub fn backup(&self, to: &Path) -> Result<(), StoreError> {
         crate::backup::copy_database(&self.shared.db, &self.shared.path, to)
+    }
+
+    /// What says when the database is closed (see [`Released`]).
+    pub fn released(&self) -> Released {
+        self.shared.released.0.clone()
     }
 
     /// Stops the writer after the jobs already queued.

@@ -1,8 +1,6 @@
 //! Setup shared by the engine's integration tests.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use turnstile_engine::catalog::{EventSpec, VenueSpec};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_engine::ids::{BuyerId, EventId};
@@ -68,19 +66,12 @@ pub fn caller(name: &str) -> Caller {
     Caller { buyer: BuyerId::new(name), admin: false }
 }
 
-/// Opens the engine in `data_dir` again once the previous one has let go of the database.
+/// Opens the engine in `data_dir` again: the previous one was closed ([`Engine::close`] returns
+/// once its database is), so the first try must succeed.
 pub async fn reopen(data_dir: &std::path::Path) -> Engine {
-    let started = std::time::Instant::now();
-    loop {
-        match Engine::open(data_dir, EngineOptions::default()).await {
-            Ok(engine) => return engine,
-            Err(error) if started.elapsed() < Duration::from_secs(5) => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("cannot reopen {}: {error}", data_dir.display()),
-        }
-    }
+    Engine::open(data_dir, EngineOptions::default())
+        .await
+        .unwrap_or_else(|error| panic!("cannot reopen {}: {error}", data_dir.display()))
 }
 
 /// This process's resident memory, from /proc.

@@ -71,12 +71,10 @@ async fn holds_that_expired_while_down_are_expired_on_recovery() {
     let engine = open(dir.path(), EngineOptions::default()).await;
     let event_id = create_event(&engine, 30_000).await;
     let hold = engine.place_hold(caller("ann"), &event_id, seat("S:A:1"), None).await.unwrap();
-    engine.shutdown().await;
-    drop(engine);
-    // Pretend the node was down past the deadline: reopen with the hold already due. The real
-    // clock cannot be moved, so wait the (shortened) TTL out in real time instead.
-    tokio::time::sleep(Duration::from_millis(30_100)).await;
-    let engine = open(dir.path(), EngineOptions::default()).await;
+    engine.close().await.unwrap();
+    // The node was down past the deadline: it comes back with its clock 30.1 s on.
+    let down = EngineOptions { clock_ahead: Duration::from_millis(30_100), ..EngineOptions::default() };
+    let engine = open(dir.path(), down).await;
     let mut status = HoldStatus::Active;
     for _ in 0..100 {
         status = engine.get_hold(caller("ann"), &hold.hold_id).await.unwrap().status;
@@ -147,6 +145,7 @@ async fn the_sweep_checkpoints_a_changed_event_once_per_max_age() {
         checkpoint_commands: 1_000_000,
         checkpoint_interval: Duration::from_millis(50),
         checkpoint_max_age: max_age,
+        ..EngineOptions::default()
     };
 
     let dir = tempfile::tempdir().unwrap();

@@ -1100,8 +1100,7 @@ async fn run_engine_case(case: &EngineCase) -> Result<(), TestCaseError> {
         let fail = |message: String| failure(ops, index, message);
         match op {
             Op::Crash => {
-                engine.shutdown().await;
-                drop(engine);
+                engine.close().await.map_err(|error| fail(format!("closing failed: {error:?}")))?;
                 engine = Engine::open(dir.path(), options.clone())
                     .await
                     .map_err(|error| fail(format!("reopening failed: {error:?}")))?;

@@ -92,8 +92,7 @@ async fn the_waitlist_and_its_offers_survive_a_restart() {
     engine.release_hold(caller("ann"), &hold.hold_id).await.unwrap();
     let before = engine.waitlist_status(caller("wes"), &event_id).await.unwrap();
     assert!(matches!(before, WaitlistView::Offered { .. }), "{before:?}");
-    engine.shutdown().await;
-    drop(engine);
+    engine.close().await.unwrap();
 
     let engine = common::reopen(data_dir.path()).await;
     assert_eq!(engine.waitlist_status(caller("wes"), &event_id).await.unwrap(), before);

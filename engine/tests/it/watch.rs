@@ -216,8 +216,7 @@ async fn after_a_restart_a_watcher_at_the_latest_version_gets_only_new_changes()
     engine.place_hold(caller("gus"), &event_id, seats(&["S:A:1"]), None).await.unwrap();
     engine.place_hold(caller("gus"), &event_id, seats(&["S:A:2"]), None).await.unwrap();
     let before = Mirror::truth(&engine, &event_id).await;
-    engine.shutdown().await;
-    drop(engine);
+    engine.close().await.unwrap();
 
     let engine = common::reopen(data_dir.path()).await;
     assert_eq!(Mirror::truth(&engine, &event_id).await, before, "the restart kept every acknowledged change");

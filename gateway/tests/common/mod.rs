@@ -53,18 +53,10 @@ impl TestServer {
         // Backups stay in the test's own directory (the default is beside the data directory).
         config.storage.backup_dir = Some(data_dir.path().join("backups"));
         edit(&mut config);
-        // The previous server's database is released once its last handle is dropped.
-        let started = std::time::Instant::now();
-        let engine = loop {
-            match Engine::open(data_dir.path(), EngineOptions::default()).await {
-                Ok(engine) => break engine,
-                Err(error) if started.elapsed() < Duration::from_secs(5) => {
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => panic!("cannot reopen {}: {error}", data_dir.path().display()),
-            }
-        };
+        // A stopped server returns once its database is closed: it opens at the first try.
+        let engine = Engine::open(data_dir.path(), EngineOptions::default())
+            .await
+            .unwrap_or_else(|error| panic!("cannot open {}: {error}", data_dir.path().display()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::start(&config, engine, listener).await.unwrap();
         let channel = Channel::from_shared(format!("http://{}", server.local_addr))
