@@ -475,9 +475,7 @@ fn engine_options(config: &Config) -> EngineOptions {
 
 async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     // Ports first: a port in use is reported before anything is created on disk.
-    let listener = tokio::net::TcpListener::bind(config.node.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (node.listen or --listen)", config.node.listen))?;
+    let listener = grpc_listener(&mut config).await?;
     let readiness = turnstile::metrics::Readiness::default();
     if let Some(listen) = config.metrics.listen {
         let metrics_listener = turnstile::metrics::bind(listen).await?;
@@ -517,6 +515,32 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         tracing::info!("stopped");
     }
     Ok(())
+}
+
+/// The gRPC port: the listening socket a service manager handed over (systemd-style socket
+/// activation: LISTEN_FDS, the first descriptor), else a new one bound to node.listen. A node
+/// handed its socket serves on it whatever node.listen says; its address is logged and reported.
+async fn grpc_listener(config: &mut Config) -> anyhow::Result<tokio::net::TcpListener> {
+    let handed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS names a descriptor that is not a listening TCP socket")?;
+    let Some(handed) = handed else {
+        return tokio::net::TcpListener::bind(config.node.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (node.listen or --listen)", config.node.listen));
+    };
+    handed.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(handed)?;
+    let address = listener.local_addr()?;
+    if address != config.node.listen {
+        tracing::info!(
+            handed = %address,
+            configured = %config.node.listen,
+            "serving on the socket handed over (LISTEN_FDS), not on the configured address"
+        );
+    }
+    config.node.listen = address;
+    Ok(listener)
 }
 
 /// One node of a cluster: the node's store, its shard groups, the engine on top, and the gRPC

@@ -213,3 +213,19 @@ pub fn best(section_id: &str, quantity: i32) -> Option<pb::hold_seats_request::S
         quantity,
     }))
 }
+
+/// A listening socket on a free port of 127.0.0.1, held by the test until it hands it to a
+/// server: no other process can take the port in between.
+pub fn local_listener() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port")
+}
+
+/// Makes `command` (a `turnstile serve`) serve on `listener`: a duplicate of it becomes the
+/// child's descriptor 3, and LISTEN_FDS=1 says so (socket activation, as systemd does it). The
+/// server listens on the port from its first instant; nothing binds and releases it before.
+pub fn hand_listener(command: &mut std::process::Command, listener: &std::net::TcpListener) {
+    use command_fds::{CommandFdExt, FdMapping};
+    let socket: std::os::fd::OwnedFd = listener.try_clone().expect("the listener duplicates").into();
+    command.fd_mappings(vec![FdMapping { parent_fd: socket, child_fd: 3 }]).expect("descriptor 3 is free");
+    command.env("LISTEN_FDS", "1").env_remove("LISTEN_PID").env_remove("LISTEN_FDNAMES");
+}

@@ -60,9 +60,10 @@ const FAILOVER_MAX: Duration = Duration::from_secs(20);
 const PAUSE: Duration = Duration::from_secs(4);
 const TOKEN_TTL_SECONDS: u64 = 3_600;
 
-fn free_local_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// An address where nothing listens (it did a moment ago). Only where a test needs a dead
+/// address, or hands addresses to a script that binds them itself.
+fn unused_local_address() -> SocketAddr {
+    common::local_listener().local_addr().unwrap()
 }
 
 fn channel(address: SocketAddr) -> Channel {
@@ -76,21 +77,43 @@ fn channel(address: SocketAddr) -> Channel {
 struct Node {
     name: &'static str,
     address: SocketAddr,
+    /// The node's listening socket until its first start hands it over (then the process has
+    /// it, and a restart binds the same address again).
+    listener: Option<std::net::TcpListener>,
     data_dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl Node {
-    /// A node not started yet, its data and log in `directory`, on a free port.
+    /// A node not started yet, its data and log in `directory`, on a port held for it.
     fn new(directory: &Path, name: &'static str) -> Self {
-        Node {
+        let mut node = Node {
             name,
-            address: free_local_address(),
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listener: None,
             data_dir: directory.join(name),
             log: directory.join(format!("{name}.log")),
             child: None,
-        }
+        };
+        node.move_to_new_port();
+        node
+    }
+
+    /// Gives the (stopped) node another port, held for it until it starts.
+    fn move_to_new_port(&mut self) {
+        let listener = common::local_listener();
+        self.address = listener.local_addr().unwrap();
+        self.listener = Some(listener);
+    }
+
+    /// The listening socket to hand to the node's process: the one held since the node got its
+    /// port, or (on a restart) its address bound again.
+    fn listener(&mut self) -> std::net::TcpListener {
+        self.listener.take().unwrap_or_else(|| {
+            std::net::TcpListener::bind(self.address)
+                .unwrap_or_else(|error| panic!("{}'s address {} is taken: {error}", self.name, self.address))
+        })
     }
 
     fn start(&mut self, config: &Path) {
@@ -104,7 +127,9 @@ impl Node {
 
     fn start_with(&mut self, config: &Path, extra: &[&str]) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        let listener = self.listener();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
+        command
             .args(["serve", "--config"])
             .arg(config)
             .args(["--node", self.name, "--data-dir"])
@@ -112,10 +137,9 @@ impl Node {
             .args(extra)
             .env("RUST_LOG", "info,openraft=warn,turnstile::cluster=debug")
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+            .stderr(log);
+        common::hand_listener(&mut command, &listener);
+        self.child = Some(command.spawn().unwrap());
     }
 
     fn pid(&self) -> i32 {
@@ -798,7 +822,7 @@ async fn the_three_node_example_starts_forms_a_cluster_and_stops_on_sigterm() {
     std::fs::create_dir(&copy).unwrap();
     let mut replacements = Vec::new();
     for port in ["50051", "50052", "50053", "9464", "9465", "9466"] {
-        replacements.push((format!("127.0.0.1:{port}"), free_local_address().to_string()));
+        replacements.push((format!("127.0.0.1:{port}"), unused_local_address().to_string()));
     }
     for file in ["node-a.toml", "node-b.toml", "node-c.toml", "start.sh"] {
         let mut text = std::fs::read_to_string(example.join(file)).unwrap();
@@ -969,7 +993,7 @@ async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
     let event_id = create_hot_event(&nodes, &admin).await;
     for node in &mut nodes {
         node.kill();
-        node.address = free_local_address();
+        node.move_to_new_port();
     }
     let config_path = write_config(directory.path(), &nodes, "");
     for node in &mut nodes {
@@ -1444,7 +1468,7 @@ async fn membership_changes_that_cannot_work_are_refused_naming_the_field() {
         add: add.into_iter().map(|(id, address)| pb::ClusterNode { node_id: id.into(), address }).collect(),
         remove: remove.into_iter().map(str::to_string).collect(),
     };
-    let nobody = free_local_address().to_string();
+    let nobody = unused_local_address().to_string();
     let cases = [
         (change(vec![("node-x", nobody.clone())], vec![]), Code::FailedPrecondition, "add[0].address: the node at"),
         (

@@ -81,8 +81,6 @@ const HEALTHY_WAIT_MAX: Duration = Duration::from_secs(20);
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// No single call waits longer than this.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Restarts when the port picked turned out to be taken by the time the server bound it.
-const START_ATTEMPTS_MAX: usize = 3;
 /// Tokens outlive any campaign.
 const TOKEN_TTL_SECONDS: u64 = 24 * 60 * 60;
 /// Per buyer and kind (bookings, holds): settled entries are all read back after a restart while
@@ -835,37 +833,33 @@ impl Workspace {
     /// Starts the server on the data directory and waits until it answers health checks. Returns
     /// it with the time from spawn to healthy (recovery as a client sees it).
     async fn start_server(&mut self) -> (ServerProcess, Duration) {
-        for attempt in 1..=START_ATTEMPTS_MAX {
-            self.starts += 1;
-            let address = free_local_address();
-            let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("the log opens");
-            writeln!(log, "=== crash test: start {} on {address} ===", self.starts).expect("the log is writable");
-            let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
-                .arg("serve")
-                .arg("--config")
-                .arg(&self.config_path)
-                .arg("--listen")
-                .arg(address.to_string())
-                .env_remove(turnstile::config::AUTH_SECRET_ENV)
-                .env_remove("RUST_LOG")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("the log handle clones"))
-                .stderr(log)
-                .spawn()
-                .expect("the turnstile binary starts");
-            let spawned_at = Instant::now();
-            let mut server = ServerProcess { child, address };
-            match wait_healthy(&mut server).await {
-                Ok(()) => return (server, spawned_at.elapsed()),
-                Err(reason) if attempt < START_ATTEMPTS_MAX && self.log_tail(3).contains("cannot listen") => {
-                    // Someone took the port between our probe and the server's bind: pick another.
-                    eprintln!("start {} lost its port ({reason}); retrying on another", self.starts);
-                }
-                Err(reason) => panic!("server start {} on {address} failed: {reason}", self.starts),
-            }
+        self.starts += 1;
+        // The server is handed its listening socket: the port is ours from now on.
+        let listener = common::local_listener();
+        let address = listener.local_addr().expect("a bound listener has an address");
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("the log opens");
+        writeln!(log, "=== crash test: start {} on {address} ===", self.starts).expect("the log is writable");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove(turnstile::config::AUTH_SECRET_ENV)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log handle clones"))
+            .stderr(log);
+        common::hand_listener(&mut command, &listener);
+        let child = command.spawn().expect("the turnstile binary starts");
+        // The child has its own copy: a killed server's port is free again.
+        drop(listener);
+        let spawned_at = Instant::now();
+        let mut server = ServerProcess { child, address };
+        match wait_healthy(&mut server).await {
+            Ok(()) => (server, spawned_at.elapsed()),
+            Err(reason) => panic!("server start {} on {address} failed: {reason}", self.starts),
         }
-        unreachable!("the last attempt either returns or panics")
     }
 }
 
@@ -887,11 +881,6 @@ struct LogShape {
     checkpoints: usize,
     purged_index: u64,
     entries: u64,
-}
-
-fn free_local_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port");
-    listener.local_addr().expect("a bound listener has an address")
 }
 
 async fn wait_healthy(server: &mut ServerProcess) -> Result<(), String> {
