@@ -32,6 +32,8 @@ pub struct Server {
     stopping: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     indexer: JoinHandle<()>,
+    /// Closed when the server stops, so its directory is free at once.
+    search: Arc<turnstile_search::SearchIndex>,
 }
 
 impl Server {
@@ -74,6 +76,7 @@ impl Server {
         let search_path =
             engine.store().map(|store| store.path().parent().unwrap_or(std::path::Path::new(".")).join("search"));
         let (search, indexer) = crate::search::start(&engine, search_path).await?;
+        let search_index = search.clone();
         let (stopping, stopping_receiver) = tokio::sync::watch::channel(false);
         let gateway = Gateway {
             stopping: stopping_receiver,
@@ -170,7 +173,7 @@ impl Server {
             let _ = shutdown_signal.await;
         }));
         tracing::info!(%local_addr, node = %config.node.id, http = config.http.enabled, "serving gRPC");
-        Ok(Self { local_addr, engine, shutdown, stopping, task, indexer })
+        Ok(Self { local_addr, engine, shutdown, stopping, task, indexer, search: search_index })
     }
 
     /// Stops accepting calls, lets the calls in flight finish for up to `IN_FLIGHT_WAIT_MAX`, then
@@ -203,6 +206,9 @@ impl Server {
         }
         self.indexer.abort();
         let _ = self.indexer.await;
+        // Its lock is let go now, not when the last call's handle on it goes.
+        let search = self.search;
+        tokio::task::spawn_blocking(move || search.close()).await??;
         Ok(())
     }
 

@@ -73,8 +73,8 @@ struct CommitState {
 struct Shared {
     fields: Fields,
     /// One writer per index (tantivy holds a lock file); a mutex because commits need `&mut` and
-    /// an upsert's delete and add must not be split by a commit.
-    writer: Mutex<IndexWriter>,
+    /// an upsert's delete and add must not be split by a commit. `None` once closed.
+    writer: Mutex<Option<IndexWriter>>,
     /// Reloaded by hand after each commit, so "committed" and "visible" happen together.
     reader: IndexReader,
     /// Bumped after every reload; cached pages from an older generation are stale.
@@ -106,6 +106,10 @@ pub struct SearchIndex {
 /// operation could leave inconsistent from our side (tantivy guards its own state).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn closed() -> SearchError {
+    SearchError::Index("the search index is closed".into())
 }
 
 fn now_ms() -> i64 {
@@ -205,7 +209,7 @@ impl SearchIndex {
         let fields = Fields::from_schema(&index.schema())?;
         let shared = Arc::new(Shared {
             fields,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             reader,
             generation: AtomicU64::new(0),
             commit_state: Mutex::new(CommitState::default()),
@@ -234,21 +238,21 @@ impl SearchIndex {
         }
         let fields = &self.shared.fields;
         let document = schema::to_tantivy(fields, &mut self.keyword_analyzer.clone(), event);
-        {
-            let writer = lock(&self.shared.writer);
+        self.shared.with_writer(|writer| {
             writer.delete_term(Term::from_field_text(fields.event_id, &event.event_id));
             writer.add_document(document)?;
-        }
+            Ok(())
+        })?;
         self.shared.mark_dirty();
         Ok(())
     }
 
     /// Removes the event (cancelled, deleted). Removing an unknown id is not an error.
     pub fn remove(&self, event_id: &str) -> Result<(), SearchError> {
-        {
-            let writer = lock(&self.shared.writer);
+        self.shared.with_writer(|writer| {
             writer.delete_term(Term::from_field_text(self.shared.fields.event_id, event_id));
-        }
+            Ok(())
+        })?;
         self.shared.mark_dirty();
         Ok(())
     }
@@ -258,7 +262,8 @@ impl SearchIndex {
     pub fn rebuild(&self, events: impl Iterator<Item = EventDocument>) -> Result<(), SearchError> {
         let fields = &self.shared.fields;
         let mut keyword_analyzer = self.keyword_analyzer.clone();
-        let mut writer = lock(&self.shared.writer);
+        let mut guard = lock(&self.shared.writer);
+        let writer = guard.as_mut().ok_or_else(closed)?;
         // Commit what is pending first, so a failed rebuild rolls back to a state that still
         // holds every upsert that came before it.
         writer.commit()?;
@@ -280,13 +285,13 @@ impl SearchIndex {
         // piecemeal and compete with searches for the CPU; merge them into one segment instead,
         // once, below. Incremental writes afterwards use the default log merge policy again.
         writer.set_merge_policy(Box::new(NoMergePolicy));
-        let committed = self.shared.commit_locked(&mut writer);
+        let committed = self.shared.commit_locked(writer);
         if committed.is_ok() {
-            self.merge_into_one_segment(&mut writer);
+            self.merge_into_one_segment(writer);
         }
         writer.set_merge_policy(Box::new(LogMergePolicy::default()));
         committed?;
-        drop(writer);
+        drop(guard);
         self.created_fresh.store(false, Ordering::Release);
         Ok(())
     }
@@ -311,8 +316,19 @@ impl SearchIndex {
 
     /// Commits pending writes and makes them searchable now.
     pub fn flush(&self) -> Result<(), SearchError> {
-        let mut writer = lock(&self.shared.writer);
-        self.shared.commit_locked(&mut writer)
+        self.shared.with_writer(|writer| self.shared.commit_locked(writer))
+    }
+
+    /// Commits what is pending and lets go of the index now: its writer, and with it the
+    /// directory's lock, is dropped (after its merges), not when the last handle is. Searches
+    /// still answer; later writes are refused. A server stopping calls it, so the same directory
+    /// can be opened again at once.
+    pub fn close(&self) -> Result<(), SearchError> {
+        let taken = lock(&self.shared.writer).take();
+        let Some(mut writer) = taken else { return Ok(()) };
+        let committed = self.shared.commit_locked(&mut writer);
+        writer.wait_merging_threads()?;
+        committed
     }
 
     /// Events currently searchable (committed writes only).
@@ -535,6 +551,12 @@ impl Shared {
         }
     }
 
+    /// Runs `work` on the writer, under its lock; refused once the index is closed.
+    fn with_writer<R>(&self, work: impl FnOnce(&mut IndexWriter) -> Result<R, SearchError>) -> Result<R, SearchError> {
+        let mut guard = lock(&self.writer);
+        work(guard.as_mut().ok_or_else(closed)?)
+    }
+
     /// Commits and reloads; the caller holds the writer lock, so no write can slip in between the
     /// dirty flag being cleared and the commit that covers it.
     fn commit_locked(&self, writer: &mut IndexWriter) -> Result<(), SearchError> {
@@ -573,10 +595,11 @@ fn commit_loop(shared: &Shared, commit_interval: Duration) {
                 return;
             }
         }
-        let mut writer = lock(&shared.writer);
-        if let Err(error) = shared.commit_locked(&mut writer) {
+        let mut guard = lock(&shared.writer);
+        let Some(writer) = guard.as_mut() else { return };
+        if let Err(error) = shared.commit_locked(writer) {
             tracing::error!(%error, "search index commit failed");
-            drop(writer);
+            drop(guard);
             // Back off so a failing disk does not turn into a busy loop.
             std::thread::sleep(commit_interval);
         }
@@ -593,7 +616,7 @@ impl Drop for SearchIndex {
         if let Some(committer) = self.committer.take() {
             let _ = committer.join();
         }
-        if lock(&self.shared.commit_state).dirty {
+        if lock(&self.shared.commit_state).dirty && lock(&self.shared.writer).is_some() {
             if let Err(error) = self.flush() {
                 tracing::error!(%error, "final search index commit failed");
             }

@@ -486,3 +486,20 @@ fn date_order_is_exact_across_segments_and_updates() {
         assert!(starts.windows(2).all(|pair| pair[0] <= pair[1]), "{text:?}: not in start order: {starts:?}");
     }
 }
+
+/// Closing lets go of the directory at once (another index opens it while the first handle
+/// lives), keeps answering searches, and refuses writes; what was written before is kept.
+#[test]
+fn a_closed_index_frees_its_directory_and_refuses_writes() {
+    let directory = tempfile::tempdir().unwrap();
+    let first = SearchIndex::open_in_dir(directory.path()).unwrap();
+    first.upsert(&event("evt_1", "Closing Night")).unwrap();
+    assert!(SearchIndex::open_in_dir(directory.path()).is_err(), "one writer at a time");
+    first.close().unwrap();
+    let error = first.upsert(&event("evt_2", "Too Late")).unwrap_err();
+    assert!(error.to_string().contains("closed"), "{error}");
+    let query = SearchQuery { text: "closing".into(), ..SearchQuery::default() };
+    assert_eq!(ids(&first, &query), ["evt_1"]);
+    let second = SearchIndex::open_in_dir(directory.path()).unwrap();
+    assert_eq!(ids(&second, &query), ["evt_1"], "the write before closing was committed");
+}
