@@ -229,3 +229,94 @@ pub fn hand_listener(command: &mut std::process::Command, listener: &std::net::T
     command.fd_mappings(vec![FdMapping { parent_fd: socket, child_fd: 3 }]).expect("descriptor 3 is free");
     command.env("LISTEN_FDS", "1").env_remove("LISTEN_PID").env_remove("LISTEN_FDNAMES");
 }
+
+/// A `turnstile serve` process: the harness of every test that runs its servers as processes
+/// (the crash campaigns, the cluster, the command-line client). It is handed its listening
+/// socket, appends its output to a log file, and is killed and reaped when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: std::net::SocketAddr,
+    pub log: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    /// Spawns `command` (`turnstile serve` with its arguments, no listen address) serving on
+    /// `listener`, its output appended to `log`.
+    pub fn spawn(mut command: std::process::Command, listener: &std::net::TcpListener, log: &std::path::Path) -> Self {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("the log opens");
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("the log handle clones"))
+            .stderr(file);
+        hand_listener(&mut command, listener);
+        let child = command.spawn().expect("the turnstile binary starts");
+        Self { child, address: listener.local_addr().expect("a bound listener"), log: log.to_path_buf() }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` ("-STOP", "-CONT", "-TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status =
+            std::process::Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// SIGKILL (a stopped process too), then reap.
+    pub fn kill(&mut self) -> std::process::ExitStatus {
+        let _ = self.child.kill();
+        self.child.wait().expect("the killed server can be reaped")
+    }
+
+    /// The last `lines` lines of the log (every run that wrote to it).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits until the server answers health checks as serving the booking service, at most
+    /// `within`; the reason if it does not (it exited, or did not answer in time).
+    pub async fn wait_serving(&mut self, within: Duration) -> Result<(), String> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::health_client::HealthClient;
+        let deadline = std::time::Instant::now() + within;
+        let endpoint = format!("http://{}", self.address);
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|error| format!("cannot poll the child: {error}"))? {
+                return Err(format!("the server exited ({status}) before serving"));
+            }
+            let check = async {
+                let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                    .ok()?
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect()
+                    .await
+                    .ok()?;
+                let request = tonic_health::pb::HealthCheckRequest { service: "turnstile.v1.BookingService".into() };
+                HealthClient::new(channel).check(request).await.ok()
+            };
+            let serving = tokio::time::timeout(Duration::from_secs(1), check)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|reply| reply.get_ref().status == ServingStatus::Serving as i32);
+            if serving {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("not serving within {within:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

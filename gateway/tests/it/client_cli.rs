@@ -6,10 +6,12 @@
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::common::{self, ServerProcess};
 
 const SECRET: &str = "client-cli-test-secret-0123456789";
 const DEMO_EVENT: &str = "evt_00000000000000e1";
@@ -31,18 +33,18 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the gateway crate is in the workspace").to_path_buf()
 }
 
-/// A `turnstile serve --demo` child on a port the OS picked. Dropping it kills and reaps the
-/// process (also when a test panics), and on a panic prints the tail of its log.
+/// A `turnstile serve --demo` process (`common::ServerProcess`, handed its listening socket).
+/// Dropping it kills and reaps the process (also when a test panics), and on a panic prints the
+/// tail of its log.
 struct Node {
-    child: Child,
+    process: ServerProcess,
     address: SocketAddr,
     directory: tempfile::TempDir,
-    log_path: PathBuf,
 }
 
 impl Node {
     /// Starts a node with `extra_config` appended to a config holding the secret, and waits
-    /// (bounded) until its log says where it serves.
+    /// (bounded) until its log says it serves.
     fn start(extra_config: &str) -> Self {
         Self::start_with_secret(SECRET, extra_config)
     }
@@ -56,33 +58,25 @@ impl Node {
         )
         .expect("the config is written");
         let log_path = directory.path().join("node.log");
-        let log = std::fs::File::create(&log_path).expect("the log file is created");
-        let child = Command::new(binary())
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--config"])
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--demo", "--config"])
             .arg(&config_path)
             .arg("--data-dir")
             .arg(directory.path().join("data"))
             .current_dir(directory.path())
             .env_remove("RUST_LOG")
-            .env_remove("TURNSTILE_AUTH_SECRET")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log handle clones"))
-            .stderr(log)
-            .spawn()
-            .expect("the turnstile binary starts");
-        let mut node = Self { child, address: SocketAddr::from(([127, 0, 0, 1], 0)), directory, log_path };
+            .env_remove("TURNSTILE_AUTH_SECRET");
+        let listener = common::local_listener();
+        let process = ServerProcess::spawn(command, &listener, &log_path);
+        let mut node = Self { address: process.address, process, directory };
         let started = Instant::now();
         loop {
-            let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
-            let listening = log
-                .lines()
-                .filter(|line| line.contains("serving gRPC"))
-                .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("local_addr=")));
-            if let Some(address) = listening {
-                node.address = address.parse().expect("the logged address parses");
+            let log = std::fs::read_to_string(&node.process.log).unwrap_or_default();
+            if log.lines().any(|line| line.contains("serving gRPC")) {
                 return node;
             }
-            if let Some(status) = node.child.try_wait().expect("the child can be polled") {
+            if let Some(status) = node.process.child.try_wait().expect("the child can be polled") {
                 panic!("the node exited ({status}) before serving:\n{log}");
             }
             assert!(started.elapsed() < START_WAIT_MAX, "the node did not serve within {START_WAIT_MAX:?}:\n{log}");
@@ -119,15 +113,11 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
             eprintln!(
                 "--- tail of the node log ({}) ---\n{}",
                 self.directory.path().display(),
-                lines[lines.len().saturating_sub(40)..].join("\n")
+                self.process.log_tail(40)
             );
         }
     }

@@ -18,12 +18,12 @@ use crate::common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{authed, event_request, venue_request};
+use common::{authed, event_request, venue_request, ServerProcess};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
@@ -82,7 +82,8 @@ struct Node {
     listener: Option<std::net::TcpListener>,
     data_dir: PathBuf,
     log: PathBuf,
-    child: Option<Child>,
+    /// The running process, if any.
+    process: Option<ServerProcess>,
 }
 
 impl Node {
@@ -94,7 +95,7 @@ impl Node {
             listener: None,
             data_dir: directory.join(name),
             log: directory.join(format!("{name}.log")),
-            child: None,
+            process: None,
         };
         node.move_to_new_port();
         node
@@ -126,7 +127,6 @@ impl Node {
     }
 
     fn start_with(&mut self, config: &Path, extra: &[&str]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let listener = self.listener();
         let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
         command
@@ -135,27 +135,19 @@ impl Node {
             .args(["--node", self.name, "--data-dir"])
             .arg(&self.data_dir)
             .args(extra)
-            .env("RUST_LOG", "info,openraft=warn,turnstile::cluster=debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        common::hand_listener(&mut command, &listener);
-        self.child = Some(command.spawn().unwrap());
+            .env("RUST_LOG", "info,openraft=warn,turnstile::cluster=debug");
+        self.process = Some(ServerProcess::spawn(command, &listener, &self.log));
     }
 
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
+    /// SIGKILL; the node's address is free again until it restarts.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal} failed");
+        self.process.as_ref().expect("running").signal(signal);
     }
 
     /// Lines of this node's log (all its runs) that contain `text`.
@@ -167,15 +159,6 @@ impl Node {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-        }
-        self.kill();
     }
 }
 
@@ -323,7 +306,7 @@ async fn after_unknown_outcome(
 /// The node running the event's actor: the leader of its shard (followers run no actors).
 async fn leader_of_event(nodes: &[Node], admin: &str, skip: Option<usize>) -> Option<usize> {
     for (position, node) in nodes.iter().enumerate() {
-        if Some(position) == skip || node.child.is_none() {
+        if Some(position) == skip || node.process.is_none() {
             continue;
         }
         let mut client = AdminServiceClient::new(channel(node.address));

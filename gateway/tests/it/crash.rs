@@ -31,21 +31,18 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{authed, event_request, seats, venue_request};
+use common::{authed, event_request, seats, venue_request, ServerProcess};
 use futures::StreamExt as _;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use turnstile::auth::{Authenticator, Role};
 use turnstile_engine::engine::EngineOptions;
 use turnstile_proto::v1 as pb;
@@ -78,7 +75,6 @@ const OPERATIONS_PER_BUYER_PER_STORM_MAX: usize = 1_000;
 const STORM_DRAIN_MAX: Duration = Duration::from_secs(30);
 /// A restarted server must answer health checks within this.
 const HEALTHY_WAIT_MAX: Duration = Duration::from_secs(20);
-const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// No single call waits longer than this.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tokens outlive any campaign.
@@ -740,26 +736,6 @@ fn plan_reads(ledger: &BuyerLedger, rng: &mut StdRng) -> (Vec<String>, Vec<Strin
 
 /// The `turnstile serve` child. Dropping it kills and reaps it, so a failing test leaves no server
 /// behind. (A test process killed by a signal drops nothing: its server then outlives it.)
-struct ServerProcess {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl ServerProcess {
-    /// SIGKILL, then reap.
-    fn kill(&mut self) -> ExitStatus {
-        self.child.kill().expect("the server can be killed");
-        self.child.wait().expect("the killed server can be reaped")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The campaign's temporary directory: config, data directory and the server's log. When the test
 /// panics, it prints the log's tail and keeps the directory for inspection.
 struct Workspace {
@@ -846,17 +822,12 @@ impl Workspace {
             .arg(&self.config_path)
             .env_remove(turnstile::config::AUTH_SECRET_ENV)
             .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log handle clones"))
-            .stderr(log);
-        common::hand_listener(&mut command, &listener);
-        let child = command.spawn().expect("the turnstile binary starts");
+            .env("NO_COLOR", "1");
+        let mut server = ServerProcess::spawn(command, &listener, &self.log_path);
         // The child has its own copy: a killed server's port is free again.
         drop(listener);
         let spawned_at = Instant::now();
-        let mut server = ServerProcess { child, address };
-        match wait_healthy(&mut server).await {
+        match server.wait_serving(HEALTHY_WAIT_MAX).await {
             Ok(()) => (server, spawned_at.elapsed()),
             Err(reason) => panic!("server start {} on {address} failed: {reason}", self.starts),
         }
@@ -881,38 +852,6 @@ struct LogShape {
     checkpoints: usize,
     purged_index: u64,
     entries: u64,
-}
-
-async fn wait_healthy(server: &mut ServerProcess) -> Result<(), String> {
-    let deadline = Instant::now() + HEALTHY_WAIT_MAX;
-    let url = format!("http://{}", server.address);
-    loop {
-        if let Some(status) = server.child.try_wait().map_err(|error| format!("cannot poll the child: {error}"))? {
-            return Err(format!("the server exited ({status}) before answering"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no healthy answer within {HEALTHY_WAIT_MAX:?}"));
-        }
-        if health_serving(&url).await {
-            return Ok(());
-        }
-        tokio::time::sleep(HEALTH_POLL_INTERVAL).await;
-    }
-}
-
-async fn health_serving(url: &str) -> bool {
-    let check = async {
-        let channel = Endpoint::from_shared(url.to_string())
-            .ok()?
-            .connect_timeout(Duration::from_millis(500))
-            .connect()
-            .await
-            .ok()?;
-        let request = HealthCheckRequest { service: "turnstile.v1.BookingService".into() };
-        let response = HealthClient::new(channel).check(request).await.ok()?;
-        Some(response.into_inner().status == ServingStatus::Serving as i32)
-    };
-    tokio::time::timeout(Duration::from_secs(1), check).await.ok().flatten().unwrap_or(false)
 }
 
 fn client_channel(address: SocketAddr) -> Channel {
