@@ -375,9 +375,10 @@ impl Cluster {
         }
     }
 
-    /// The shard of an event (it depends on the shard count alone, not on the node list).
+    /// The shard of an event: it depends on the shard count alone, so no look at the node list
+    /// (every routed call and every journal job asks).
     fn shard_of(&self, event_id: &str) -> u32 {
-        self.layout().placement.shard_of(event_id)
+        turnstile_cluster::placement::shard_of(event_id, self.shards)
     }
 
     fn engine(&self) -> Option<turnstile_engine::Engine> {
