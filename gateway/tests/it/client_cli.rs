@@ -4,7 +4,6 @@
 //! including from a directory without `cluster.toml`.
 
 use std::io::Read as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,7 +37,6 @@ fn workspace_root() -> PathBuf {
 /// tail of its log.
 struct Node {
     process: ServerProcess,
-    address: SocketAddr,
     directory: tempfile::TempDir,
 }
 
@@ -69,7 +67,7 @@ impl Node {
             .env_remove("TURNSTILE_AUTH_SECRET");
         let listener = common::local_listener();
         let process = ServerProcess::spawn(command, &listener, &log_path);
-        let mut node = Self { address: process.address, process, directory };
+        let mut node = Self { process, directory };
         let started = Instant::now();
         loop {
             let log = std::fs::read_to_string(&node.process.log).unwrap_or_default();
@@ -85,14 +83,14 @@ impl Node {
     }
 
     fn port(&self) -> u16 {
-        self.address.port()
+        self.process.address.port()
     }
 
     /// A client command at this node: `--server` given, no inherited settings, run from an empty
     /// directory (no cluster.toml), the secret in the environment.
     fn client(&self, arguments: &[&str]) -> Command {
         let mut command = client_command(arguments);
-        command.arg("--server").arg(self.address.to_string()).env("TURNSTILE_AUTH_SECRET", SECRET);
+        command.arg("--server").arg(self.process.address.to_string()).env("TURNSTILE_AUTH_SECRET", SECRET);
         command
     }
 
@@ -241,7 +239,7 @@ fn the_readme_quickstart_runs_as_written() {
     let mut bash = Command::new("bash");
     bash.args(["-euo", "pipefail", "-x", "-c", &script])
         .current_dir(workspace_root())
-        .env("TURNSTILE_SERVER", node.address.to_string())
+        .env("TURNSTILE_SERVER", node.process.address.to_string())
         .env("TURNSTILE_AUTH_SECRET", SECRET);
     for variable in ["TURNSTILE_TOKEN", "TURNSTILE_USER"] {
         bash.env_remove(variable);
@@ -296,7 +294,7 @@ fn the_readme_http_calls_run_as_written() {
 
     let secret = turnstile::config::DEVELOPMENT_SECRET;
     let node = Node::start_with_secret(secret, "");
-    let script = block.replace("localhost:50051", &node.address.to_string());
+    let script = block.replace("localhost:50051", &node.process.address.to_string());
     let mut bash = Command::new("bash");
     bash.args(["-euo", "pipefail", "-x", "-c", &script]).current_dir(workspace_root());
     let stdout = succeeded(run_within(bash, QUICKSTART_WAIT_MAX));
@@ -304,7 +302,7 @@ fn the_readme_http_calls_run_as_written() {
     assert!(stdout.contains(r#""paymentReference":"psp-43""#), "the confirmation: {stdout}");
 
     let mut bookings = client_command(&["bookings", "--json", "--user", "bob"]);
-    bookings.arg("--server").arg(node.address.to_string()).env("TURNSTILE_AUTH_SECRET", secret);
+    bookings.arg("--server").arg(node.process.address.to_string()).env("TURNSTILE_AUTH_SECRET", secret);
     let bookings = json(bookings.finish());
     let bookings = bookings["bookings"].as_array().expect("bookings is a list");
     assert_eq!(bookings.len(), 1, "{bookings:?}");
@@ -398,7 +396,7 @@ fn json_output_errors_and_the_ways_to_name_the_node() {
     assert_eq!(succeeded(with_token).trim(), "no bookings");
     // ... but a buyer command with neither a token nor a secret says how to provide one.
     let mut anonymous = client_command(&["bookings", "--user", "bob", "--server"]);
-    anonymous.arg(node.address.to_string());
+    anonymous.arg(node.process.address.to_string());
     let anonymous = anonymous.finish();
     assert_eq!(anonymous.code, Some(1), "{anonymous:?}");
     assert!(
@@ -416,7 +414,7 @@ fn json_output_errors_and_the_ways_to_name_the_node() {
         &config_path,
         format!(
             "[node]\nid = \"n1\"\n[auth]\nsecret = \"{SECRET}\"\n[[nodes]]\nid = \"n1\"\naddress = \"{}\"\n",
-            node.address
+            node.process.address
         ),
     )
     .unwrap();

@@ -28,9 +28,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use turnstile::auth::{Authenticator, Role};
 use turnstile_proto::v1 as pb;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
@@ -162,19 +159,10 @@ impl Node {
     }
 }
 
-async fn healthy(address: SocketAddr) -> bool {
-    let mut client = HealthClient::new(channel(address));
-    matches!(
-        client.check(HealthCheckRequest { service: String::new() }).await,
-        Ok(reply) if reply.get_ref().status == ServingStatus::Serving as i32
-    )
-}
-
-async fn wait_healthy(node: &Node) {
-    let started = Instant::now();
-    while !healthy(node.address).await {
-        assert!(started.elapsed() < HEALTHY_WAIT_MAX, "{} not healthy; log:\n{}", node.name, node.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+async fn wait_healthy(node: &mut Node) {
+    let process = node.process.as_mut().expect("started");
+    if let Err(reason) = process.wait_serving(HEALTHY_WAIT_MAX).await {
+        panic!("{} not healthy ({reason}); log:\n{}", node.name, node.log_tail());
     }
 }
 
@@ -353,7 +341,7 @@ async fn start_cluster_with(names: &[&'static str], extra: &str) -> (tempfile::T
     for node in &mut nodes {
         node.start(&config_path);
     }
-    for node in &nodes {
+    for node in &mut nodes {
         wait_healthy(node).await;
     }
     (directory, nodes, config_path)
@@ -476,7 +464,7 @@ async fn three_nodes_survive_leader_kills_and_a_pause() {
         );
         failovers.push(failover);
         nodes[leader].start(&config_path);
-        wait_healthy(&nodes[leader]).await;
+        wait_healthy(&mut nodes[leader]).await;
     }
 
     tokio::time::sleep(STORM_BEFORE_KILL).await;
@@ -692,7 +680,7 @@ async fn a_wiped_replica_rejoins_by_snapshot_and_a_leader_killed_at_a_snapshot_l
     // The others go on, snapshot and purge their logs past anything the wiped node had.
     tokio::time::sleep(STORM_BEFORE_KILL * 2).await;
     nodes[wiped].start(&config_path);
-    wait_healthy(&nodes[wiped]).await;
+    wait_healthy(&mut nodes[wiped]).await;
     wait_for_log(&nodes[wiped], "installed a snapshot", 0, Duration::from_secs(30)).await;
     println!("{} was wiped and installed a snapshot", nodes[wiped].name);
     tokio::time::sleep(STORM_BEFORE_KILL).await;
@@ -705,7 +693,7 @@ async fn a_wiped_replica_rejoins_by_snapshot_and_a_leader_killed_at_a_snapshot_l
     let failover = failover_time(&ledger, killed_at).await;
     println!("SIGKILL of {} right after a snapshot; next acknowledged booking after {failover:?}", nodes[leader].name);
     nodes[leader].start(&config_path);
-    wait_healthy(&nodes[leader]).await;
+    wait_healthy(&mut nodes[leader]).await;
     tokio::time::sleep(STORM_BEFORE_KILL).await;
 
     let (ledger, tokens) = storm.stop().await;
@@ -982,7 +970,7 @@ async fn a_cluster_restarted_on_new_ports_uses_the_configured_addresses() {
     for node in &mut nodes {
         node.start(&config_path);
     }
-    for node in &nodes {
+    for node in &mut nodes {
         wait_healthy(node).await;
     }
     // A catalog write commits (through a node that is not the first), and the earlier event is
@@ -1360,7 +1348,7 @@ async fn the_cluster_grows_shrinks_and_replaces_a_node_under_a_storm() {
         grown
     };
     nodes[3].start_joining(&config_path);
-    wait_healthy(&nodes[3]).await;
+    wait_healthy(&mut nodes[3]).await;
     let address = nodes[3].address.to_string();
     let started = Instant::now();
     let (output, took) = operator(&config_path, &["add-node", "node-d", &address, "--wait-seconds", "120"]).await;
@@ -1386,7 +1374,7 @@ async fn the_cluster_grows_shrinks_and_replaces_a_node_under_a_storm() {
     storm.route_through([&nodes[1], &nodes[3]].into_iter());
     let config_path = write_config(directory.path(), &nodes, snapshots);
     nodes[4].start_joining(&config_path);
-    wait_healthy(&nodes[4]).await;
+    wait_healthy(&mut nodes[4]).await;
     let address = nodes[4].address.to_string();
     let started = Instant::now();
     let (output, took) =
