@@ -81,14 +81,15 @@ impl Members {
     }
 
     /// The membership after adding `add` (id, address) and removing `remove`, checked: ids and
-    /// addresses well-formed and unique, removed nodes members, added ones not, a node left.
+    /// addresses well-formed and unique, removed nodes members, added ones not, a node left. With
+    /// it, the placement over its nodes (built to check them).
     pub fn change(
         &self,
         add: &[(String, String)],
         remove: &[String],
         shards: u32,
         replicas: usize,
-    ) -> Result<Members, ChangeError> {
+    ) -> Result<(Members, Placement), ChangeError> {
         if add.is_empty() && remove.is_empty() {
             return Err(ChangeError::Invalid("add, remove: name at least one node to add or remove".into()));
         }
@@ -142,11 +143,11 @@ impl Members {
         }
         let next = Members::new(self.version + 1, nodes);
         // The same checks as the configuration's list: id syntax, raft id collisions, bounds.
-        Placement::new(next.ids().map(str::to_string), shards, replicas).map_err(|error| {
+        let placement = Placement::new(next.ids().map(str::to_string), shards, replicas).map_err(|error| {
             let field = if add.is_empty() { "remove" } else { "add" };
             ChangeError::Invalid(format!("{field}: {error}"))
         })?;
-        Ok(next)
+        Ok((next, placement))
     }
 }
 
@@ -180,7 +181,8 @@ mod tests {
 
     #[test]
     fn a_change_is_the_next_version_with_the_nodes_added_and_removed() {
-        let next = three().change(&added("d", "127.0.0.1:7100"), &["a".to_string()], 8, 3).unwrap();
+        let (next, placement) = three().change(&added("d", "127.0.0.1:7100"), &["a".to_string()], 8, 3).unwrap();
+        assert_eq!(placement.nodes(), ["b", "c", "d"]);
         assert_eq!(next.version, 5);
         assert_eq!(next.ids().collect::<Vec<_>>(), ["b", "c", "d"]);
         assert!(three().follows(&next));

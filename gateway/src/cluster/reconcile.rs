@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use turnstile_cluster::placement::raft_node_id;
-use turnstile_cluster::{GroupId, NodeId, Placement, Raft};
+use turnstile_cluster::{GroupId, NodeId, Raft};
 
 use super::members::{moved_slots, ChangeError, Members};
 use super::{encode_entry, Cluster, Layout, ReplicatedJob, COMMIT_TIMEOUT};
@@ -341,14 +341,13 @@ impl Cluster {
                 layout.members.version
             )));
         }
-        let next = layout.members.change(&add, &remove, self.shards, self.replicas).map_err(|error| match error {
-            ChangeError::Invalid(reason) => Status::invalid_argument(reason),
-            ChangeError::AlreadyMember(reason) => Status::already_exists(reason),
-            ChangeError::NotMember(reason) => Status::not_found(reason),
-            ChangeError::Refused(reason) => Status::failed_precondition(reason),
-        })?;
-        let after = Placement::new(next.ids().map(str::to_string), self.shards, self.replicas)
-            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let (next, after) =
+            layout.members.change(&add, &remove, self.shards, self.replicas).map_err(|error| match error {
+                ChangeError::Invalid(reason) => Status::invalid_argument(reason),
+                ChangeError::AlreadyMember(reason) => Status::already_exists(reason),
+                ChangeError::NotMember(reason) => Status::not_found(reason),
+                ChangeError::Refused(reason) => Status::failed_precondition(reason),
+            })?;
         let (slots_moved, shards_changed) = moved_slots(&layout.placement, &after);
         let entry = encode_entry(vec![ReplicatedJob { stream: String::new(), writes: vec![next.write()] }]);
         self.node.propose_anywhere(self.catalog_group, entry, COMMIT_TIMEOUT).await.map_err(|error| {
