@@ -195,6 +195,21 @@ impl ClusterNode {
         RaftService::new(self.id, self.groups.clone()).requiring(self.credential.clone()).into_server()
     }
 
+    /// Stops every group (as [`ClusterNode::shutdown`]) and returns once the replication log's
+    /// file is closed (the groups' storage tasks have ended), so it can be opened again at once;
+    /// an error if that takes longer than `timeout`.
+    pub async fn close(self, timeout: Duration) -> Result<(), ClusterError> {
+        self.shutdown(timeout).await?;
+        let released = self.log.released();
+        drop(self);
+        let closed = tokio::task::spawn_blocking(move || released.wait(timeout)).await.unwrap_or(false);
+        if closed {
+            Ok(())
+        } else {
+            Err(ClusterError::Config(format!("the replication log is still open {timeout:?} after its groups stopped")))
+        }
+    }
+
     /// Stops every group, each within `timeout`.
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), ClusterError> {
         for group in self.groups.ids() {

@@ -18,12 +18,14 @@ pub mod error;
 pub mod frame;
 pub mod raft_log;
 pub mod records;
+pub mod released;
 pub mod store;
 pub mod tables;
 
 pub use raft_log::{RaftDone, RaftLog, RaftWrite};
 pub use records::RecordKind;
-pub use store::{CheckpointFiller, Committed, Done, LogEntry, Released, Stats, Store, StoreError, StoreView, Write};
+pub use released::Released;
+pub use store::{CheckpointFiller, Committed, Done, LogEntry, Stats, Store, StoreError, StoreView, Write};
 
 /// The file name of a node's database inside its data directory.
 pub const DATABASE_FILE: &str = "turnstile.redb";

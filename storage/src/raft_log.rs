@@ -80,6 +80,8 @@ pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_mill
 struct Shared {
     db: Database,
     path: PathBuf,
+    /// Declared after `db`, so dropped after it: says the file is closed.
+    released: crate::released::ReleaseOnDrop,
 }
 
 impl Shared {
@@ -124,7 +126,7 @@ impl RaftLog {
             .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|error| StoreError::Io { path: path.display().to_string(), reason: error.to_string() })?;
-        let shared = Arc::new(Shared { db, path: path.to_path_buf() });
+        let shared = Arc::new(Shared { db, path: path.to_path_buf(), released: Default::default() });
         {
             let transaction = shared.db.begin_write().map_err(|error| shared.io(error))?;
             for result in [
@@ -299,6 +301,11 @@ impl RaftLog {
             }
         }
         Ok(groups)
+    }
+
+    /// What says when the file is closed (see [`crate::Released`]).
+    pub fn released(&self) -> crate::Released {
+        self.shared.released.signal()
     }
 
     /// Stops the writer after the jobs already queued.

@@ -163,36 +163,7 @@ struct Shared {
     path: PathBuf,
     stats: Stats,
     /// Declared after `db`, so dropped after it: says the database file is closed.
-    released: ReleaseOnDrop,
-}
-
-/// Whether a store's database is closed: its last handle (the store, a read view, the writer) is
-/// gone and the file is free to be opened again. A caller that stops a store waits on this
-/// rather than retrying to open the directory.
-#[derive(Clone, Default)]
-pub struct Released(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Released {
-    /// Waits until the database is closed, at most `timeout`; whether it is.
-    pub fn wait(&self, timeout: std::time::Duration) -> bool {
-        let (closed, signal) = &*self.0;
-        let closed = closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (closed, _) = signal
-            .wait_timeout_while(closed, timeout, |closed| !*closed)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *closed
-    }
-}
-
-/// Marks its [`Released`] when dropped (with the database before it).
-struct ReleaseOnDrop(Released);
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        let (closed, signal) = &*(self.0).0;
-        *closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
-        signal.notify_all();
-    }
+    released: crate::released::ReleaseOnDrop,
 }
 
 impl Shared {
@@ -363,7 +334,7 @@ impl Store {
 
     fn start(db: Database, path: PathBuf) -> Result<Self, StoreError> {
         let shared =
-            Arc::new(Shared { db, path, stats: Stats::default(), released: ReleaseOnDrop(Released::default()) });
+            Arc::new(Shared { db, path, stats: Stats::default(), released: crate::released::ReleaseOnDrop::default() });
         {
             let transaction = shared.db.begin_write().map_err(|error| shared.io(error))?;
             for result in [
@@ -630,8 +601,8 @@ impl Store {
     }
 
     /// What says when the database is closed (see [`Released`]).
-    pub fn released(&self) -> Released {
-        self.shared.released.0.clone()
+    pub fn released(&self) -> crate::Released {
+        self.shared.released.signal()
     }
 
     /// Stops the writer after the jobs already queued.

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -22,7 +21,7 @@ const SHARDS: u32 = 8;
 const COMMANDS_PER_SHARD: usize = 5;
 
 struct RunningNode {
-    node: Arc<ClusterNode>,
+    node: ClusterNode,
     journals: HashMap<ShardId, CommandJournal>,
     stop_server: oneshot::Sender<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -30,7 +29,7 @@ struct RunningNode {
 
 async fn run_node(name: &str, dir: &Path, listener: TcpListener, placement: &Placement) -> RunningNode {
     let config = turnstile_cluster::raft_config().unwrap();
-    let node = Arc::new(ClusterNode::open(name, dir, config).unwrap());
+    let node = ClusterNode::open(name, dir, config).unwrap();
     let mut journals = HashMap::new();
     for shard in placement.shards_of_node(name) {
         let journal = CommandJournal::new(100);
@@ -50,7 +49,7 @@ async fn run_node(name: &str, dir: &Path, listener: TcpListener, placement: &Pla
 
 impl RunningNode {
     async fn stop(self) {
-        self.node.shutdown(WAIT).await.unwrap();
+        self.node.close(WAIT).await.unwrap();
         let _ = self.stop_server.send(());
         tokio::time::timeout(WAIT, self.server).await.expect("server stopped in time").unwrap().unwrap();
     }
