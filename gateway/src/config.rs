@@ -43,6 +43,9 @@ pub struct StorageConfig {
     /// eighth of that checkpoint's bytes, so a large state is not rewritten every few thousand
     /// commands (`turnstile_engine::actor::CHECKPOINT_BYTES_PER_LOG_BYTE`).
     pub checkpoint_commands: u64,
+    /// Seconds between checkpoint sweeps: a sweep checkpoints every event that changed since it
+    /// was loaded and has no checkpoint yet, or whose last one is five minutes old.
+    pub checkpoint_sweep_seconds: u64,
     /// Where `CreateBackup` (and `turnstile backup`) writes: a relative path in a request is
     /// resolved here, and no backup lands outside it. Unset: `backups` beside the data directory.
     pub backup_dir: Option<std::path::PathBuf>,
@@ -60,7 +63,7 @@ impl StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { checkpoint_commands: 10_000, backup_dir: None }
+        Self { checkpoint_commands: 10_000, checkpoint_sweep_seconds: 30, backup_dir: None }
     }
 }
 
@@ -424,6 +427,12 @@ impl Config {
                 reason: "must be between 100 and 1000000000".into(),
             });
         }
+        if !(1..=86_400).contains(&self.storage.checkpoint_sweep_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "storage.checkpoint_sweep_seconds",
+                reason: "must be between 1 and 86400".into(),
+            });
+        }
         if !(1..=7).contains(&self.cluster.replicas) {
             return Err(ConfigError::Invalid { key: "cluster.replicas", reason: "must be between 1 and 7".into() });
         }
@@ -566,6 +575,9 @@ mod tests {
         let config: Config = toml::from_str(&format!("{secret}[storage]\ncheckpoint_commands = 5\n")).unwrap();
         let error = config.validate().unwrap_err();
         assert!(error.to_string().starts_with("storage.checkpoint_commands"), "{error}");
+        let config: Config = toml::from_str(&format!("{secret}[storage]\ncheckpoint_sweep_seconds = 0\n")).unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().starts_with("storage.checkpoint_sweep_seconds"), "{error}");
         let config: Config = toml::from_str(&format!("{secret}[cluster]\nreplicas = 9\n")).unwrap();
         let error = config.validate().unwrap_err();
         assert!(error.to_string().starts_with("cluster.replicas"), "{error}");

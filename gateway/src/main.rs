@@ -470,7 +470,11 @@ fn membership_change(
 }
 
 fn engine_options(config: &Config) -> EngineOptions {
-    EngineOptions { checkpoint_commands: config.storage.checkpoint_commands, ..EngineOptions::default() }
+    EngineOptions {
+        checkpoint_commands: config.storage.checkpoint_commands,
+        checkpoint_interval: std::time::Duration::from_secs(config.storage.checkpoint_sweep_seconds),
+        ..EngineOptions::default()
+    }
 }
 
 async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {

@@ -44,7 +44,6 @@ use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use turnstile::auth::{Authenticator, Role};
-use turnstile_engine::engine::EngineOptions;
 use turnstile_proto::v1 as pb;
 use turnstile_proto::v1::admin_service_client::AdminServiceClient;
 use turnstile_proto::v1::booking_service_client::BookingServiceClient;
@@ -98,10 +97,12 @@ const CHECK_READ_ATTEMPTS_MAX: usize = 3;
 const CHECK_READ_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// A server killed every second never reaches the 10,000 commands after which an event checkpoints,
 /// so every CHECKPOINT_CYCLE_EVERY-th cycle lets the server live until its first checkpoint sweep
-/// (`EngineOptions::checkpoint_interval` after it opened), storms from CHECKPOINT_STORM_LEAD before
-/// it and kills it 50-400 ms after: checkpoints and log purges then happen under load right before
-/// a kill, and the restart recovers from a checkpoint plus the log behind it.
+/// (`storage.checkpoint_sweep_seconds`, set to CHECKPOINT_SWEEP_SECONDS, after it opened), storms
+/// from CHECKPOINT_STORM_LEAD before it and kills it 50-400 ms after: checkpoints and log purges
+/// then happen under load right before a kill, and the restart recovers from a checkpoint plus the
+/// log behind it. The other cycles kill the server well before its first sweep.
 const CHECKPOINT_CYCLE_EVERY: u64 = 20;
+const CHECKPOINT_SWEEP_SECONDS: u64 = 4;
 const CHECKPOINT_STORM_LEAD: Duration = Duration::from_millis(500);
 /// Violations printed when a check fails.
 const VIOLATIONS_SHOWN_MAX: usize = 40;
@@ -752,7 +753,8 @@ impl Workspace {
         let data_dir = directory.path().join("data");
         // `--listen` gives each start its own port; the rest comes from this file.
         let config = format!(
-            "[node]\nid = \"crash-node\"\ndata_dir = '{}'\n\n[auth]\nsecret = \"{SECRET}\"\n\n[log]\nlevel = \"info\"\n",
+            "[node]\nid = \"crash-node\"\ndata_dir = '{}'\n\n[auth]\nsecret = \"{SECRET}\"\n\n[log]\nlevel = \"info\"\n\n\
+             [storage]\ncheckpoint_sweep_seconds = {CHECKPOINT_SWEEP_SECONDS}\n",
             data_dir.display()
         );
         // The storm drives each buyer far faster than a person would, so a per-buyer rate limit
@@ -1554,7 +1556,7 @@ async fn acknowledged_state_survives_repeated_kill_9() {
         let checkpoint_cycle = kill_number % CHECKPOINT_CYCLE_EVERY == CHECKPOINT_CYCLE_EVERY / 2;
         if checkpoint_cycle {
             // Storm across the server's first checkpoint sweep and kill it just after.
-            let sweep_at = server_healthy_at + EngineOptions::default().checkpoint_interval;
+            let sweep_at = server_healthy_at + Duration::from_secs(CHECKPOINT_SWEEP_SECONDS);
             tokio::time::sleep_until((sweep_at - CHECKPOINT_STORM_LEAD).into()).await;
             kill_delay += CHECKPOINT_STORM_LEAD;
             checkpoint_cycles += 1;

@@ -64,9 +64,10 @@ async fn bench_events_found(server: &TestServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_load_leaves_no_errors_no_live_holds_and_no_runaway_memory() {
     let seconds: u64 =
-        std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(15);
+        std::env::var("TURNSTILE_SOAK_TEST_SECONDS").ok().and_then(|value| value.parse().ok()).unwrap_or(7);
     let server = TestServer::start().await;
-    let options = options(&server, Duration::from_secs(seconds), 7);
+    // Windows of 2 s: at least three whole ones in the default 7 s.
+    let options = BenchOptions { window: Duration::from_secs(2), ..options(&server, Duration::from_secs(seconds), 7) };
     let summary = loadgen::run(options, std::sync::Arc::new(Authenticator::new(SECRET.as_bytes()))).await.unwrap();
     assert!(summary.errors_by_code.is_empty(), "errors under steady load: {:?}", summary.errors_by_code);
     let holds = &summary.operations["hold"];
