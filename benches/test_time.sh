@@ -6,7 +6,8 @@
 #
 # Each commit is checked out in its own `git worktree` under a temporary directory, built and
 # tested with its own CARGO_TARGET_DIR, then removed. Prints one line per commit: wall seconds, the
-# exit status of cargo test, and how many integration-test binaries ran. Nothing else should run
+# exit status of cargo test (run with --no-fail-fast, so that every binary runs), how many
+# integration-test binaries ran, and the tests that failed. Nothing else should run
 # meanwhile: the figures are only comparable within one run of this script.
 set -uo pipefail
 (($#)) || { echo "usage: $0 COMMIT..." >&2; exit 2; }
@@ -17,11 +18,17 @@ for commit in "$@"; do
     tree="$work/tree-$commit"
     git -C "$repo" worktree add --detach -f "$tree" "$commit" >/dev/null
     started=$(date +%s)
-    (cd "$tree" && CARGO_TARGET_DIR="$work/target-$commit" cargo test --workspace >"$work/$commit.log" 2>&1)
+    # --no-fail-fast: a failing test binary does not cut the run short (and the time with it).
+    (cd "$tree" && CARGO_TARGET_DIR="$work/target-$commit" cargo test --workspace --no-fail-fast >"$work/$commit.log" 2>&1)
     status=$?
     seconds=$(($(date +%s) - started))
     binaries=$(grep -c "Running tests/" "$work/$commit.log")
     echo "$commit: ${seconds} s, cargo test exit $status, integration-test binaries: $binaries"
+    if ((status != 0)); then
+        cp "$work/$commit.log" "${TMPDIR:-/tmp}/test-time-$commit.log"
+        grep -E "^test .* FAILED$|^    [a-z_:]+$" "$work/$commit.log" | sort -u | sed 's/^/  failed: /'
+        echo "  the whole output: ${TMPDIR:-/tmp}/test-time-$commit.log"
+    fi
     rm -rf "$work/target-$commit"
     git -C "$repo" worktree remove --force "$tree"
 done
