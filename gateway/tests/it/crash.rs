@@ -1568,7 +1568,9 @@ async fn acknowledged_state_survives_repeated_kill_9() {
             checkpoint_cycles += 1;
             checkpoint_cycle_due = false;
         } else if checkpoint_cycle_due {
-            println!("kill {kill_number}: the check ran past the first sweep; the checkpoint cycle moves to the next kill");
+            println!(
+                "kill {kill_number}: the check ran past the first sweep; the checkpoint cycle moves to the next kill"
+            );
         }
         let report = storm_and_kill(&mut server, &mut ledgers, &event_id, seed, kill_number, kill_delay).await;
         assert!(
