@@ -41,13 +41,13 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
 }
 
-/// The numeric id a node has in replication groups: the stable hash of its configured id.
-/// [`Placement::new`] refuses a node list in which two of these collide.
 /// The shard of `event_id` among `shard_count`: it depends on the count alone, not on the nodes.
 pub fn shard_of(event_id: &str, shard_count: u32) -> ShardId {
     (stable_hash(event_id.as_bytes()) % u64::from(shard_count)) as ShardId
 }
 
+/// The numeric id a node has in replication groups: the stable hash of its configured id.
+/// [`Placement::new`] refuses a node list in which two of these collide.
 pub fn raft_node_id(node: &str) -> u64 {
     stable_hash(node.as_bytes())
 }
