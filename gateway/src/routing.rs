@@ -42,12 +42,13 @@ pub trait EventRouter: Send + Sync + 'static {
         _add: Vec<(String, String)>,
         _remove: Vec<String>,
     ) -> futures::future::BoxFuture<'_, Result<MembershipChange, tonic::Status>> {
-        Box::pin(async {
-            Err(tonic::Status::failed_precondition(
-                "this node runs alone, not in a cluster: there is no membership to change",
-            ))
-        })
+        Box::pin(async { Err(no_membership()) })
     }
+}
+
+/// The answer to a membership change on a node that runs alone.
+pub fn no_membership() -> tonic::Status {
+    tonic::Status::failed_precondition("this node runs alone, not in a cluster: there is no membership to change")
 }
 
 /// The node list a cluster node has in force (see [`EventRouter::cluster_view`]).

@@ -1162,7 +1162,7 @@ impl ShardGate for Cluster {
 
 impl EventRouter for Cluster {
     fn route(&self, event_id: &str) -> Route {
-        let layout = self.layout();
+        // The node list is read only when the call goes elsewhere: a local call takes no lock.
         let shard = self.shard_of(event_id);
         let group = GroupId::from(shard);
         let leader = match self.node.group(group) {
@@ -1176,14 +1176,19 @@ impl EventRouter for Cluster {
                 .expect("hints")
                 .get(&shard)
                 .copied()
-                .or_else(|| layout.placement.replicas(shard).first().map(|name| raft_node_id(name))),
+                .or_else(|| self.layout().placement.replicas(shard).first().map(|name| raft_node_id(name))),
         };
         match leader {
             Some(leader) if leader == self.id => Route::Local,
-            Some(leader) => match layout.names.get(&leader) {
-                Some(node) => Route::Forward { node: node.clone(), address: layout.addresses[node].clone() },
-                None => Route::Unavailable { reason: format!("shard {shard}'s leader is not a member of the cluster") },
-            },
+            Some(leader) => {
+                let layout = self.layout();
+                match layout.names.get(&leader) {
+                    Some(node) => Route::Forward { node: node.clone(), address: layout.addresses[node].clone() },
+                    None => {
+                        Route::Unavailable { reason: format!("shard {shard}'s leader is not a member of the cluster") }
+                    }
+                }
+            }
             None => Route::Unavailable { reason: format!("shard {shard} is electing a leader") },
         }
     }

@@ -84,8 +84,12 @@ impl Cluster {
             self.report_difference(&layout);
         }
         self.record_membership(&layout, rounds).await;
+        if version == 0 {
+            // No membership recorded yet: the groups run as the configuration formed them.
+            return;
+        }
         let member = layout.members.contains(&self.name);
-        if version > 0 && member {
+        if member {
             for shard in layout.placement.shards_of_node(&self.name) {
                 let group = GroupId::from(shard);
                 if self.node.group(group).is_none() {
@@ -104,9 +108,6 @@ impl Cluster {
                 let leading = metrics.current_leader == Some(self.id) && metrics.state == ServerState::Leader;
                 (leading, metrics.membership_config.membership().voter_ids().any(|id| id == self.id))
             };
-            if version == 0 {
-                continue;
-            }
             if leading {
                 if rounds.busy.lock().expect("busy").insert(group) {
                     let busy = Busy(rounds.busy.clone(), group);
@@ -273,10 +274,15 @@ impl Cluster {
             }
         };
         rounds.last_record_proposal = Some(Instant::now());
-        let entry = encode_entry(vec![ReplicatedJob { stream: String::new(), writes: vec![next.write()] }]);
-        if let Err(error) = self.node.propose_anywhere(self.catalog_group, entry, COMMIT_TIMEOUT).await {
+        if let Err(error) = self.propose_members(&next).await {
             tracing::debug!(%error, version = next.version, "cannot record the membership yet");
         }
+    }
+
+    /// Proposes `next` as the catalog group's membership record, from whichever node leads it.
+    async fn propose_members(&self, next: &Members) -> Result<(), turnstile_cluster::ProposeError> {
+        let entry = encode_entry(vec![ReplicatedJob { stream: String::new(), writes: vec![next.write()] }]);
+        self.node.propose_anywhere(self.catalog_group, entry, COMMIT_TIMEOUT).await.map(drop)
     }
 
     /// Logs once per membership version the differences between it and the configuration.
@@ -349,8 +355,7 @@ impl Cluster {
                 ChangeError::Refused(reason) => Status::failed_precondition(reason),
             })?;
         let (slots_moved, shards_changed) = moved_slots(&layout.placement, &after);
-        let entry = encode_entry(vec![ReplicatedJob { stream: String::new(), writes: vec![next.write()] }]);
-        self.node.propose_anywhere(self.catalog_group, entry, COMMIT_TIMEOUT).await.map_err(|error| {
+        self.propose_members(&next).await.map_err(|error| {
             Status::unavailable(format!(
                 "the catalog group did not commit the change: {error}; look at the membership before retrying"
             ))

@@ -212,11 +212,7 @@ impl AdminService for Gateway {
         for (position, node_id) in request.remove.into_iter().enumerate() {
             remove.push(convert::id(&format!("remove[{position}]"), &node_id)?.to_string());
         }
-        let Some(router) = &self.router else {
-            return Err(Status::failed_precondition(
-                "this node runs alone, not in a cluster: there is no membership to change",
-            ));
-        };
+        let Some(router) = &self.router else { return Err(crate::routing::no_membership()) };
         let members = router.cluster_view().membership.map(|membership| membership.nodes).unwrap_or_default();
         for (position, (node_id, address)) in add.iter().enumerate() {
             // An id that is a member already is refused as such by the change itself.
