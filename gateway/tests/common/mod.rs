@@ -232,7 +232,9 @@ pub fn hand_listener(command: &mut std::process::Command, listener: &std::net::T
 
 /// A `turnstile serve` process: the harness of every test that runs its servers as processes
 /// (the crash campaigns, the cluster, the command-line client). It is handed its listening
-/// socket, appends its output to a log file, and is killed and reaped when dropped.
+/// socket, appends its output to a log file, and is killed and reaped when dropped, so a failing
+/// test leaves no server behind. (A test process killed by a signal drops nothing: its server
+/// then outlives it.)
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub address: std::net::SocketAddr,

@@ -42,7 +42,8 @@ struct Node {
 
 impl Node {
     /// Starts a node with `extra_config` appended to a config holding the secret, and waits
-    /// (bounded) until its log says it serves.
+    /// (bounded) until its log says it serves (not `ServerProcess::wait_serving`, whose health
+    /// check is plaintext: some of these nodes serve TLS).
     fn start(extra_config: &str) -> Self {
         Self::start_with_secret(SECRET, extra_config)
     }

@@ -735,8 +735,6 @@ fn plan_reads(ledger: &BuyerLedger, rng: &mut StdRng) -> (Vec<String>, Vec<Strin
 // The server process
 // -------------------------------------------------------------------------------------------------
 
-/// The `turnstile serve` child. Dropping it kills and reaps it, so a failing test leaves no server
-/// behind. (A test process killed by a signal drops nothing: its server then outlives it.)
 /// The campaign's temporary directory: config, data directory and the server's log. When the test
 /// panics, it prints the log's tail and keeps the directory for inspection.
 struct Workspace {
@@ -751,7 +749,7 @@ impl Workspace {
         let directory = tempfile::Builder::new().prefix("turnstile-crash-").tempdir().expect("a temporary directory");
         let config_path = directory.path().join("crash.toml");
         let data_dir = directory.path().join("data");
-        // `--listen` gives each start its own port; the rest comes from this file.
+        // Each start is handed its own listening socket; the rest comes from this file.
         let config = format!(
             "[node]\nid = \"crash-node\"\ndata_dir = '{}'\n\n[auth]\nsecret = \"{SECRET}\"\n\n[log]\nlevel = \"info\"\n\n\
              [storage]\ncheckpoint_sweep_seconds = {CHECKPOINT_SWEEP_SECONDS}\n",
